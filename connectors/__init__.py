@@ -1,0 +1,1 @@
+"""One module per CRM, on a small shared HTTP base."""

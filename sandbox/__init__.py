@@ -1,0 +1,1 @@
+"""A local, stateful HubSpot-compatible CRM server for the demo, the tests and the benchmarks."""

@@ -1,0 +1,1 @@
+"""pandera schemas for raw and canonical records, and the quarantine split."""
