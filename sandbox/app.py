@@ -1005,7 +1005,7 @@ class Api:
         return Response(status_code=204)
 
     async def admin_seed(self, request: Request) -> Response:
-        """Insert many records at one timestamp: `{objectType, count, properties, timestamp}`."""
+        """Insert many records: `{objectType, count, properties ({i} = index), timestamp, timestampStep}`."""
         body = await _body(request)
         object_type = canonical_object_type(str(body.get("objectType", "deals")))
         if object_type is None:
@@ -1015,6 +1015,7 @@ class Api:
             raise bad_request("count must be between 1 and 200000.")
         template = body.get("properties") or {}
         stamp = int(body.get("timestamp") or now_ms())
+        step = int(body.get("timestampStep") or 0)
         with self.store.engine.begin() as conn:
             props = self.store.properties(conn, object_type)
             if any(props.get(n) and props[n].has_unique_value for n in template):
@@ -1034,7 +1035,7 @@ class Api:
                 }
                 for i in range(count)
             ]
-            ids = self.store.bulk_insert(conn, object_type, rows, stamp)
+            ids = self.store.bulk_insert(conn, object_type, rows, stamp, step)
         return _json({"count": len(ids), "firstId": str(ids[0]), "lastId": str(ids[-1])}, 201)
 
 

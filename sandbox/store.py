@@ -701,9 +701,14 @@ class Store:
 
     # ---- bulk seeding ----------------------------------------------------------------------
     def bulk_insert(
-        self, conn: Connection, object_type: str, rows: list[dict[str, str]], stamp: int
+        self,
+        conn: Connection,
+        object_type: str,
+        rows: list[dict[str, str]],
+        stamp: int,
+        step: int = 0,
     ) -> list[int]:
-        """Insert many records with coerced values at one timestamp (seeding and benchmarks)."""
+        """Insert many records with coerced values, the n-th stamped `stamp + n * step` (seeding, benchmarks)."""
         ids = self.next_ids(conn, len(rows))
         written = now_ms()
         conn.execute(
@@ -713,12 +718,12 @@ class Store:
                     "id": object_id,
                     "object_type": object_type,
                     "archived": False,
-                    "created_ms": stamp,
-                    "updated_ms": stamp,
+                    "created_ms": stamp + n * step,
+                    "updated_ms": stamp + n * step,
                     "written_ms": written,
                     "props": json.dumps({k: v for k, v in values.items() if v is not None}),
                 }
-                for object_id, values in zip(ids, rows, strict=True)
+                for n, (object_id, values) in enumerate(zip(ids, rows, strict=True))
             ],
         )
         return ids

@@ -1,0 +1,171 @@
+"""The connector interface every CRM module implements, and the values it speaks in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal, Protocol
+
+from connectors.errors import ConnectorError
+
+
+@dataclass(frozen=True)
+class Record:
+    """One CRM record as its CRM holds it: string property values, timestamps in ISO-8601."""
+
+    id: str
+    properties: Mapping[str, str | None]
+    created_at: str
+    updated_at: str
+    archived: bool = False
+    archived_at: str | None = None
+    associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """A page of changed records and the cursor that is safe to store once the page is committed."""
+
+    records: tuple[Record, ...]
+    cursor: int | None
+
+
+@dataclass(frozen=True)
+class WriteInput:
+    """One record to write. `ref` is the caller's name for it; `id` is set for updates."""
+
+    ref: str
+    properties: Mapping[str, str | None]
+    id: str | None = None
+    associations: Sequence[
+        tuple[str, str, int]
+    ] = ()  # (to object type, to id, association type id)
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What happened to one WriteInput: the written record, or the error that kept it out."""
+
+    ref: str
+    record: Record | None = None
+    error: ConnectorError | None = None
+    created: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the CRM confirmed the write."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A CRM user who can own records."""
+
+    id: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    archived: bool = False
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A stored file's metadata."""
+
+    id: str
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """A custom property a mapping needs on a portal."""
+
+    name: str
+    label: str
+    type: Literal["string", "number", "date", "datetime", "enumeration", "bool"] = "string"
+    field_type: str = "text"
+    options: tuple[str, ...] = ()
+    unique: bool = False
+    group: str = "dealinformation"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a connector can do, so the engine can take the right path for each CRM."""
+
+    change_detection: Literal["cursor", "snapshot"]
+    idempotent_create: Literal["upsert", "lookup"]
+    max_batch: int
+    files_on: Literal["notes", "deals"]
+
+
+class Connector(Protocol):
+    """The operations the sync engine needs from a CRM."""
+
+    kind: str
+    capabilities: Capabilities
+
+    def pull_changes(
+        self, object_type: str, since_ms: int | None, properties: Sequence[str]
+    ) -> Iterator[ChangePage]:
+        """Records changed since the cursor (all records when None), page by page."""
+        ...
+
+    def list_archived(self, object_type: str, properties: Sequence[str]) -> Iterator[list[Record]]:
+        """Archived (deleted) records, page by page."""
+        ...
+
+    def read(
+        self,
+        object_type: str,
+        ids: Iterable[str],
+        properties: Sequence[str],
+        id_property: str | None = None,
+    ) -> dict[str, Record]:
+        """Active records by id (or unique property value); missing ones are absent from the result."""
+        ...
+
+    def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
+        """Create records, one outcome per input, in input order."""
+        ...
+
+    def upsert(
+        self, object_type: str, id_property: str, inputs: Sequence[WriteInput]
+    ) -> list[WriteOutcome]:
+        """Create or update records keyed by a unique property (`ref` is the key value)."""
+        ...
+
+    def update(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
+        """Update records by id."""
+        ...
+
+    def archive(self, object_type: str, ids: Sequence[str]) -> list[WriteOutcome]:
+        """Archive (delete) records by id."""
+        ...
+
+    def associations(
+        self, from_type: str, to_type: str, ids: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Associated record ids per record id."""
+        ...
+
+    def owners(self) -> list[Owner]:
+        """Every active owner."""
+        ...
+
+    def upload_file(self, name: str, content: bytes | BinaryIO, folder: str) -> FileInfo:
+        """Store a file and return its metadata."""
+        ...
+
+    def download_file(self, file_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """A file's bytes, streamed in chunks."""
+        ...
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file."""
+        ...
+
+    def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
+        """Create the custom properties that are missing; returns the names created."""
+        ...

@@ -1,0 +1,210 @@
+"""The shared HTTP base of every connector: auth, rate limiting, retries decided by an error table."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+from connectors.errors import (
+    HUBSPOT_ERRORS,
+    TRANSPORT_ERROR,
+    Action,
+    AuthError,
+    DailyLimitReached,
+    ErrorRule,
+    RecordRejected,
+    RetriesExhausted,
+    rule_for,
+)
+from connectors.ratelimit import PortalLimiters, limiters_for
+
+log = logging.getLogger("dealsync.http")
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(secret: str) -> None:
+    """Remember a secret so that `redact` removes it from any text."""
+    if secret:
+        with _secrets_lock:
+            _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `***`."""
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs registered secrets from every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
+
+
+class HttpClient:
+    """Calls one CRM connection over HTTP; retries what the error table says is transient."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        connection: str,
+        error_table: Mapping[int, ErrorRule] = HUBSPOT_ERRORS,
+        limiters: PortalLimiters | None = None,
+        timeout_s: tuple[float, float] = (5.0, 60.0),
+        max_attempts: int = 6,
+        max_backoff_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        register_secret(token)
+        self.base_url = base_url.rstrip("/")
+        self.connection = connection
+        self.error_table = dict(error_table)
+        self.limiters = limiters or limiters_for(base_url, token)
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.max_backoff_s = max_backoff_s
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+        self.calls = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        search: bool = False,
+        expect_json: bool = True,
+        stream: bool = False,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send one call, retrying transient failures; raise a ConnectorError when it fails for good."""
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        where = f"{method} {path.split('?')[0]}"
+        for attempt in range(1, self.max_attempts + 1):
+            (self.limiters.search if search else self.limiters.general).acquire()
+            self.calls += 1
+            try:
+                response = self._session.request(
+                    method, url, timeout=self.timeout_s, stream=stream, **kwargs
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                rule, response, detail = TRANSPORT_ERROR, None, type(exc).__name__
+            else:
+                self._adopt_limits(response)
+                if response.status_code < 400:
+                    return response
+                rule = rule_for(self.error_table, response.status_code)
+                detail = _error_message(response)
+            if rule.action is Action.FAIL_AUTH:
+                raise AuthError(
+                    f"{self.connection}: {where} answered {response.status_code}: {rule.message} ({detail}). "
+                    f"Check the token reference configured for connection '{self.connection}'.",
+                    response.status_code,
+                )
+            if not rule.retriable:
+                raise RecordRejected(
+                    f"{where} answered {response.status_code}: {detail}",
+                    response.status_code,
+                    _error_category(response),
+                )
+            if (
+                response is not None
+                and response.status_code == 429
+                and _policy(response) == "DAILY"
+            ):
+                raise DailyLimitReached(
+                    f"{self.connection}: the portal's daily API limit is spent ({detail}); runs resume tomorrow.",
+                    429,
+                )
+            if attempt == self.max_attempts:
+                status = response.status_code if response is not None else None
+                raise RetriesExhausted(
+                    f"{self.connection}: {where} still failing after {attempt} attempts: {rule.message} ({detail})",
+                    status,
+                )
+            wait = self._wait_for(rule, response, attempt)
+            self.retries += 1
+            log.warning(
+                "%s: %s failed (%s: %s); retry %d in %.2fs",
+                self.connection,
+                where,
+                rule.message,
+                detail,
+                attempt,
+                wait,
+            )
+            if rule.action is Action.RATE_LIMIT:
+                (self.limiters.search if search else self.limiters.general).block_for(wait)
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff: random between 0 and min(cap, 0.5 * 2^attempt)."""
+        return random.uniform(0.1, min(self.max_backoff_s, 0.5 * 2**attempt))
+
+    def _wait_for(self, rule: ErrorRule, response: requests.Response | None, attempt: int) -> float:
+        if rule.action is Action.RATE_LIMIT and response is not None:
+            policy = _policy(response)
+            if policy == "SECONDLY" or "search" in response.url:
+                return 1.0
+            interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+            return int(interval) / 1000 if interval and interval.isdigit() else 10.0
+        if rule.action is Action.RETRY_AFTER and response is not None:
+            retry_after = response.headers.get("Retry-After", "")
+            return (
+                float(retry_after)
+                if retry_after.replace(".", "", 1).isdigit()
+                else self._backoff(attempt)
+            )
+        return (
+            max(rule.min_wait_s, self._backoff(attempt))
+            if rule.min_wait_s
+            else self._backoff(attempt)
+        )
+
+    def _adopt_limits(self, response: requests.Response) -> None:
+        limit = response.headers.get("X-HubSpot-RateLimit-Max")
+        interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        if limit and interval and limit.isdigit() and interval.isdigit():
+            self.limiters.adopt_headers(int(limit), int(interval))
+
+
+def _json_or_empty(response: requests.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _error_message(response: requests.Response) -> str:
+    body = _json_or_empty(response)
+    message = body.get("message") or response.reason or f"HTTP {response.status_code}"
+    return redact(str(message))[:2000]
+
+
+def _error_category(response: requests.Response) -> str | None:
+    return _json_or_empty(response).get("category")
+
+
+def _policy(response: requests.Response) -> str | None:
+    return _json_or_empty(response).get("policyName")
