@@ -312,9 +312,12 @@ def test_search_does_not_see_fresh_writes_until_the_lag_passes():
             headers=headers,
             timeout=10,
         )
-        search = lambda: requests.post(
-            f"{server.base_url}{DEALS}/search", json={}, headers=headers, timeout=10
-        ).json()
+
+        def search():
+            return requests.post(
+                f"{server.base_url}{DEALS}/search", json={}, headers=headers, timeout=10
+            ).json()
+
         assert search()["total"] == 0
         time.sleep(0.5)
         assert search()["total"] == 1
