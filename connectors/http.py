@@ -166,8 +166,10 @@ class HttpClient:
             policy = _policy(response)
             if policy == "SECONDLY" or "search" in response.url:
                 return 1.0
+            # The rolling window frees up gradually: wait 1 s, 2 s, 4 s... capped at the window's length.
             interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-            return int(interval) / 1000 if interval and interval.isdigit() else 10.0
+            window_s = int(interval) / 1000 if interval and interval.isdigit() else 10.0
+            return min(window_s, 2.0 ** (attempt - 1))
         if rule.action is Action.RETRY_AFTER and response is not None:
             retry_after = response.headers.get("Retry-After", "")
             return (

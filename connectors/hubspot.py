@@ -210,7 +210,7 @@ class HubSpotConnector:
         for chunk in _chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
             body: dict[str, Any] = {
                 "inputs": [{"id": key} for key in chunk],
-                "properties": list(properties),
+                "properties": [*properties, id_property] if id_property else list(properties),
             }
             if id_property:
                 body["idProperty"] = id_property
