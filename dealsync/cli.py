@@ -43,6 +43,7 @@ def sandbox_serve(
     search_lag_ms: Annotated[
         int, typer.Option(help="Records written more recently are not yet found by search.")
     ] = 500,
+    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Serve a stateful HubSpot-compatible CRM API on HOST:PORT."""
     from sandbox.server import serve
@@ -66,9 +67,9 @@ def sandbox_serve(
     limits = Limits(
         per_interval=rate_limit, search_per_second=search_rate_limit, search_lag_ms=search_lag_ms
     )
-    err_console.print(
-        f"Sandbox CRM on http://{host}:{port} ({'file ' + str(db) if db else 'in memory'})"
-    )
+    if not quiet:
+        where = f"file {db}" if db else "in memory"
+        err_console.print(f"Sandbox CRM on http://{host}:{port} ({where}); Ctrl-C stops it")
     serve(host, port, tokens, str(db) if db else None, limits, seed)
 
 
@@ -77,7 +78,11 @@ def demo() -> None:
     """Start a vendor and a partner sandbox, seed them, pull both through the connector, summarise."""
     from dealsync.demo import run_demo
 
-    run_demo(console)
+    try:
+        run_demo(console)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted: the sandboxes were stopped.")
+        raise typer.Exit(130) from None
 
 
 if __name__ == "__main__":

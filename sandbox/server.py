@@ -77,6 +77,7 @@ class SandboxProcess:
             str(self.limits.search_per_second),
             "--search-lag-ms",
             str(self.limits.search_lag_ms),
+            "--quiet",
         ]
         if self.db_path:
             cmd += ["--db", str(self.db_path)]
