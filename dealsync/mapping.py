@@ -1,0 +1,323 @@
+"""Load and check mapping files (mappings/*.yaml) and turn them into typed rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from connectors.base import PropertySpec
+from dealsync.model import (
+    TRANSFORMS,
+    BadValue,
+    Direction,
+    FieldRule,
+    FieldType,
+    Side,
+    SideRecord,
+    Value,
+)
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "schema.json"
+DEFAULT_MAPPING = "mappings/shared_deal.yaml"
+
+
+@dataclass(frozen=True)
+class MappingProblem:
+    """One thing wrong with a mapping file, with where it is."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class MappingError(Exception):
+    """A mapping file that cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[MappingProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class FieldErrors(ValueError):
+    """Field values of one record that cannot be read as their mapped types."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ShareRule:
+    """A record is shared when `property` equals `equals` ({partner} = the partner id)."""
+
+    property: str
+    equals: str
+
+    def matches(self, raw: Mapping[str, str | None], partner_id: str) -> bool:
+        """Whether a record's raw properties satisfy the rule for this partner."""
+        expected = self.equals.replace("{partner}", partner_id)
+        return (raw.get(self.property) or "").strip().lower() == expected.lower()
+
+
+@dataclass(frozen=True)
+class DeletionPolicy:
+    """What deleting a linked record on one side does on the other."""
+
+    action: str = "archive"
+    flag_property: str | None = None
+
+
+@dataclass(frozen=True)
+class DealMapping:
+    """A checked mapping, ready for the engine."""
+
+    path: str
+    key_property: str
+    registration: ShareRule
+    conversion: ShareRule
+    fields: tuple[FieldRule, ...]
+    partner_owner_email: str | None = None
+    welcome_note: str | None = None
+    on_create: Mapping[Side, Mapping[str, str]] = field(default_factory=dict)
+    deletion: Mapping[str, DeletionPolicy] = field(default_factory=dict)
+    max_deletions: int = 20
+    max_deletion_fraction: float = 0.10
+    custom_properties: Mapping[Side, tuple[PropertySpec, ...]] = field(default_factory=dict)
+    owner_property: str = "hubspot_owner_id"
+
+    def properties(self, side: Side) -> list[str]:
+        """Every property the engine reads on a side."""
+        names = [self.key_property]
+        names += [f.prop(side) for f in self.synced_fields() if f.prop(side)]
+        rule = self.registration if side == "partner" else self.conversion
+        names.append(rule.property)
+        if side == "vendor":
+            names += [p for p in (self.partner_owner_email, self.welcome_note) if p]
+        return list(dict.fromkeys(n for n in names if n))
+
+    def synced_fields(self) -> tuple[FieldRule, ...]:
+        """Fields that flow in at least one direction."""
+        return tuple(f for f in self.fields if f.direction is not Direction.NONE)
+
+    def policy(self, source: Side) -> DeletionPolicy:
+        """The deletion policy for records deleted on `source`."""
+        return self.deletion.get(
+            f"{source}_to_{'vendor' if source == 'partner' else 'partner'}", DeletionPolicy()
+        )
+
+    def side_record(
+        self,
+        side: Side,
+        record_id: str,
+        raw: Mapping[str, str | None],
+        modified_ms: int = 0,
+        archived: bool = False,
+    ) -> SideRecord:
+        """A side's record in canonical form; raises FieldErrors naming every unreadable field."""
+        values: dict[str, Value] = {}
+        errors: list[str] = []
+        for rule in self.synced_fields():
+            try:
+                values[rule.name] = rule.read(side, raw)
+            except BadValue as exc:
+                errors.append(f"{rule.prop(side)} ({rule.name}): {exc}")
+        if errors:
+            raise FieldErrors(errors)
+        return SideRecord(side, record_id, values, dict(raw), modified_ms, archived)
+
+    def on_create_values(self, side: Side, partner_id: str) -> dict[str, str]:
+        """Fixed values set on records created on `side`."""
+        return {
+            k: v.replace("{partner}", partner_id) for k, v in self.on_create.get(side, {}).items()
+        }
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _line_of(node: yaml.Node, path: list[Any]) -> int:
+    """The 1-based line of the YAML node at a JSON path (the nearest existing ancestor)."""
+    current = node
+    for key in path:
+        if isinstance(current, yaml.MappingNode):
+            match = next((v for k, v in current.value if k.value == key), None)
+            if match is None:
+                key_node = next((k for k, _v in current.value if k.value == key), None)
+                return (key_node or current).start_mark.line + 1
+            current = match
+        elif (
+            isinstance(current, yaml.SequenceNode)
+            and isinstance(key, int)
+            and key < len(current.value)
+        ):
+            current = current.value[key]
+        else:
+            break
+    return current.start_mark.line + 1
+
+
+def _error_path(error: jsonschema.ValidationError) -> list[Any]:
+    """The path of the node at fault: for an unexpected key, the key itself."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extras = [key for key in error.instance if key not in allowed]
+        if extras:
+            path.append(extras[0])
+    return path
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "the top level"
+    if error.validator == "additionalProperties":
+        return f"{where}: {error.message} (check the spelling against mappings/schema.json)"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    return f"{where}: {error.message}"
+
+
+def check_mapping(path: str | Path) -> tuple[dict[str, Any], list[MappingProblem]]:
+    """Parse a mapping file and list every problem in it, each with its line."""
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return {}, [MappingProblem(name, 0, f"cannot read the file: {exc.strerror}")]
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return {}, [MappingProblem(name, mark.line + 1 if mark else 0, f"not valid YAML: {exc}")]
+    if root is None or not isinstance(data, dict):
+        return {}, [MappingProblem(name, 1, "the file is empty or not a mapping of keys to values")]
+    validator = jsonschema.Draft202012Validator(_schema())
+    problems = [
+        MappingProblem(name, _line_of(root, _error_path(e)), _describe(e))
+        for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if not problems:
+        problems = [MappingProblem(name, _line_of(root, p), m) for p, m in _semantic_problems(data)]
+    return data, problems
+
+
+def _semantic_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
+    """What JSON Schema cannot say: unique names, one writer per property, known transforms."""
+    found: list[tuple[list[Any], str]] = []
+    names: set[str] = set()
+    writers: dict[tuple[str, str], str] = {}
+    defaults = data.get("defaults", {})
+    for i, spec in enumerate(data["fields"]):
+        where = ["fields", i]
+        if spec["name"] in names:
+            found.append(([*where, "name"], f"field name {spec['name']!r} is used twice"))
+        names.add(spec["name"])
+        direction = Direction(spec.get("direction", defaults.get("direction", "both")))
+        for side in ("partner", "vendor"):
+            if direction.flows_to(side) and side not in spec:
+                found.append(
+                    (
+                        where,
+                        f"field {spec['name']!r} flows to the {side} but names no {side} property",
+                    )
+                )
+            if direction.flows_to(side) and side in spec:
+                key = (side, spec[side])
+                if key in writers:
+                    found.append(
+                        (
+                            [*where, side],
+                            f"{side} property {spec[side]!r} is written by both {writers[key]!r} and {spec['name']!r}",
+                        )
+                    )
+                writers[key] = spec["name"]
+        for t, transform in enumerate(spec.get("transforms", [])):
+            if transform not in TRANSFORMS:
+                found.append(
+                    (
+                        [*where, "transforms", t],
+                        f"unknown transform {transform!r}; use one of {', '.join(TRANSFORMS)}",
+                    )
+                )
+        if "value_map" in spec and spec["type"] not in ("string", "enum"):
+            found.append(
+                ([*where, "value_map"], "value_map applies to string and enum fields only")
+            )
+    for side in ("partner", "vendor"):
+        if (side, data["key_property"]) in writers:
+            found.append(
+                (
+                    ["key_property"],
+                    f"key property {data['key_property']!r} is also written by field {writers[(side, data['key_property'])]!r}",
+                )
+            )
+    return found
+
+
+def load_mapping(path: str | Path) -> DealMapping:
+    """A checked mapping; raises MappingError listing every problem with its line."""
+    data, problems = check_mapping(path)
+    if problems:
+        raise MappingError(problems)
+    defaults = data.get("defaults", {})
+    fields = tuple(
+        FieldRule(
+            name=spec["name"],
+            type=FieldType(spec["type"]),
+            partner=spec.get("partner"),
+            vendor=spec.get("vendor"),
+            direction=Direction(spec.get("direction", defaults.get("direction", "both"))),
+            when=spec.get("when", defaults.get("when", "always")),
+            conflict=spec.get("conflict", defaults.get("conflict", "vendor")),
+            value_map=dict(spec.get("value_map", {})),
+            transforms=tuple(spec.get("transforms", [])),
+            required_on_create=bool(spec.get("required_on_create", False)),
+        )
+        for spec in data["fields"]
+    )
+    deletion = data.get("deletion", {})
+    brake = deletion.get("brake", {})
+    conversion = data.get("conversion", {})
+    return DealMapping(
+        path=str(path),
+        key_property=data["key_property"],
+        registration=ShareRule(**data["share"]["registration"]),
+        conversion=ShareRule(**data["share"]["conversion"]),
+        fields=fields,
+        owner_property=data.get("owner_property", "hubspot_owner_id"),
+        partner_owner_email=conversion.get("partner_owner_email"),
+        welcome_note=conversion.get("welcome_note"),
+        on_create={side: dict(values) for side, values in data.get("on_create", {}).items()},
+        deletion={k: DeletionPolicy(**v) for k, v in deletion.items() if k != "brake"},
+        max_deletions=int(brake.get("max_deletions", 20)),
+        max_deletion_fraction=float(brake.get("max_fraction", 0.10)),
+        custom_properties={
+            side: tuple(
+                PropertySpec(
+                    name=p["name"],
+                    label=p.get("label", p["name"]),
+                    type=p["type"],
+                    field_type=p.get("field_type", "text"),
+                    options=tuple(p.get("options", [])),
+                    unique=bool(p.get("unique", False)),
+                )
+                for p in specs
+            )
+            for side, specs in data.get("custom_properties", {}).items()
+        },
+    )
