@@ -122,8 +122,9 @@ class Connector(Protocol):
         ids: Iterable[str],
         properties: Sequence[str],
         id_property: str | None = None,
+        archived: bool = False,
     ) -> dict[str, Record]:
-        """Active records by id (or unique property value); missing ones are absent from the result."""
+        """Records by id (or unique property value), active or archived; missing ones are absent."""
         ...
 
     def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:

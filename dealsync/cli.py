@@ -73,6 +73,241 @@ def sandbox_serve(
     serve(host, port, tokens, str(db) if db else None, limits, seed)
 
 
+mapping_app = typer.Typer(help="Check mapping files.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Records kept out of syncs, with their reasons.", no_args_is_help=True
+)
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(quarantine_app, name="quarantine")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Config file (default: $DEALSYNC_CONFIG or ./dealsync.yaml)."
+    ),
+]
+PartnerOption = Annotated[
+    str | None, typer.Option("--partner", "-p", help="Only this partner (default: all).")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _load(config: Path | None):
+    from dealsync.config import ConfigError, load_config
+    from dealsync.ledger import Ledger
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    ledger = Ledger(loaded.ledger_url)
+    ledger.migrate()
+    return loaded, ledger
+
+
+@mapping_app.command("check")
+def mapping_check(file: Annotated[Path, typer.Argument(help="The mapping file to check.")]) -> None:
+    """Check a mapping file against the schema and the rules; print every problem with its line."""
+    from dealsync.mapping import check_mapping, load_mapping
+
+    _, problems = check_mapping(file)
+    if problems:
+        for problem in problems:
+            err_console.print(f"[red]{problem}[/red]")
+        raise typer.Exit(1)
+    mapping = load_mapping(file)
+    flowing = len(mapping.synced_fields())
+    console.print(
+        f"[green]OK[/green] {file}: {len(mapping.fields)} fields ({flowing} synced), key property {mapping.key_property}"
+    )
+
+
+@app.command()
+def init(config: ConfigOption = None) -> None:
+    """Create the ledger and the custom properties the mappings need on every portal (idempotent)."""
+    from rich.table import Table
+
+    from dealsync.connections import build_connector
+    from dealsync.mapping import MappingError, load_mapping
+
+    loaded, _ledger = _load(config)
+    table = Table(title="dealsync init")
+    for column in ("portal", "object", "created", "already there"):
+        table.add_column(column)
+    targets = [("vendor", loaded.vendor_crm, p.mapping_path) for p in loaded.partners]
+    targets += [(f"partner {p.id}", p.crm, p.mapping_path) for p in loaded.partners]
+    done: set[tuple[str, str]] = set()
+    for name, crm, mapping_path in targets:
+        try:
+            mapping = load_mapping(mapping_path)
+        except MappingError as exc:
+            raise _fail(f"mapping {mapping_path}:\n{exc}") from None
+        side = "vendor" if name == "vendor" else "partner"
+        if (crm.base_url, str(mapping_path)) in done:
+            continue
+        done.add((crm.base_url, str(mapping_path)))
+        specs = mapping.custom_properties.get(side, ())
+        try:
+            created = build_connector(crm, name).ensure_properties("deals", specs)
+        except Exception as exc:
+            raise _fail(f"{name} ({crm.base_url}): {exc}", 1) from None
+        table.add_row(name, "deals", ", ".join(created) or "-", str(len(specs) - len(created)))
+    console.print(table)
+    console.print(f"Ledger ready at {_redact_url(loaded.ledger_url)}")
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    partner: PartnerOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; write nothing anywhere.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Ignore cursors: compare every record (full resync).")
+    ] = False,
+    allow_mass_deletion: Annotated[
+        bool, typer.Option(help="Release the deletion brake for this run.")
+    ] = False,
+) -> None:
+    """Sync shared deals now: every partner, or one. Exit 0 when every run completed (even with quarantine)."""
+    from dealsync.runner import run_partners
+
+    loaded, ledger = _load(config)
+    ids = [partner] if partner else [p.id for p in loaded.partners]
+    failed = run_partners(
+        loaded, ledger, ids, dry_run, full, allow_mass_deletion, console, err_console
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(config: ConfigOption = None) -> None:
+    """Per partner: links, active registrations, last run, open quarantine and conflicts."""
+    from rich.table import Table
+
+    from dealsync.ledger.models import ConflictRow
+
+    loaded, ledger = _load(config)
+    table = Table(title="dealsync status")
+    for column in (
+        "partner",
+        "links",
+        "registrations",
+        "conversions",
+        "last run",
+        "status",
+        "quarantine",
+        "conflicts",
+    ):
+        table.add_column(column)
+    quarantine = ledger.quarantine_pairs()
+    for p in loaded.partners:
+        links = ledger.active_links(p.id)
+        last = ledger.last_run(p.id)
+        table.add_row(
+            p.id,
+            str(len(links)),
+            str(sum(1 for link in links if link.origin == "partner")),
+            str(sum(1 for link in links if link.origin == "vendor")),
+            last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
+            (last.status + (f": {last.error}" if last.error else "")) if last else "-",
+            str(quarantine.get(p.id, 0)),
+            str(ledger.count(ConflictRow, p.id)),
+        )
+    console.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list(config: ConfigOption = None, partner: PartnerOption = None) -> None:
+    """Records in quarantine: which, where, why, and how often they were retried."""
+    from rich.table import Table
+
+    _loaded, ledger = _load(config)
+    entries = ledger.open_quarantine(partner)
+    table = Table(title=f"Quarantine ({len(entries)} open)")
+    for column in ("side", "record id", "stage", "reason", "attempts", "last seen"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            e.side,
+            e.record_id,
+            e.stage,
+            "; ".join(e.reasons),
+            str(e.attempts),
+            str(e.last_seen)[:19],
+        )
+    console.print(table)
+    if entries:
+        console.print(
+            "Fix the records at their source; the next run (or `dealsync quarantine retry`) picks them up."
+        )
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(config: ConfigOption = None, partner: PartnerOption = None) -> None:
+    """Run the partners that have quarantined records now (every run retries them)."""
+    from dealsync.runner import run_partners
+
+    loaded, ledger = _load(config)
+    pending = ledger.quarantine_pairs()
+    ids = [p for p in ([partner] if partner else [p.id for p in loaded.partners]) if pending.get(p)]
+    if not ids:
+        console.print("Nothing in quarantine.")
+        return
+    if run_partners(loaded, ledger, ids, False, False, False, console, err_console):
+        raise typer.Exit(1)
+
+
+@app.command()
+def conflicts(
+    config: ConfigOption = None,
+    partner: PartnerOption = None,
+    limit: Annotated[int, typer.Option(help="How many of the newest to show.")] = 50,
+) -> None:
+    """Fields both sides changed, with all three values and the rule that decided."""
+    from rich.table import Table
+
+    _loaded, ledger = _load(config)
+    table = Table(title="Conflicts (newest first)")
+    for column in (
+        "when",
+        "partner",
+        "link",
+        "field",
+        "base",
+        "partner value",
+        "vendor value",
+        "rule",
+        "winner",
+    ):
+        table.add_column(column)
+    for c in ledger.conflicts(partner, limit):
+        table.add_row(
+            str(c.at)[:19],
+            c.pair,
+            str(c.link_id),
+            c.field,
+            repr(c.base_value),
+            repr(c.partner_value),
+            repr(c.vendor_value),
+            c.rule,
+            c.winner,
+        )
+    console.print(table)
+
+
 @app.command()
 def demo() -> None:
     """Start a vendor and a partner sandbox, seed them, pull both through the connector, summarise."""

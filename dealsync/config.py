@@ -1,0 +1,249 @@
+"""Connections and pairs: `dealsync.yaml` (`--config PATH` or `DEALSYNC_CONFIG`)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dealsync.mapping import DEFAULT_MAPPING
+from dealsync.rules import OwnerAssignment
+
+DEFAULT_CONFIG = "dealsync.yaml"
+DEFAULT_LEDGER = "sqlite:///.dealsync/ledger.db"
+CRM_KINDS = ("hubspot",)
+_PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class ConfigError(Exception):
+    """A configuration problem: names the file, the key, and what to do."""
+
+
+@dataclass(frozen=True)
+class CrmConfig:
+    """How to reach one CRM portal; the token is a reference, resolved at the edge."""
+
+    kind: str
+    base_url: str
+    token_ref: str
+    where: str  # "path: key" for error messages
+
+    def token(self) -> str:
+        """The secret the reference points at."""
+        return resolve_secret(self.token_ref, self.where)
+
+
+@dataclass(frozen=True)
+class PartnerConfig:
+    """One partner: its CRM and the mapping of its pair."""
+
+    id: str
+    crm: CrmConfig
+    mapping_path: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration: one vendor, many partners, one ledger."""
+
+    path: Path
+    ledger_url: str
+    vendor_crm: CrmConfig
+    owner_assignment: OwnerAssignment
+    partners: tuple[PartnerConfig, ...]
+
+    def partner(self, partner_id: str) -> PartnerConfig:
+        """The partner with this id, or a ConfigError listing the known ones."""
+        for partner in self.partners:
+            if partner.id == partner_id:
+                return partner
+        known = ", ".join(p.id for p in self.partners)
+        raise ConfigError(
+            f"{self.path}: partners: no partner {partner_id!r}; the configured partners are {known}."
+        )
+
+
+def resolve_secret(reference: str, where: str) -> str:
+    """`env:NAME` -> the environment variable; anything else -> the Prefect Secret block of that name."""
+    if reference.startswith("env:"):
+        name = reference[4:]
+        value = os.environ.get(name)
+        if not value:
+            raise ConfigError(
+                f"{where}: the environment variable {name} is not set. Export it, or point the token at a Prefect Secret block."
+            )
+        return value
+    block = reference.removeprefix("prefect:")
+    try:
+        from prefect.blocks.system import Secret
+
+        return Secret.load(block).get()
+    except Exception as exc:  # Prefect raises several kinds here; all mean the same to the user
+        raise ConfigError(
+            f"{where}: cannot load the Prefect Secret block {block!r} ({type(exc).__name__}). Create it "
+            f"(Secret(value=...).save({block!r})) with PREFECT_API_URL set, or use env:NAME."
+        ) from exc
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to use: --config, then $DEALSYNC_CONFIG, then ./dealsync.yaml."""
+    return Path(explicit or os.environ.get("DEALSYNC_CONFIG") or DEFAULT_CONFIG)
+
+
+def _need(data: dict, key: str, where: str, kind: type | tuple[type, ...], fix: str) -> Any:
+    if key not in data:
+        raise ConfigError(f"{where}.{key}: missing. {fix}")
+    value = data[key]
+    if not isinstance(value, kind):
+        raise ConfigError(
+            f"{where}.{key}: expected {_kind_name(kind)}, got {type(value).__name__}. {fix}"
+        )
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {dict: "a mapping", list: "a list", str: "a string"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _crm(data: Any, where: str) -> CrmConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping like {{kind: hubspot, base_url: ..., token: env:NAME}}."
+        )
+    kind = _need(data, "kind", where, str, f"Use one of: {', '.join(CRM_KINDS)}.")
+    if kind not in CRM_KINDS:
+        raise ConfigError(
+            f"{where}.kind: {kind!r} is not a supported CRM. Use one of: {', '.join(CRM_KINDS)}."
+        )
+    base_url = _need(
+        data, "base_url", where, str, 'Give the API root, e.g. "http://127.0.0.1:8701".'
+    )
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url: {base_url!r} must start with http:// or https://.")
+    token = _need(
+        data, "token", where, str, "Give a reference: env:NAME or a Prefect Secret block name."
+    )
+    if token.startswith(("pat-", "Bearer", "bcrm_pat_")):
+        raise ConfigError(
+            f"{where}.token: looks like a literal token. Never put secrets in the config: use env:NAME or a Prefect Secret block name."
+        )
+    return CrmConfig(kind, base_url.rstrip("/"), token, f"{where}.token")
+
+
+def _owner_assignment(data: Any, where: str) -> OwnerAssignment:
+    if data is None:
+        return OwnerAssignment("round_robin")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping with a strategy (round_robin, by_field or fixed)."
+        )
+    strategy = data.get("strategy", "round_robin")
+    fallback = data.get("fallback")
+    if strategy == "round_robin":
+        pool = _need(data, "pool", where, list, "List the owner emails to rotate through.")
+        return OwnerAssignment("round_robin", tuple(str(e) for e in pool), fallback)
+    if strategy == "by_field":
+        prop = _need(
+            data,
+            "property",
+            where,
+            str,
+            "Name the partner deal property whose value picks the owner.",
+        )
+        table = _need(
+            data,
+            "owners",
+            where,
+            dict,
+            "Map property values to owner emails, e.g. {DE: rep1@vendor.test}.",
+        )
+        return OwnerAssignment(
+            "by_field", (), fallback, prop, {str(k): str(v) for k, v in table.items()}
+        )
+    if strategy == "fixed":
+        owner = _need(data, "owner", where, str, "Give the owner email every registration goes to.")
+        return OwnerAssignment("fixed", (), fallback, owner=owner)
+    raise ConfigError(f"{where}.strategy: {strategy!r} is not one of round_robin, by_field, fixed.")
+
+
+def _resolve_ledger(url: str, base: Path) -> str:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url[len("sqlite:///") :]
+        if relative and relative != ":memory:":
+            return f"sqlite:///{(base / relative).resolve()}"
+    return url
+
+
+def _mapping_path(raw: str | None, base: Path) -> Path:
+    candidate = Path(raw or DEFAULT_MAPPING)
+    if candidate.is_absolute():
+        return candidate
+    for root in (base, Path(__file__).resolve().parent.parent):
+        if (root / candidate).exists():
+            return root / candidate
+    return base / candidate
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and check the config; every error names the file, the key and the fix."""
+    file = config_path(path)
+    if not file.exists():
+        raise ConfigError(
+            f"{file}: no such file. Pass --config PATH, set DEALSYNC_CONFIG, or create {DEFAULT_CONFIG} (see README)."
+        )
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected keys ledger, vendor and partners at the top level.")
+    base = file.resolve().parent
+    where = str(file)
+    vendor = _need(data, "vendor", where, dict, "Describe the vendor CRM: vendor: {crm: {...}}.")
+    partners_raw = _need(
+        data,
+        "partners",
+        where,
+        list,
+        "List at least one partner: partners: [{id: acme, crm: {...}}].",
+    )
+    if not partners_raw:
+        raise ConfigError(f"{where}.partners: empty. List at least one partner.")
+    partners = []
+    seen: set[str] = set()
+    for n, entry in enumerate(partners_raw):
+        at = f"{where}: partners[{n}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at}: expected a mapping with id and crm.")
+        partner_id = str(
+            _need(entry, "id", at, (str, int), "Give the partner a short id, e.g. acme.")
+        )
+        if not _PARTNER_ID.match(partner_id):
+            raise ConfigError(
+                f"{at}.id: {partner_id!r} must be lowercase letters, digits, - or _ (it is part of every idempotency key)."
+            )
+        if partner_id in seen:
+            raise ConfigError(f"{at}.id: {partner_id!r} is used twice; partner ids must be unique.")
+        seen.add(partner_id)
+        crm = _crm(entry.get("crm"), f"{at}.crm")
+        partners.append(PartnerConfig(partner_id, crm, _mapping_path(entry.get("mapping"), base)))
+    ledger = data.get("ledger", DEFAULT_LEDGER)
+    if not isinstance(ledger, str) or "://" not in ledger:
+        raise ConfigError(
+            f"{where}: ledger: {ledger!r} is not a database URL, e.g. {DEFAULT_LEDGER} or postgresql+psycopg://user@host/db."
+        )
+    return Config(
+        path=file,
+        ledger_url=_resolve_ledger(ledger, base),
+        vendor_crm=_crm(vendor.get("crm"), f"{where}: vendor.crm"),
+        owner_assignment=_owner_assignment(
+            vendor.get("owner_assignment"), f"{where}: vendor.owner_assignment"
+        ),
+        partners=tuple(partners),
+    )

@@ -1,0 +1,14 @@
+"""Build the connector a configured CRM needs."""
+
+from __future__ import annotations
+
+from connectors.base import Connector
+from connectors.hubspot import HubSpotConnector
+from dealsync.config import ConfigError, CrmConfig
+
+
+def build_connector(crm: CrmConfig, connection: str) -> Connector:
+    """A connector for one configured CRM; the token is resolved here, at the edge."""
+    if crm.kind == "hubspot":
+        return HubSpotConnector(crm.base_url, crm.token(), connection=connection)
+    raise ConfigError(f"{crm.where}: CRM kind {crm.kind!r} has no connector yet.")

@@ -1,0 +1,617 @@
+"""The steps of one run of one pair: pull, validate, plan, push, commit. Flows and the CLI call these."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from connectors.base import Connector, Record, WriteInput, WriteOutcome
+from connectors.hubspot import modified_ms
+from dealsync.config import Config, PartnerConfig
+from dealsync.connections import build_connector
+from dealsync.ledger import Ledger
+from dealsync.ledger.repo import RunCommit
+from dealsync.mapping import DealMapping, FieldErrors, load_mapping
+from dealsync.model import SIDES, Link, Plan, Side, SideRecord, other, to_json
+from dealsync.plan import PlanInput, make_plan, parse_key
+from validation.quarantine import split_valid
+from validation.schemas import canonical_deals, raw_hubspot_deals
+
+OBJECT = "deals"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RunContext:
+    """Everything one run of one pair works with."""
+
+    pair: str
+    partner: PartnerConfig
+    mapping: DealMapping
+    ledger: Ledger
+    connectors: dict[Side, Connector]
+    config: Config
+    dry_run: bool = False
+    full_resync: bool = False
+    allow_mass_deletion: bool = False
+    run_id: int | None = None
+    progress: Progress | None = None
+
+    def properties(self, side: Side) -> list[str]:
+        """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
+        names = self.mapping.properties(side)
+        rule_prop = self.config.owner_assignment.property
+        if side == "partner" and rule_prop:
+            names.append(rule_prop)
+        return list(dict.fromkeys(names))
+
+
+@dataclass
+class Quarantined:
+    """A record kept out of this run, and why."""
+
+    side: Side
+    record_id: str
+    stage: str
+    reasons: list[str]
+    payload: dict[str, Any]
+    retriable: bool = True
+
+
+@dataclass
+class Pulled:
+    """Raw records of both sides that matter to this pair, and what the pulls learned."""
+
+    records: dict[Side, dict[str, Record]]
+    links: list[Link]
+    gone: set[tuple[Side, str]]
+    cursors: dict[Side, int | None]
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Validated:
+    """Canonical records that passed validation, and the ones quarantined."""
+
+    records: dict[Side, dict[str, SideRecord]]
+    quarantined: list[Quarantined]
+
+
+@dataclass
+class Pushed:
+    """What the CRMs confirmed."""
+
+    creates: dict[str, WriteOutcome]  # by key
+    updates: dict[tuple[Side, str], WriteOutcome]
+    deletes: dict[tuple[Side, str], WriteOutcome]
+    failures: list[Quarantined]
+
+
+@dataclass
+class RunReport:
+    """The summary of one run, for the CLI, the ledger and Prefect artifacts."""
+
+    pair: str
+    run_id: int | None
+    dry_run: bool
+    pulled: dict[str, int] = field(default_factory=dict)
+    created: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    deleted: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    adopted: int = 0
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    resolved: int = 0
+    notes: list[str] = field(default_factory=list)
+    brake: str = ""
+    api_calls: int = 0
+    seconds: float = 0.0
+    plan: Plan | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary (what the ledger keeps per run)."""
+        return {
+            "pulled": self.pulled,
+            "created": self.created,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "adopted": self.adopted,
+            "conflicts": len(self.conflicts),
+            "quarantined": len(self.quarantined),
+            "resolved": self.resolved,
+            "brake": self.brake,
+            "notes": self.notes,
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def open_context(
+    config: Config,
+    partner_id: str,
+    ledger: Ledger,
+    dry_run: bool = False,
+    full_resync: bool = False,
+    allow_mass_deletion: bool = False,
+    progress: Progress | None = None,
+) -> RunContext:
+    """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
+    partner = config.partner(partner_id)
+    return RunContext(
+        pair=partner_id,
+        partner=partner,
+        mapping=load_mapping(partner.mapping_path),
+        ledger=ledger,
+        connectors={
+            "partner": build_connector(partner.crm, f"partner {partner_id}"),
+            "vendor": build_connector(config.vendor_crm, "vendor"),
+        },
+        config=config,
+        dry_run=dry_run,
+        full_resync=full_resync,
+        allow_mass_deletion=allow_mass_deletion,
+        progress=progress,
+    )
+
+
+# ---- pull --------------------------------------------------------------------------------
+def _relevant(ctx: RunContext, side: Side, record: Record, linked: set[str]) -> bool:
+    """Visibility as a rule: only records this pair may ever see enter the run."""
+    if record.id in linked:
+        return True
+    key = record.properties.get(ctx.mapping.key_property)
+    if key:
+        return parse_key(ctx.pair, key) is not None
+    rule = ctx.mapping.registration if side == "partner" else ctx.mapping.conversion
+    return rule.matches(record.properties, ctx.pair)
+
+
+def pull(ctx: RunContext) -> Pulled:
+    """Changed records of both sides since the cursors, plus quarantined ones, counterparts and deletions."""
+    records: dict[Side, dict[str, Record]] = {"partner": {}, "vendor": {}}
+    cursors: dict[Side, int | None] = {}
+    counts: dict[str, int] = {}
+    links: dict[int, Link] = {}
+    for side in SIDES:
+        connector = ctx.connectors[side]
+        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, OBJECT)
+        cursors[side] = since
+        seen = 0
+        for page in connector.pull_changes(OBJECT, since, ctx.properties(side)):
+            seen += len(page.records)
+            page_links = ctx.ledger.links_for(ctx.pair, side, [r.id for r in page.records])
+            links.update({link.id: link for link in page_links})
+            linked = {
+                link.partner_id if side == "partner" else link.vendor_id for link in page_links
+            }
+            for record in page.records:
+                if _relevant(ctx, side, record, linked):
+                    records[side][record.id] = record
+            cursors[side] = page.cursor
+        counts[f"{side} changed"] = seen
+        counts[f"{side} relevant"] = len(records[side])
+        retry = [
+            e.record_id
+            for e in ctx.ledger.open_quarantine(ctx.pair, side)
+            if e.record_id not in records[side]
+        ]
+        if retry:
+            found = connector.read(OBJECT, retry, ctx.properties(side))
+            records[side].update(found)
+            for link in ctx.ledger.links_for(ctx.pair, side, found):
+                links[link.id] = link
+    gone = _counterparts_and_deletions(ctx, records, links)
+    return Pulled(records, list(links.values()), gone, cursors, counts)
+
+
+def _counterparts_and_deletions(
+    ctx: RunContext, records: dict[Side, dict[str, Record]], links: dict[int, Link]
+) -> set[tuple[Side, str]]:
+    """Read the other side of every touched link; find linked records deleted on either side."""
+    gone: set[tuple[Side, str]] = set()
+    for side in SIDES:
+        wanted = [
+            link.partner_id if side == "partner" else link.vendor_id
+            for link in links.values()
+            if (link.partner_id if side == "partner" else link.vendor_id) not in records[side]
+        ]
+        if wanted:
+            found = ctx.connectors[side].read(OBJECT, wanted, ctx.properties(side))
+            records[side].update(found)
+            gone.update((side, record_id) for record_id in wanted if record_id not in found)
+    # Deletions do not change modification times: check every active link's records for archiving.
+    all_links = ctx.ledger.active_links(ctx.pair)
+    for side in SIDES:
+        ids = [link.partner_id if side == "partner" else link.vendor_id for link in all_links]
+        archived = ctx.connectors[side].read(OBJECT, ids, [], archived=True) if ids else {}
+        gone.update((side, record_id) for record_id in archived)
+        for link in all_links:
+            if (side, link.partner_id if side == "partner" else link.vendor_id) in gone:
+                links.setdefault(link.id, link)
+    return gone
+
+
+# ---- validate ----------------------------------------------------------------------------
+def validate(ctx: RunContext, pulled: Pulled) -> Validated:
+    """Raw schema, then mapping into canonical values, then the canonical schema; bad rows quarantined."""
+    quarantined: list[Quarantined] = []
+    result: dict[Side, dict[str, SideRecord]] = {"partner": {}, "vendor": {}}
+    linked = {
+        "partner": {lk.partner_id for lk in pulled.links},
+        "vendor": {lk.vendor_id for lk in pulled.links},
+    }
+    for side in SIDES:
+        raw = pulled.records[side]
+        if not raw:
+            continue
+        props = ctx.properties(side)
+        frame = pd.DataFrame(
+            [
+                {
+                    "id": r.id,
+                    "hs_lastmodifieddate": r.properties.get("hs_lastmodifieddate"),
+                    **{p: r.properties.get(p) for p in props},
+                }
+                for r in raw.values()
+            ]
+        )
+        good, bad = split_valid(frame, raw_hubspot_deals(ctx.mapping, side), "id")
+        quarantined += [
+            Quarantined(side, rid, "validate", reasons, dict(raw[rid].properties), retriable=False)
+            for rid, reasons in bad.items()
+        ]
+        canonical_rows = []
+        for record_id in good["id"]:
+            record = raw[str(record_id)]
+            try:
+                side_record = ctx.mapping.side_record(
+                    side, record.id, record.properties, modified_ms(record)
+                )
+            except FieldErrors as exc:
+                quarantined.append(
+                    Quarantined(
+                        side, record.id, "validate", exc.errors, dict(record.properties), False
+                    )
+                )
+                continue
+            result[side][record.id] = side_record
+            creates = (
+                record.id not in linked[side]
+                and not record.properties.get(ctx.mapping.key_property)
+                and (
+                    ctx.mapping.registration if side == "partner" else ctx.mapping.conversion
+                ).matches(record.properties, ctx.pair)
+            )
+            canonical_rows.append(
+                {
+                    "record_id": record.id,
+                    "creates_twin": creates,
+                    **{k: to_json(v) for k, v in side_record.values.items()},
+                }
+            )
+        if canonical_rows:
+            _, bad_canonical = split_valid(
+                pd.DataFrame(canonical_rows), canonical_deals(ctx.mapping), "record_id"
+            )
+            for record_id, reasons in bad_canonical.items():
+                result[side].pop(record_id, None)
+                quarantined.append(
+                    Quarantined(
+                        side, record_id, "validate", reasons, dict(raw[record_id].properties), False
+                    )
+                )
+    return Validated(result, quarantined)
+
+
+# ---- plan --------------------------------------------------------------------------------
+def plan_run(ctx: RunContext, pulled: Pulled, validated: Validated) -> Plan:
+    """Owners and links gathered, then the pure planner decides."""
+    owners: dict[Side, dict[str, str]] = {}
+    for side in SIDES:
+        owners[side] = {
+            o.email.lower(): o.id for o in ctx.connectors[side].owners() if not o.archived
+        }
+    inp = PlanInput(
+        pair=ctx.pair,
+        mapping=ctx.mapping,
+        links=tuple(pulled.links),
+        records=validated.records,
+        gone=frozenset(pulled.gone),
+        owners=owners,
+        owner_rules=ctx.config.owner_assignment,
+        owner_turn=ctx.ledger.owner_turn(ctx.pair),
+        active_links=ctx.ledger.count_links(ctx.pair),
+        allow_mass_deletion=ctx.allow_mass_deletion,
+    )
+    return make_plan(inp)
+
+
+# ---- push --------------------------------------------------------------------------------
+def push(ctx: RunContext, plan: Plan) -> Pushed:
+    """Send the plan to both CRMs in batches; failures are per record."""
+    assert ctx.run_id is not None, "push needs a started run"
+    ctx.ledger.record_intents(
+        ctx.run_id, ctx.pair, [(c.key, c.target, c.source_id) for c in plan.creates]
+    )
+    total = len(plan.creates) + len(plan.updates) + len(plan.deletes)
+    done = 0
+    creates: dict[str, WriteOutcome] = {}
+    for target in SIDES:
+        batch = [c for c in plan.creates if c.target == target]
+        if batch:
+            inputs = [
+                WriteInput(
+                    c.key, {k: v for k, v in c.properties.items() if k != ctx.mapping.key_property}
+                )
+                for c in batch
+            ]
+            for outcome in ctx.connectors[target].upsert(OBJECT, ctx.mapping.key_property, inputs):
+                creates[outcome.ref] = outcome
+            done += len(batch)
+            _progress(ctx, "creates", done, total)
+    updates: dict[tuple[Side, str], WriteOutcome] = {}
+    for target in SIDES:
+        merged: dict[str, dict[str, str]] = defaultdict(dict)
+        for update in plan.updates:
+            if update.target == target:
+                merged[update.record_id].update(update.properties)
+        if merged:
+            inputs = [WriteInput(rid, props, id=rid) for rid, props in merged.items()]
+            for outcome in ctx.connectors[target].update(OBJECT, inputs):
+                updates[(target, outcome.ref)] = outcome
+            done += len(merged)
+            _progress(ctx, "updates", done, total)
+    deletes: dict[tuple[Side, str], WriteOutcome] = {}
+    for source in SIDES:
+        target = other(source)
+        archive_ids = [
+            d.target_id for d in plan.deletes if d.source == source and d.action == "archive"
+        ]
+        if archive_ids:
+            for outcome in ctx.connectors[target].archive(OBJECT, archive_ids):
+                deletes[(target, outcome.ref)] = outcome
+        flags = [
+            d for d in plan.deletes if d.source == source and d.action == "flag" and d.flag_property
+        ]
+        if flags:
+            inputs = [
+                WriteInput(d.target_id, {d.flag_property: "true"}, id=d.target_id) for d in flags
+            ]
+            for outcome in ctx.connectors[target].update(OBJECT, inputs):
+                deletes[(target, outcome.ref)] = outcome
+    _progress(ctx, "deletes", total, total)
+    # A failed create is the source record's problem: quarantine it on its own side.
+    failures = [
+        Quarantined(
+            other(c.target),
+            c.source_id,
+            "push",
+            [f"creating the {c.target} twin failed: {creates[c.key].error}"],
+            dict(c.properties),
+            retriable=True,
+        )
+        for c in plan.creates
+        if not creates[c.key].ok
+    ]
+    failures += [
+        Quarantined(
+            side, rid, "push", [f"updating {side} deal {rid} failed: {outcome.error}"], {}, True
+        )
+        for (side, rid), outcome in updates.items()
+        if not outcome.ok
+    ]
+    failures += [
+        Quarantined(
+            side, rid, "push", [f"deleting {side} deal {rid} failed: {outcome.error}"], {}, True
+        )
+        for (side, rid), outcome in deletes.items()
+        if not outcome.ok
+    ]
+    return Pushed(creates, updates, deletes, failures)
+
+
+def _progress(ctx: RunContext, what: str, done: int, total: int) -> None:
+    if ctx.progress:
+        ctx.progress(what, done, total)
+
+
+# ---- commit ------------------------------------------------------------------------------
+def commit(
+    ctx: RunContext, pulled: Pulled, validated: Validated, plan: Plan, pushed: Pushed
+) -> RunReport:
+    """Write to the ledger only what the CRMs confirmed, then advance the cursors."""
+    assert ctx.run_id is not None
+    report = RunReport(ctx.pair, ctx.run_id, ctx.dry_run, pulled=pulled.counts, plan=plan)
+    new_links: list[Link] = []
+    intents_done: dict[str, str] = {}
+    changes: list[dict[str, Any]] = []
+    for create in plan.creates:
+        outcome = pushed.creates[create.key]
+        if not outcome.ok or outcome.record is None:
+            continue
+        twin_id = outcome.record.id
+        source = other(create.target)
+        partner_id, vendor_id = (
+            (create.source_id, twin_id) if source == "partner" else (twin_id, create.source_id)
+        )
+        new_links.append(Link(None, partner_id, vendor_id, source, create.base))
+        intents_done[create.key] = twin_id
+        report.created[create.target] += 1
+        changes.append(
+            _change(
+                None, create.target, twin_id, "create", ctx.mapping.key_property, None, create.key
+            )
+        )
+        changes += [
+            _change(None, create.target, twin_id, "create", prop, None, value)
+            for prop, value in create.properties.items()
+            if prop != ctx.mapping.key_property
+        ]
+    for adopt in plan.adopts:
+        new_links.append(Link(None, adopt.partner_id, adopt.vendor_id, adopt.origin, adopt.base))
+        report.adopted += 1
+    failed_links: set[int] = set()
+    for update in plan.updates:
+        outcome = pushed.updates.get((update.target, update.record_id))
+        if outcome is None or not outcome.ok:
+            if update.link_id is not None:
+                failed_links.add(update.link_id)
+            continue
+        report.updated[update.target] += 1
+        changes += [
+            _change(
+                update.link_id,
+                update.target,
+                update.record_id,
+                "update",
+                c.field,
+                to_json(c.old),
+                to_json(c.new),
+            )
+            for c in update.changes
+        ]
+    link_states: dict[int, str] = {}
+    for delete in plan.deletes:
+        target = other(delete.source)
+        outcome = pushed.deletes.get((target, delete.target_id))
+        if delete.action != "unlink" and (outcome is None or not outcome.ok):
+            continue
+        if delete.link_id is not None:
+            link_states[delete.link_id] = "unlinked" if delete.action == "unlink" else "archived"
+        if delete.action != "unlink":
+            report.deleted[target] += 1
+            changes.append(
+                _change(delete.link_id, target, delete.target_id, delete.action, "*", None, None)
+            )
+    bases = {
+        link_id: base for link_id, base in plan.new_bases.items() if link_id not in failed_links
+    }
+    conflicts = [
+        {
+            "link_id": c.link_id,
+            "field": c.field,
+            "base": to_json(c.base),
+            "partner": to_json(c.partner),
+            "vendor": to_json(c.vendor),
+            "rule": c.rule,
+            "winner": c.winner,
+        }
+        for c in plan.conflicts
+    ]
+    cursors = {(side, OBJECT): value for side, value in pulled.cursors.items() if value is not None}
+    ctx.ledger.commit_run(
+        ctx.run_id,
+        ctx.pair,
+        RunCommit(
+            new_links,
+            bases,
+            link_states,
+            changes,
+            conflicts,
+            cursors,
+            intents_done,
+            plan.next_owner_turn,
+        ),
+    )
+    quarantined = validated.quarantined + pushed.failures
+    quarantined += [
+        Quarantined(s.side, s.record_id, "plan", [s.reason], {}, False) for s in plan.skips
+    ]
+    for item in quarantined:
+        ctx.ledger.quarantine(
+            ctx.run_id,
+            ctx.pair,
+            item.side,
+            item.record_id,
+            item.stage,
+            item.reasons,
+            item.payload,
+            item.retriable,
+        )
+    still_bad = {(q.side, q.record_id) for q in quarantined}
+    for side in SIDES:
+        healthy = [rid for rid in validated.records[side] if (side, rid) not in still_bad]
+        report.resolved += ctx.ledger.resolve_quarantine(ctx.pair, side, healthy)
+    report.conflicts = conflicts
+    report.quarantined = [
+        {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
+        for q in quarantined
+    ]
+    report.notes = list(plan.notes)
+    report.brake = plan.brake_reason
+    return report
+
+
+def _change(
+    link_id: int | None,
+    side: Side,
+    record_id: str,
+    action: str,
+    field_name: str,
+    old: Any,
+    new: Any,
+) -> dict[str, Any]:
+    return {
+        "link_id": link_id,
+        "side": side,
+        "record_id": record_id,
+        "action": action,
+        "field": field_name,
+        "old": old,
+        "new": new,
+    }
+
+
+def dry_run_report(ctx: RunContext, pulled: Pulled, validated: Validated, plan: Plan) -> RunReport:
+    """What a dry run shows: the plan, and what would be quarantined; nothing is written anywhere."""
+    report = RunReport(ctx.pair, None, True, pulled=pulled.counts, plan=plan)
+    for create in plan.creates:
+        report.created[create.target] += 1
+    for update in plan.updates:
+        report.updated[update.target] += 1
+    for delete in plan.deletes:
+        if delete.action != "unlink":
+            report.deleted[other(delete.source)] += 1
+    report.adopted = len(plan.adopts)
+    report.conflicts = [
+        {"field": c.field, "winner": c.winner, "rule": c.rule} for c in plan.conflicts
+    ]
+    skipped = [Quarantined(s.side, s.record_id, "plan", [s.reason], {}) for s in plan.skips]
+    report.quarantined = [
+        {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
+        for q in [*validated.quarantined, *skipped]
+    ]
+    report.notes = list(plan.notes)
+    report.brake = plan.brake_reason
+    return report
+
+
+def run_pair(ctx: RunContext, call: Callable[..., Any] | None = None) -> RunReport:
+    """One run of one pair, step by step; `call(step, *args)` lets a Prefect flow run each as a task."""
+    invoke = call or (lambda step, *args: step(*args))
+    started = time.monotonic()
+    if not ctx.dry_run:
+        ctx.run_id = ctx.ledger.start_run(ctx.pair, ctx.dry_run, ctx.full_resync)
+    try:
+        pulled = invoke(pull, ctx)
+        validated = invoke(validate, ctx, pulled)
+        plan = invoke(plan_run, ctx, pulled, validated)
+        if ctx.dry_run:
+            report = dry_run_report(ctx, pulled, validated, plan)
+        else:
+            pushed = invoke(push, ctx, plan)
+            report = invoke(commit, ctx, pulled, validated, plan, pushed)
+    except Exception as exc:
+        if ctx.run_id is not None:
+            ctx.ledger.finish_run(ctx.run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
+        raise
+    report.api_calls = sum(c.http.calls for c in ctx.connectors.values() if hasattr(c, "http"))
+    report.seconds = time.monotonic() - started
+    if ctx.run_id is not None:
+        ctx.ledger.finish_run(ctx.run_id, "completed", report.summary())
+    return report

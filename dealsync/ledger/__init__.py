@@ -1,0 +1,5 @@
+"""The ledger: what dealsync knows between runs (links, bases, cursors, audit, quarantine)."""
+
+from dealsync.ledger.repo import Ledger
+
+__all__ = ["Ledger"]

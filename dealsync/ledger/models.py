@@ -1,0 +1,162 @@
+"""SQLAlchemy models of the ledger (SQLite by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the ledger's tables."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Run(Base):
+    """One run of one pair."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    full_resync: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class LinkRow(Base):
+    """A partner deal and its vendor twin, with the values both sides last agreed on."""
+
+    __tablename__ = "links"
+    __table_args__ = (
+        UniqueConstraint("pair", "object_type", "partner_id", name="uq_links_partner"),
+        UniqueConstraint("pair", "object_type", "vendor_id", name="uq_links_vendor"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(16), default="deals")
+    partner_id: Mapped[str] = mapped_column(String(64))
+    vendor_id: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    base: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Cursor(Base):
+    """How far incremental pulls have read, per pair, side and object type."""
+
+    __tablename__ = "cursors"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class ChangeRow(Base):
+    """The audit: one field value written to one record by one run."""
+
+    __tablename__ = "changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    link_id: Mapped[int | None] = mapped_column(Integer)
+    side: Mapped[str] = mapped_column(String(8))
+    record_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str] = mapped_column(String(128))
+    old_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ConflictRow(Base):
+    """A field changed on both sides: all three values and the rule that decided."""
+
+    __tablename__ = "conflicts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    link_id: Mapped[int | None] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(128))
+    base_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    partner_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    vendor_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    rule: Mapped[str] = mapped_column(String(16))
+    winner: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QuarantineRow(Base):
+    """A record that failed validation, planning or a push: kept with its reasons, retried every run."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        UniqueConstraint("pair", "side", "object_type", "record_id", name="uq_quarantine_record"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    side: Mapped[str] = mapped_column(String(8))
+    object_type: Mapped[str] = mapped_column(String(16), default="deals")
+    record_id: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    retriable: Mapped[bool] = mapped_column(Boolean, default=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_run_id: Mapped[int | None] = mapped_column(Integer)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CreateIntent(Base):
+    """A create about to be sent, recorded first so a crashed run's twin can be found by its key."""
+
+    __tablename__ = "create_intents"
+    __table_args__ = (UniqueConstraint("pair", "key", name="uq_intents_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    target_side: Mapped[str] = mapped_column(String(8))
+    source_id: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PairState(Base):
+    """Small per-pair state: the round-robin position of owner assignment."""
+
+    __tablename__ = "pair_state"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner_turn: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,399 @@
+"""The ledger's repository: every read and write the engine makes, each in its own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from dealsync.ledger.models import (
+    ChangeRow,
+    ConflictRow,
+    CreateIntent,
+    Cursor,
+    LinkRow,
+    PairState,
+    QuarantineRow,
+    Run,
+    utcnow,
+)
+from dealsync.model import Link, Value, from_json, to_json
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """A quarantined record as reports show it."""
+
+    side: str
+    object_type: str
+    record_id: str
+    stage: str
+    reasons: list[str]
+    attempts: int
+    retriable: bool
+    first_seen: Any
+    last_seen: Any
+
+
+def _link(row: LinkRow) -> Link:
+    return Link(
+        row.id,
+        row.partner_id,
+        row.vendor_id,
+        row.origin,  # type: ignore[arg-type]
+        {k: from_json(v) for k, v in (row.base or {}).items()},
+        row.state,  # type: ignore[arg-type]
+    )
+
+
+def _json_base(base: dict[str, Value]) -> dict[str, Any]:
+    return {k: to_json(v) for k, v in base.items()}
+
+
+class Ledger:
+    """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # ---- runs ----------------------------------------------------------------------------
+    def start_run(self, pair: str, dry_run: bool, full_resync: bool) -> int:
+        """Record that a run started; returns its id."""
+        with self.sessions.begin() as s:
+            run = Run(pair=pair, dry_run=dry_run, full_resync=full_resync, summary={})
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(
+        self, run_id: int, status: str, summary: dict[str, Any], error: str | None = None
+    ) -> None:
+        """Record how a run ended."""
+        with self.sessions.begin() as s:
+            run = s.get(Run, run_id)
+            run.status, run.summary, run.error, run.finished_at = status, summary, error, utcnow()
+
+    def last_run(self, pair: str) -> Run | None:
+        """The newest run of a pair."""
+        with self.sessions() as s:
+            return s.scalars(
+                sa.select(Run).where(Run.pair == pair).order_by(Run.id.desc()).limit(1)
+            ).first()
+
+    # ---- links, cursors, state -----------------------------------------------------------
+    def links_for(self, pair: str, side: str, record_ids: Iterable[str]) -> list[Link]:
+        """Active links whose record on `side` is one of `record_ids`."""
+        ids = list(set(record_ids))
+        column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
+        found: list[Link] = []
+        with self.sessions() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.scalars(
+                    sa.select(LinkRow).where(
+                        LinkRow.pair == pair,
+                        LinkRow.state == "active",
+                        column.in_(ids[start : start + 500]),
+                    )
+                )
+                found += [_link(r) for r in rows]
+        return found
+
+    def active_links(self, pair: str) -> list[Link]:
+        """Every active link of a pair."""
+        with self.sessions() as s:
+            rows = s.scalars(
+                sa.select(LinkRow).where(LinkRow.pair == pair, LinkRow.state == "active")
+            )
+            return [_link(r) for r in rows]
+
+    def count_links(self, pair: str, state: str = "active") -> int:
+        """How many links of a pair are in a state."""
+        with self.sessions() as s:
+            return s.scalar(
+                sa.select(sa.func.count())
+                .select_from(LinkRow)
+                .where(LinkRow.pair == pair, LinkRow.state == state)
+            )
+
+    def cursor(self, pair: str, side: str, object_type: str = "deals") -> int | None:
+        """The stored cursor, or None before the first completed run."""
+        with self.sessions() as s:
+            row = s.get(Cursor, (pair, side, object_type))
+            return row.value if row else None
+
+    def owner_turn(self, pair: str) -> int:
+        """The round-robin position of owner assignment."""
+        with self.sessions() as s:
+            row = s.get(PairState, pair)
+            return row.owner_turn if row else 0
+
+    # ---- quarantine ----------------------------------------------------------------------
+    def quarantine(
+        self,
+        run_id: int | None,
+        pair: str,
+        side: str,
+        record_id: str,
+        stage: str,
+        reasons: Sequence[str],
+        payload: dict[str, Any],
+        retriable: bool = True,
+        object_type: str = "deals",
+    ) -> None:
+        """Put (or keep) a record in quarantine with its newest reasons."""
+        with self.sessions.begin() as s:
+            row = s.scalars(
+                sa.select(QuarantineRow).where(
+                    QuarantineRow.pair == pair,
+                    QuarantineRow.side == side,
+                    QuarantineRow.object_type == object_type,
+                    QuarantineRow.record_id == record_id,
+                )
+            ).first()
+            if row is None:
+                s.add(
+                    QuarantineRow(
+                        pair=pair,
+                        side=side,
+                        object_type=object_type,
+                        record_id=record_id,
+                        stage=stage,
+                        reasons=list(reasons),
+                        payload=payload,
+                        retriable=retriable,
+                        attempts=1,
+                        last_run_id=run_id,
+                    )
+                )
+                return
+            row.attempts = 1 if row.resolved_at else row.attempts + 1
+            row.stage, row.reasons, row.payload, row.retriable = (
+                stage,
+                list(reasons),
+                payload,
+                retriable,
+            )
+            row.last_seen, row.resolved_at, row.last_run_id = utcnow(), None, run_id
+
+    def resolve_quarantine(
+        self, pair: str, side: str, record_ids: Iterable[str], object_type: str = "deals"
+    ) -> int:
+        """Mark quarantined records as fixed; returns how many left quarantine."""
+        ids = list(set(record_ids))
+        if not ids:
+            return 0
+        with self.sessions.begin() as s:
+            result = s.execute(
+                sa.update(QuarantineRow)
+                .where(
+                    QuarantineRow.pair == pair,
+                    QuarantineRow.side == side,
+                    QuarantineRow.object_type == object_type,
+                    QuarantineRow.record_id.in_(ids),
+                    QuarantineRow.resolved_at.is_(None),
+                )
+                .values(resolved_at=utcnow())
+            )
+            return result.rowcount or 0
+
+    def open_quarantine(
+        self, pair: str | None = None, side: str | None = None
+    ) -> list[QuarantineEntry]:
+        """Records still in quarantine."""
+        query = (
+            sa.select(QuarantineRow)
+            .where(QuarantineRow.resolved_at.is_(None))
+            .order_by(QuarantineRow.id)
+        )
+        if pair:
+            query = query.where(QuarantineRow.pair == pair)
+        if side:
+            query = query.where(QuarantineRow.side == side)
+        with self.sessions() as s:
+            return [
+                QuarantineEntry(
+                    r.side,
+                    r.object_type,
+                    r.record_id,
+                    r.stage,
+                    list(r.reasons),
+                    r.attempts,
+                    r.retriable,
+                    r.first_seen,
+                    r.last_seen,
+                )
+                for r in s.scalars(query)
+            ]
+
+    def quarantine_pairs(self) -> dict[str, int]:
+        """Open quarantine entries per pair."""
+        with self.sessions() as s:
+            rows = s.execute(
+                sa.select(QuarantineRow.pair, sa.func.count())
+                .where(QuarantineRow.resolved_at.is_(None))
+                .group_by(QuarantineRow.pair)
+            )
+            return dict(rows.all())
+
+    # ---- creates -------------------------------------------------------------------------
+    def record_intents(
+        self, run_id: int, pair: str, intents: Iterable[tuple[str, str, str]]
+    ) -> None:
+        """Record (key, target side, source id) before the creates are sent."""
+        with self.sessions.begin() as s:
+            existing = set(s.scalars(sa.select(CreateIntent.key).where(CreateIntent.pair == pair)))
+            for key, target, source_id in intents:
+                if key not in existing:
+                    s.add(
+                        CreateIntent(
+                            pair=pair,
+                            key=key,
+                            target_side=target,
+                            source_id=source_id,
+                            run_id=run_id,
+                        )
+                    )
+
+    # ---- the commit of a run -------------------------------------------------------------
+    def commit_run(self, run_id: int, pair: str, outcome: RunCommit) -> None:
+        """Write what the CRMs confirmed, in one transaction: links, bases, audit, cursors."""
+        with self.sessions.begin() as s:
+            for link in outcome.new_links:
+                existing = s.scalars(
+                    sa.select(LinkRow).where(
+                        LinkRow.pair == pair,
+                        sa.or_(
+                            LinkRow.partner_id == link.partner_id,
+                            LinkRow.vendor_id == link.vendor_id,
+                        ),
+                    )
+                ).first()
+                if existing is not None:
+                    existing.partner_id, existing.vendor_id = link.partner_id, link.vendor_id
+                    existing.state, existing.base = "active", _json_base(dict(link.base))
+                    continue
+                s.add(
+                    LinkRow(
+                        pair=pair,
+                        partner_id=link.partner_id,
+                        vendor_id=link.vendor_id,
+                        origin=link.origin,
+                        base=_json_base(dict(link.base)),
+                        created_run_id=run_id,
+                    )
+                )
+            for link_id, base in outcome.bases.items():
+                row = s.get(LinkRow, link_id)
+                row.base = _json_base(base)
+            for link_id, state in outcome.link_states.items():
+                s.get(LinkRow, link_id).state = state
+            for key, target_id in outcome.intents_done.items():
+                s.execute(
+                    sa.update(CreateIntent)
+                    .where(CreateIntent.pair == pair, CreateIntent.key == key)
+                    .values(state="done", target_id=target_id)
+                )
+            s.add_all(
+                ChangeRow(
+                    run_id=run_id,
+                    pair=pair,
+                    link_id=c["link_id"],
+                    side=c["side"],
+                    record_id=c["record_id"],
+                    action=c["action"],
+                    field=c["field"],
+                    old_value=c["old"],
+                    new_value=c["new"],
+                )
+                for c in outcome.changes
+            )
+            s.add_all(
+                ConflictRow(
+                    run_id=run_id,
+                    pair=pair,
+                    link_id=c["link_id"],
+                    field=c["field"],
+                    base_value=c["base"],
+                    partner_value=c["partner"],
+                    vendor_value=c["vendor"],
+                    rule=c["rule"],
+                    winner=c["winner"],
+                )
+                for c in outcome.conflicts
+            )
+            for (side, object_type), value in outcome.cursors.items():
+                row = s.get(Cursor, (pair, side, object_type))
+                if row is None:
+                    s.add(Cursor(pair=pair, side=side, object_type=object_type, value=value))
+                elif value > row.value:
+                    row.value = value
+            if outcome.owner_turn is not None:
+                state = s.get(PairState, pair)
+                if state is None:
+                    s.add(PairState(pair=pair, owner_turn=outcome.owner_turn))
+                else:
+                    state.owner_turn = outcome.owner_turn
+
+    # ---- reports -------------------------------------------------------------------------
+    def conflicts(self, pair: str | None = None, limit: int = 50) -> list[ConflictRow]:
+        """The newest conflicts."""
+        query = sa.select(ConflictRow).order_by(ConflictRow.id.desc()).limit(limit)
+        if pair:
+            query = query.where(ConflictRow.pair == pair)
+        with self.sessions() as s:
+            return list(s.scalars(query))
+
+    def count(self, model: type, pair: str) -> int:
+        """Rows of a per-pair table."""
+        with self.sessions() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(model).where(model.pair == pair))
+
+    def session(self) -> Session:
+        """A plain session, for reports and tests."""
+        return self.sessions()
+
+
+@dataclass
+class RunCommit:
+    """What one run writes to the ledger once the CRMs confirmed its writes."""
+
+    new_links: list[Link]
+    bases: dict[int, dict[str, Value]]
+    link_states: dict[int, str]
+    changes: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
+    cursors: dict[tuple[str, str], int]
+    intents_done: dict[str, str]
+    owner_turn: int | None = None
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.execute("PRAGMA foreign_keys=ON")
+    dbapi_conn.execute("PRAGMA busy_timeout=10000")

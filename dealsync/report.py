@@ -1,0 +1,135 @@
+"""Readable run reports and plans for the terminal (rich) and for Prefect artifacts (markdown)."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from dealsync.engine import RunReport
+from dealsync.model import Plan
+
+
+def plan_table(plan: Plan, pair: str) -> Table:
+    """Every write a plan intends, one row each."""
+    table = Table(title=f"Plan for partner {pair}", title_justify="left")
+    for column in ("action", "side", "record", "what"):
+        table.add_column(column)
+    for create in plan.creates:
+        fields = ", ".join(f"{k}={v!r}" for k, v in sorted(create.properties.items()))
+        table.add_row(
+            "create",
+            create.target,
+            f"from {create.source_id}",
+            f"{fields}; owner: {create.owner_note or '-'}",
+        )
+    for update in plan.updates:
+        changes = ", ".join(f"{c.field}: {c.old!r} -> {c.new!r}" for c in update.changes)
+        table.add_row("update", update.target, update.record_id, changes)
+    for delete in plan.deletes:
+        table.add_row(
+            delete.action,
+            "vendor" if delete.source == "partner" else "partner",
+            delete.target_id,
+            f"deleted on the {delete.source} side",
+        )
+    for adopt in plan.adopts:
+        table.add_row(
+            "adopt",
+            "both",
+            f"{adopt.partner_id} <-> {adopt.vendor_id}",
+            "twin found by its key; linked without writing",
+        )
+    for conflict in plan.conflicts:
+        table.add_row(
+            "conflict",
+            conflict.winner,
+            str(conflict.link_id),
+            f"{conflict.field}: base {conflict.base!r}, partner {conflict.partner!r}, vendor {conflict.vendor!r} -> {conflict.rule} rule",
+        )
+    if not table.rows:
+        table.add_row("-", "-", "-", "nothing to write")
+    return table
+
+
+def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
+    """The run summary, plus quarantine, notes and (for dry runs) the plan."""
+    title = f"Partner {report.pair}: " + (
+        "dry run, nothing written" if report.dry_run else f"run {report.run_id}"
+    )
+    summary = Table(title=title, title_justify="left")
+    for column in ("", "partner", "vendor"):
+        summary.add_column(column, justify="right" if column else "left")
+    summary.add_row(
+        "changed records pulled",
+        str(report.pulled.get("partner changed", 0)),
+        str(report.pulled.get("vendor changed", 0)),
+    )
+    summary.add_row(
+        "relevant to this pair",
+        str(report.pulled.get("partner relevant", 0)),
+        str(report.pulled.get("vendor relevant", 0)),
+    )
+    summary.add_row("created", str(report.created["partner"]), str(report.created["vendor"]))
+    summary.add_row("updated", str(report.updated["partner"]), str(report.updated["vendor"]))
+    summary.add_row("deleted", str(report.deleted["partner"]), str(report.deleted["vendor"]))
+    parts: list = [summary]
+    facts = [
+        f"conflicts resolved: {len(report.conflicts)}",
+        f"quarantined: {len(report.quarantined)}",
+        f"left quarantine: {report.resolved}",
+        f"twins adopted: {report.adopted}",
+        f"API calls: {report.api_calls}",
+        f"{report.seconds:.2f}s",
+    ]
+    parts.append(Text(" | ".join(facts)))
+    if report.brake:
+        parts.append(Text(report.brake, style="bold red"))
+    if report.conflicts:
+        conflicts = Table(title="Conflicts (both sides changed a field)", title_justify="left")
+        for column in ("field", "rule", "winner"):
+            conflicts.add_column(column)
+        for c in report.conflicts:
+            conflicts.add_row(c["field"], c["rule"], c["winner"])
+        parts.append(conflicts)
+    if report.quarantined:
+        quarantine = Table(title="Quarantined (retried on every run)", title_justify="left")
+        for column in ("side", "record", "stage", "reason"):
+            quarantine.add_column(column)
+        for q in report.quarantined:
+            quarantine.add_row(q["side"], q["record_id"], q["stage"], "; ".join(q["reasons"]))
+        parts.append(quarantine)
+    for note in report.notes:
+        parts.append(Text(f"note: {note}", style="yellow"))
+    if show_plan and report.plan is not None:
+        parts.append(plan_table(report.plan, report.pair))
+    return Group(*parts)
+
+
+def print_report(console: Console, report: RunReport, show_plan: bool = False) -> None:
+    """Print a run report."""
+    console.print(report_renderable(report, show_plan))
+
+
+def report_markdown(report: RunReport) -> str:
+    """The run summary as markdown (a Prefect artifact)."""
+    lines = [
+        f"# dealsync: partner `{report.pair}`"
+        + (" (dry run)" if report.dry_run else f", run {report.run_id}"),
+        "",
+        "| | partner | vendor |",
+        "|---|---:|---:|",
+        f"| created | {report.created['partner']} | {report.created['vendor']} |",
+        f"| updated | {report.updated['partner']} | {report.updated['vendor']} |",
+        f"| deleted | {report.deleted['partner']} | {report.deleted['vendor']} |",
+        "",
+        f"Conflicts: {len(report.conflicts)} · quarantined: {len(report.quarantined)} · left quarantine: "
+        f"{report.resolved} · API calls: {report.api_calls} · {report.seconds:.1f}s",
+    ]
+    if report.brake:
+        lines += ["", f"**{report.brake}**"]
+    for q in report.quarantined:
+        lines.append(
+            f"- quarantined {q['side']} deal {q['record_id']} ({q['stage']}): {'; '.join(q['reasons'])}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Run pairs from the CLI: as Prefect flow runs when an API is configured, else the same steps directly."""
+
+from __future__ import annotations
+
+import os
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from connectors.errors import ConnectorError
+from dealsync.config import Config, ConfigError
+from dealsync.engine import open_context, run_pair
+from dealsync.ledger import Ledger
+from dealsync.mapping import MappingError
+from dealsync.report import print_report
+from validation.quarantine import SchemaLevelError
+
+# What a run can fail with that the user can act on; anything else is a bug and shows its traceback.
+EXPECTED_FAILURES = (ConfigError, MappingError, ConnectorError, SchemaLevelError)
+
+
+def run_partners(
+    config: Config,
+    ledger: Ledger,
+    partner_ids: list[str],
+    dry_run: bool,
+    full_resync: bool,
+    allow_mass_deletion: bool,
+    console: Console,
+    err_console: Console,
+) -> int:
+    """Run each partner in turn; print its report; return how many runs failed."""
+    failed = 0
+    for partner_id in partner_ids:
+        try:
+            if os.environ.get("PREFECT_API_URL"):
+                from flows.sync import sync_partner
+
+                summary = sync_partner(
+                    partner_id,
+                    dry_run=dry_run,
+                    full_resync=full_resync,
+                    allow_mass_deletion=allow_mass_deletion,
+                    config_path=str(config.path),
+                )
+                console.print(f"partner {partner_id}: Prefect flow run completed: {summary}")
+                continue
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+            ) as bars:
+                task = bars.add_task(f"partner {partner_id}: writing", total=None)
+
+                def progress(
+                    what: str, done: int, total: int, task=task, bars=bars, pid=partner_id
+                ) -> None:
+                    bars.update(
+                        task,
+                        description=f"partner {pid}: {what}",
+                        completed=done,
+                        total=total,
+                    )
+
+                ctx = open_context(
+                    config, partner_id, ledger, dry_run, full_resync, allow_mass_deletion, progress
+                )
+                report = run_pair(ctx)
+            print_report(console, report, show_plan=dry_run)
+        except EXPECTED_FAILURES as exc:
+            failed += 1
+            err_console.print(f"[red]partner {partner_id}: run failed:[/red] {exc}")
+    return failed
