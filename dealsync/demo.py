@@ -1,113 +1,176 @@
-"""`dealsync demo`: two local sandbox CRMs, seeded, pulled through the HubSpot connector, summarised."""
+"""`dealsync demo`: a vendor and a partner sandbox CRM, synced step by step with readable reports."""
 
 from __future__ import annotations
 
-import hashlib
-import time
+import os
+import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
+from pathlib import Path
 
+import requests
 from rich.console import Console
-from rich.table import Table
+from rich.panel import Panel
 
-from connectors.hubspot import HubSpotConnector
+from dealsync.config import load_config
+from dealsync.connections import build_connector
+from dealsync.ledger import Ledger
+from dealsync.mapping import load_mapping
+from dealsync.runner import run_partners
 from sandbox.server import SandboxProcess
+from sandbox.traffic import Limits
+
+# The demo writes and reads back at once, so its sandboxes make writes searchable immediately.
+DEMO_LIMITS = Limits(search_lag_ms=0)
 
 
-@dataclass
-class PortalSummary:
-    """What one pull of one portal found, and what it cost."""
+class DemoCrm:
+    """A sandbox CRM driven as its users would drive it."""
 
-    name: str
-    base_url: str
-    deals: int = 0
-    pipeline_amount: float = 0.0
-    notes: int = 0
-    notes_on_deals: int = 0
-    files: int = 0
-    file_bytes: int = 0
-    owners: int = 0
-    api_calls: int = 0
-    seconds: float = 0.0
+    def __init__(self, server: SandboxProcess) -> None:
+        self.server = server
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {server.token}"
 
-
-def pull_portal(name: str, server: SandboxProcess) -> PortalSummary:
-    """Pull every deal, note, attachment and owner of a portal through the connector."""
-    connector = HubSpotConnector(server.base_url, server.token, connection=name)
-    summary = PortalSummary(name, server.base_url)
-    started = time.monotonic()
-    for page in connector.pull_changes("deals", None, ["dealname", "amount", "dealstage"]):
-        summary.deals += len(page.records)
-        summary.pipeline_amount += sum(float(r.properties.get("amount") or 0) for r in page.records)
-    note_ids: list[str] = []
-    attachment_ids: list[str] = []
-    for page in connector.pull_changes("notes", None, ["hs_note_body", "hs_attachment_ids"]):
-        note_ids += [r.id for r in page.records]
-        for record in page.records:
-            attachment_ids += [
-                a for a in (record.properties.get("hs_attachment_ids") or "").split(";") if a
-            ]
-    summary.notes = len(note_ids)
-    summary.notes_on_deals = sum(
-        1 for deals in connector.associations("notes", "deals", note_ids).values() if deals
-    )
-    for file_id in attachment_ids:
-        digest = hashlib.sha256()
-        for chunk in connector.download_file(file_id):
-            digest.update(chunk)
-            summary.file_bytes += len(chunk)
-        summary.files += 1
-    summary.owners = len(connector.owners())
-    summary.seconds = time.monotonic() - started
-    summary.api_calls = connector.http.calls
-    return summary
-
-
-def summary_table(summaries: list[PortalSummary]) -> Table:
-    """The demo's closing table."""
-    table = Table(title="What the HubSpot connector pulled from each sandbox CRM")
-    for column in (
-        "portal",
-        "deals",
-        "amount",
-        "notes",
-        "on deals",
-        "files",
-        "bytes",
-        "owners",
-        "calls",
-        "s",
-    ):
-        table.add_column(column, justify="left" if column == "portal" else "right")
-    for s in summaries:
-        table.add_row(
-            s.name,
-            f"{s.deals:,}",
-            f"{s.pipeline_amount:,.0f}",
-            f"{s.notes:,}",
-            f"{s.notes_on_deals:,}",
-            f"{s.files:,}",
-            f"{s.file_bytes:,}",
-            str(s.owners),
-            str(s.api_calls),
-            f"{s.seconds:.2f}",
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        response = self.session.request(
+            method, f"{self.server.base_url}{path}", timeout=30, **kwargs
         )
-    return table
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def owner(self, email: str, first: str, last: str) -> None:
+        self.server.admin(
+            "POST", "owners", json={"email": email, "firstName": first, "lastName": last}
+        )
+
+    def create(self, **properties: str) -> str:
+        return self.call("POST", "/crm/v3/objects/deals", json={"properties": properties})["id"]
+
+    def edit(self, deal_id: str, **properties: str) -> None:
+        self.call("PATCH", f"/crm/v3/objects/deals/{deal_id}", json={"properties": properties})
+
+    def archive(self, deal_id: str) -> None:
+        self.call("DELETE", f"/crm/v3/objects/deals/{deal_id}")
+
+    def twin_of(self, key: str) -> str:
+        body = {
+            "filterGroups": [
+                {"filters": [{"propertyName": "dealsync_key", "operator": "EQ", "value": key}]}
+            ]
+        }
+        return self.call("POST", "/crm/v3/objects/deals/search", json=body)["results"][0]["id"]
+
+
+def _config(folder: Path, vendor: SandboxProcess, partner: SandboxProcess) -> Path:
+    os.environ["DEMO_VENDOR_TOKEN"] = vendor.token
+    os.environ["DEMO_ACME_TOKEN"] = partner.token
+    path = folder / "dealsync.yaml"
+    path.write_text(
+        f"ledger: sqlite:///{folder}/ledger.db\n"
+        "vendor:\n"
+        f'  crm: {{kind: hubspot, base_url: "{vendor.base_url}", token: "env:DEMO_VENDOR_TOKEN"}}\n'
+        "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}\n"
+        "partners:\n"
+        "  - id: acme\n"
+        f'    crm: {{kind: hubspot, base_url: "{partner.base_url}", token: "env:DEMO_ACME_TOKEN"}}\n'
+    )
+    return path
 
 
 def run_demo(console: Console) -> None:
-    """Start two seeded sandboxes, pull both, print the summary; always stop the servers."""
+    """Two sandboxes, `init`, registrations and conversions, three syncs with edits in between."""
     with ExitStack() as stack:
-        servers = {}
-        for name in ("vendor", "partner-acme"):
-            with console.status(f"Starting the {name} sandbox CRM..."):
-                servers[name] = stack.enter_context(SandboxProcess(seed="demo"))
-            console.print(f"[green]✓[/green] {name} sandbox on {servers[name].base_url} (seeded)")
-        summaries = []
-        for name, server in servers.items():
-            with console.status(f"Pulling {name} through the HubSpot connector..."):
-                summaries.append(pull_portal(name, server))
-        console.print(summary_table(summaries))
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dealsync-demo-")))
+        with console.status("Starting a vendor and a partner sandbox CRM..."):
+            vendor_server = stack.enter_context(SandboxProcess(limits=DEMO_LIMITS))
+            partner_server = stack.enter_context(SandboxProcess(limits=DEMO_LIMITS))
+        vendor, partner = DemoCrm(vendor_server), DemoCrm(partner_server)
         console.print(
-            "Stopping the sandboxes. Next: `make test` runs the whole suite against real servers."
+            f"vendor CRM on {vendor_server.base_url}, partner 'acme' CRM on {partner_server.base_url}"
+        )
+        config = load_config(_config(folder, vendor_server, partner_server))
+        ledger = Ledger(config.ledger_url)
+        ledger.migrate()
+        mapping = load_mapping(config.partners[0].mapping_path)
+        for side, crm in (("vendor", config.vendor_crm), ("partner", config.partners[0].crm)):
+            build_connector(crm, side).ensure_properties("deals", mapping.custom_properties[side])
+        for email, first, last in (
+            ("rita@vendor.test", "Rita", "Rep"),
+            ("sam@vendor.test", "Sam", "Sales"),
+        ):
+            vendor.owner(email, first, last)
+        partner.owner("ann@acme.test", "Ann", "Agent")
+
+        def sync(title: str) -> None:
+            console.print(Panel(title, style="bold cyan"))
+            run_partners(
+                config, ledger, ["acme"], False, False, False, console, console, show_plan=True
+            )
+
+        console.print(
+            Panel(
+                "Step 1: the partner registers deals, the vendor shares one deal with the partner",
+                style="bold",
+            )
+        )
+        cloud = partner.create(
+            dealname="Acme Cloud rollout",
+            closedate="2026-12-24",
+            dealsync_shared="true",
+            dealsync_product_interest="Analytics;Billing",
+            dealsync_intro_note="Met their CTO at a meetup",
+            dealsync_pain="Invoices take a week",
+            dealsync_next_steps="Demo on Friday",
+        )
+        doomed = partner.create(
+            dealname="Acme Data pilot", closedate="2027-01-31", dealsync_shared="true"
+        )
+        for n in range(3):
+            partner.create(
+                dealname=f"Acme private deal {n + 1}"
+            )  # not shared: never leaves the partner CRM
+        conversion = vendor.create(
+            dealname="Globex expansion (via Acme)",
+            amount="48000",
+            dealstage="qualifiedtobuy",
+            dealsync_partner="acme",
+            dealsync_partner_owner_email="ann@acme.test",
+        )
+        for n in range(4):
+            vendor.create(dealname=f"Vendor-only deal {n + 1}", amount="1000")
+        console.print(
+            "partner: 2 registrations (dealsync_shared=true) + 3 private deals; vendor: 1 conversion + 4 vendor-only deals"
+        )
+        sync(
+            "Sync 1: registrations become vendor deals with a vendor owner; the conversion appears at the partner"
+        )
+
+        console.print(
+            Panel(
+                "Step 2: both sides edit, one deal is deleted, a bad registration arrives",
+                style="bold",
+            )
+        )
+        cloud_twin = vendor.twin_of(f"acme:partner:{cloud}")
+        vendor.edit(cloud_twin, dealstage="contractsent", amount="125000", closedate="2027-01-15")
+        partner.edit(cloud, dealsync_next_steps="Contract review", closedate="2027-02-01")
+        partner.archive(doomed)
+        nameless = partner.create(dealsync_shared="true", closedate="2027-03-01")
+        console.print(
+            "vendor: stage, amount and close date of the cloud deal; partner: next steps and close date of the same "
+            f"deal (a conflict: the vendor wins close dates); partner deletes the pilot; registration {nameless} has no name"
+        )
+        sync(
+            "Sync 2: updates both ways, the conflict decided by its rule, the deletion mirrored, the bad record quarantined"
+        )
+
+        console.print(Panel("Step 3: the partner names the quarantined deal", style="bold"))
+        partner.edit(nameless, dealname="Acme Billing upgrade")
+        sync(
+            "Sync 3: the fixed record leaves quarantine and syncs; everything else is already in agreement"
+        )
+        sync("Sync 4: nothing changed, so nothing is written (our own writes are not echoed back)")
+        ledger.close()
+        console.print(
+            f"Done. The sandboxes stop now; conversions came from vendor deal {conversion}."
         )

@@ -579,7 +579,15 @@ def dry_run_report(ctx: RunContext, pulled: Pulled, validated: Validated, plan: 
             report.deleted[other(delete.source)] += 1
     report.adopted = len(plan.adopts)
     report.conflicts = [
-        {"field": c.field, "winner": c.winner, "rule": c.rule} for c in plan.conflicts
+        {
+            "field": c.field,
+            "base": c.base,
+            "partner": c.partner,
+            "vendor": c.vendor,
+            "rule": c.rule,
+            "winner": c.winner,
+        }
+        for c in plan.conflicts
     ]
     skipped = [Quarantined(s.side, s.record_id, "plan", [s.reason], {}) for s in plan.skips]
     report.quarantined = [

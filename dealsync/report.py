@@ -10,9 +10,9 @@ from dealsync.engine import RunReport
 from dealsync.model import Plan
 
 
-def plan_table(plan: Plan, pair: str) -> Table:
+def plan_table(plan: Plan, title: str) -> Table:
     """Every write a plan intends, one row each."""
-    table = Table(title=f"Plan for partner {pair}", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("action", "side", "record", "what"):
         table.add_column(column)
     for create in plan.creates:
@@ -87,10 +87,17 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
         parts.append(Text(report.brake, style="bold red"))
     if report.conflicts:
         conflicts = Table(title="Conflicts (both sides changed a field)", title_justify="left")
-        for column in ("field", "rule", "winner"):
+        for column in ("field", "base", "partner", "vendor", "rule", "winner"):
             conflicts.add_column(column)
         for c in report.conflicts:
-            conflicts.add_row(c["field"], c["rule"], c["winner"])
+            conflicts.add_row(
+                c["field"],
+                repr(c.get("base")),
+                repr(c.get("partner")),
+                repr(c.get("vendor")),
+                c["rule"],
+                c["winner"],
+            )
         parts.append(conflicts)
     if report.quarantined:
         quarantine = Table(title="Quarantined (retried on every run)", title_justify="left")
@@ -102,7 +109,8 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
     for note in report.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
     if show_plan and report.plan is not None:
-        parts.append(plan_table(report.plan, report.pair))
+        title = "Plan (nothing was written)" if report.dry_run else "What this run wrote"
+        parts.append(plan_table(report.plan, title))
     return Group(*parts)
 
 

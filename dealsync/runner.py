@@ -28,6 +28,7 @@ def run_partners(
     allow_mass_deletion: bool,
     console: Console,
     err_console: Console,
+    show_plan: bool = False,
 ) -> int:
     """Run each partner in turn; print its report; return how many runs failed."""
     failed = 0
@@ -68,7 +69,7 @@ def run_partners(
                     config, partner_id, ledger, dry_run, full_resync, allow_mass_deletion, progress
                 )
                 report = run_pair(ctx)
-            print_report(console, report, show_plan=dry_run)
+            print_report(console, report, show_plan=dry_run or show_plan)
         except EXPECTED_FAILURES as exc:
             failed += 1
             err_console.print(f"[red]partner {partner_id}: run failed:[/red] {exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,9 @@ import requests
 
 from sandbox.server import SandboxProcess
 from sandbox.traffic import Limits
+
+# Rich tables in CLI output wrap to the terminal; tests read them whole.
+os.environ.setdefault("COLUMNS", "240")
 
 # Tests that are not about rate limits or search lag run against a roomy, instant sandbox.
 ROOMY = Limits(per_interval=100_000, search_per_second=10_000, search_lag_ms=0)

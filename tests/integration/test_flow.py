@@ -1,0 +1,51 @@
+"""The Prefect flows run the same steps as tasks against a real (temporary) Prefect API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.sync import sync_all_partners, sync_partner
+from tests.integration.test_sync import SHARED, _twin
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """Prefect's temporary API server, started once for this module (it takes 20-30 s here)."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+async def _artifacts(key: str) -> list:
+    async with get_client() as client:
+        return [a for a in await client.read_latest_artifacts() if a.key == key]
+
+
+async def _task_names(flow_run_id) -> set[str]:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        return {r.name.split("-")[0] for r in runs}
+
+
+def test_sync_partner_flow_runs_the_steps_as_tasks_and_leaves_a_report(prefect_api, pair):
+    reg = pair.create("partner", dealname="Via Prefect", **SHARED)
+    state = sync_partner("acme", config_path=str(pair.config), return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["created"]["vendor"] == 1 and summary["quarantined"] == 0
+    _twin(pair, "vendor", f"acme:partner:{reg}")
+    assert {"pull", "validate", "plan", "push", "commit"} <= asyncio.run(
+        _task_names(state.state_details.flow_run_id)
+    )
+    artifacts = asyncio.run(_artifacts("dealsync-acme"))
+    assert artifacts and "created" in artifacts[0].data
+
+    everything = sync_all_partners(config_path=str(pair.config))
+    assert everything["acme"]["created"] == {"partner": 0, "vendor": 0}
