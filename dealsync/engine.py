@@ -19,7 +19,7 @@ from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import DealMapping, FieldErrors, load_mapping
 from dealsync.model import SIDES, Link, Plan, Side, SideRecord, other, to_json
 from dealsync.plan import PlanInput, make_plan, parse_key
-from validation.quarantine import split_valid
+from validation.quarantine import SchemaLevelError, split_valid
 from validation.schemas import canonical_deals, raw_hubspot_deals
 
 OBJECT = "deals"
@@ -249,18 +249,15 @@ def validate(ctx: RunContext, pulled: Pulled) -> Validated:
         raw = pulled.records[side]
         if not raw:
             continue
-        props = ctx.properties(side)
-        frame = pd.DataFrame(
-            [
-                {
-                    "id": r.id,
-                    "hs_lastmodifieddate": r.properties.get("hs_lastmodifieddate"),
-                    **{p: r.properties.get(p) for p in props},
-                }
-                for r in raw.values()
-            ]
-        )
-        good, bad = split_valid(frame, raw_hubspot_deals(ctx.mapping, side), "id")
+        # Columns come from what the CRM returned: a property it does not have is a missing column.
+        frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
+        try:
+            good, bad = split_valid(frame, raw_hubspot_deals(ctx.mapping, side), "id")
+        except SchemaLevelError as exc:
+            raise SchemaLevelError(
+                f"the {side} CRM's deals do not fit the mapping {ctx.mapping.path}: {exc}. A missing column is a "
+                f"property that does not exist on that portal: run `dealsync init`, or fix the mapping."
+            ) from exc
         quarantined += [
             Quarantined(side, rid, "validate", reasons, dict(raw[rid].properties), retriable=False)
             for rid, reasons in bad.items()

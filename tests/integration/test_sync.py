@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from dealsync.cli import app
 from dealsync.config import load_config
 from dealsync.engine import open_context, plan_run, pull, push, run_pair, validate
 from dealsync.ledger import Ledger
@@ -210,4 +213,59 @@ def test_config_errors_name_the_file_the_key_and_the_fix(pair, monkeypatch):
         result.exit_code == 2
         and "vendor.crm.kind" in result.output
         and "salesforce" in result.output
+    )
+
+
+def test_a_refused_push_is_quarantined_and_retried_next_run(pair):
+    reg = pair.create("partner", dealname="Refused once", **SHARED)
+    pair.servers["vendor"].admin(
+        "POST",
+        "faults",
+        json={"method": "POST", "path_regex": "batch/upsert", "status": 409, "count": 1},
+    )
+    result = pair.cli("run")
+    assert "push" in result.output and reg in result.output
+    assert reg in pair.cli("quarantine", "list").output
+    pair.cli("run")
+    _twin(pair, "vendor", f"acme:partner:{reg}")
+    assert "0 open" in pair.cli("quarantine", "list").output
+
+
+def test_a_portal_without_a_mapped_property_stops_the_run_loudly(pair, tmp_path):
+    mapping = tmp_path / "with_budget.yaml"
+    mapping.write_text(
+        Path("mappings/shared_deal.yaml")
+        .read_text()
+        .replace(
+            "fields:\n",
+            "fields:\n  - {name: budget, partner: dealsync_budget, vendor: dealsync_budget, type: number}\n",
+            1,
+        )
+    )
+    pair.config.write_text(pair.config.read_text() + f"    mapping: {mapping}\n")
+    pair.create("partner", dealname="x", **SHARED)
+    result = pair.cli("run", ok=False)
+    assert result.exit_code == 1
+    assert (
+        "partner CRM's deals do not fit the mapping" in result.output
+        and "dealsync_budget" in result.output
+    )
+    assert "dealsync init" in result.output
+
+
+def test_mapping_check_reports_problems_by_line(pair, tmp_path):
+    good = pair.runner.invoke(app, ["mapping", "check", "mappings/shared_deal.yaml"])
+    assert good.exit_code == 0 and "OK" in good.output
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        Path("mappings/shared_deal.yaml")
+        .read_text()
+        .replace("conflict: newest", "conflict: loudest")
+    )
+    bad = pair.runner.invoke(app, ["mapping", "check", str(broken)])
+    line = next(n for n, text in enumerate(broken.read_text().splitlines(), 1) if "loudest" in text)
+    assert (
+        bad.exit_code == 1
+        and f"broken.yaml:{line}:" in bad.output
+        and "'loudest' is not one of" in bad.output
     )

@@ -247,3 +247,25 @@ def test_a_second_sync_writes_nothing():
     )
     world.sync()
     assert world.sync().is_empty
+
+
+def test_owner_rules_by_field_fixed_and_fallback():
+    from dealsync.rules import OwnerAssignment, assign_owner
+
+    owners = {"de@vendor.test": "1", "fallback@vendor.test": "9"}
+    by_field = OwnerAssignment(
+        "by_field",
+        (),
+        "fallback@vendor.test",
+        "country",
+        {"DE": "de@vendor.test", "FR": "fr@vendor.test"},
+    )
+    assert assign_owner(by_field, {"country": "DE"}, owners, 0).owner_id == "1"
+    french = assign_owner(by_field, {"country": "FR"}, owners, 0)  # fr@ is not an active owner
+    assert (french.owner_id, french.used_fallback) == ("9", True) and "fallback" in french.note
+    assert (
+        assign_owner(OwnerAssignment("fixed", owner="de@vendor.test"), {}, owners, 5).owner_id
+        == "1"
+    )
+    nobody = assign_owner(OwnerAssignment("round_robin", ("gone@vendor.test",)), {}, owners, 0)
+    assert nobody.owner_id is None and "no owner" in nobody.note
