@@ -25,7 +25,7 @@ def split_valid(
         schema_level = cases[cases["index"].isna()]
         if not schema_level.empty:
             problems = "; ".join(
-                f"{row.check} ({row.failure_case})"
+                f"missing column {row.failure_case}"
                 if row.check == "column_in_dataframe"
                 else f"{row.column}: {row.check}"
                 for row in schema_level.itertuples()
