@@ -49,3 +49,17 @@ def test_sync_partner_flow_runs_the_steps_as_tasks_and_leaves_a_report(prefect_a
 
     everything = sync_all_partners(config_path=str(pair.config))
     assert everything["acme"]["created"] == {"partner": 0, "vendor": 0}
+
+
+def test_tokens_can_come_from_prefect_secret_blocks(prefect_api, pair, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    Secret(value=pair.servers["partner"].token).save("acme-partner-token", overwrite=True)
+    monkeypatch.delenv("TEST_ACME_TOKEN")
+    pair.config.write_text(
+        pair.config.read_text().replace("env:TEST_ACME_TOKEN", "acme-partner-token")
+    )
+    reg = pair.create("partner", dealname="Secret block", **SHARED)
+    summary = sync_partner("acme", config_path=str(pair.config))
+    assert summary["created"]["vendor"] == 1
+    _twin(pair, "vendor", f"acme:partner:{reg}")
