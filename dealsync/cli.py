@@ -112,14 +112,14 @@ def _load(config: Path | None):
 @mapping_app.command("check")
 def mapping_check(file: Annotated[Path, typer.Argument(help="The mapping file to check.")]) -> None:
     """Check a mapping file against the schema and the rules; print every problem with its line."""
-    from dealsync.mapping import check_mapping, load_mapping
+    from dealsync.mapping import check_mapping, load_mapping, load_notes_mapping
 
-    _, problems = check_mapping(file)
+    data, problems = check_mapping(file)
     if problems:
         for problem in problems:
             err_console.print(f"[red]{problem}[/red]")
         raise typer.Exit(1)
-    mapping = load_mapping(file)
+    mapping = load_notes_mapping(file) if data.get("object") == "notes" else load_mapping(file)
     flowing = len(mapping.synced_fields())
     console.print(
         f"[green]OK[/green] {file}: {len(mapping.fields)} fields ({flowing} synced), key property {mapping.key_property}"

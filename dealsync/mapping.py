@@ -26,6 +26,7 @@ from dealsync.model import (
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "schema.json"
 DEFAULT_MAPPING = "mappings/shared_deal.yaml"
+DEFAULT_NOTES_MAPPING = "mappings/shared_notes.yaml"
 
 
 @dataclass(frozen=True)
@@ -77,33 +78,18 @@ class DeletionPolicy:
     flag_property: str | None = None
 
 
-@dataclass(frozen=True)
-class DealMapping:
-    """A checked mapping, ready for the engine."""
+@dataclass(frozen=True, kw_only=True)
+class MappingBase:
+    """What deal and note mappings share: fields, key, deletion policy, custom properties."""
 
     path: str
     key_property: str
-    registration: ShareRule
-    conversion: ShareRule
     fields: tuple[FieldRule, ...]
-    partner_owner_email: str | None = None
-    welcome_note: str | None = None
-    on_create: Mapping[Side, Mapping[str, str]] = field(default_factory=dict)
     deletion: Mapping[str, DeletionPolicy] = field(default_factory=dict)
     max_deletions: int = 20
     max_deletion_fraction: float = 0.10
     custom_properties: Mapping[Side, tuple[PropertySpec, ...]] = field(default_factory=dict)
     owner_property: str = "hubspot_owner_id"
-
-    def properties(self, side: Side) -> list[str]:
-        """Every property the engine reads on a side."""
-        names = [self.key_property]
-        names += [f.prop(side) for f in self.synced_fields() if f.prop(side)]
-        rule = self.registration if side == "partner" else self.conversion
-        names.append(rule.property)
-        if side == "vendor":
-            names += [p for p in (self.partner_owner_email, self.welcome_note) if p]
-        return list(dict.fromkeys(n for n in names if n))
 
     def synced_fields(self) -> tuple[FieldRule, ...]:
         """Fields that flow in at least one direction."""
@@ -134,6 +120,47 @@ class DealMapping:
         if errors:
             raise FieldErrors(errors)
         return SideRecord(side, record_id, values, dict(raw), modified_ms, archived)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotesMapping(MappingBase):
+    """A checked notes mapping: which notes are shared, comments, attachments, authors."""
+
+    share: ShareRule
+    reply_to_property: str = "dealsync_reply_to"
+    attachments_property: str = "hs_attachment_ids"
+
+    def properties(self, side: Side) -> list[str]:
+        """Every note property the engine reads on a side."""
+        names = [
+            self.key_property,
+            self.share.property,
+            self.reply_to_property,
+            self.attachments_property,
+        ]
+        names += [self.owner_property, *(f.prop(side) for f in self.synced_fields())]
+        return list(dict.fromkeys(n for n in names if n))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealMapping(MappingBase):
+    """A checked deal mapping, ready for the engine."""
+
+    registration: ShareRule
+    conversion: ShareRule
+    partner_owner_email: str | None = None
+    welcome_note: str | None = None
+    on_create: Mapping[Side, Mapping[str, str]] = field(default_factory=dict)
+
+    def properties(self, side: Side) -> list[str]:
+        """Every property the engine reads on a side."""
+        names = [self.key_property]
+        names += [f.prop(side) for f in self.synced_fields() if f.prop(side)]
+        rule = self.registration if side == "partner" else self.conversion
+        names.append(rule.property)
+        if side == "vendor":
+            names += [p for p in (self.partner_owner_email, self.welcome_note) if p]
+        return list(dict.fromkeys(n for n in names if n))
 
     def on_create_values(self, side: Side, partner_id: str) -> dict[str, str]:
         """Fixed values set on records created on `side`."""
@@ -269,11 +296,8 @@ def _semantic_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
     return found
 
 
-def load_mapping(path: str | Path) -> DealMapping:
-    """A checked mapping; raises MappingError listing every problem with its line."""
-    data, problems = check_mapping(path)
-    if problems:
-        raise MappingError(problems)
+def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """Constructor arguments every mapping kind shares."""
     defaults = data.get("defaults", {})
     fields = tuple(
         FieldRule(
@@ -292,21 +316,15 @@ def load_mapping(path: str | Path) -> DealMapping:
     )
     deletion = data.get("deletion", {})
     brake = deletion.get("brake", {})
-    conversion = data.get("conversion", {})
-    return DealMapping(
-        path=str(path),
-        key_property=data["key_property"],
-        registration=ShareRule(**data["share"]["registration"]),
-        conversion=ShareRule(**data["share"]["conversion"]),
-        fields=fields,
-        owner_property=data.get("owner_property", "hubspot_owner_id"),
-        partner_owner_email=conversion.get("partner_owner_email"),
-        welcome_note=conversion.get("welcome_note"),
-        on_create={side: dict(values) for side, values in data.get("on_create", {}).items()},
-        deletion={k: DeletionPolicy(**v) for k, v in deletion.items() if k != "brake"},
-        max_deletions=int(brake.get("max_deletions", 20)),
-        max_deletion_fraction=float(brake.get("max_fraction", 0.10)),
-        custom_properties={
+    return {
+        "path": str(path),
+        "key_property": data["key_property"],
+        "fields": fields,
+        "owner_property": data.get("owner_property", "hubspot_owner_id"),
+        "deletion": {k: DeletionPolicy(**v) for k, v in deletion.items() if k != "brake"},
+        "max_deletions": int(brake.get("max_deletions", 20)),
+        "max_deletion_fraction": float(brake.get("max_fraction", 0.10)),
+        "custom_properties": {
             side: tuple(
                 PropertySpec(
                     name=p["name"],
@@ -320,4 +338,46 @@ def load_mapping(path: str | Path) -> DealMapping:
             )
             for side, specs in data.get("custom_properties", {}).items()
         },
+    }
+
+
+def _checked(path: str | Path, kind: str) -> dict[str, Any]:
+    data, problems = check_mapping(path)
+    if problems:
+        raise MappingError(problems)
+    if data.get("object") != kind:
+        raise MappingError(
+            [
+                MappingProblem(
+                    str(path),
+                    1,
+                    f"this is a mapping of {data.get('object')}, but {kind} are needed here",
+                )
+            ]
+        )
+    return data
+
+
+def load_mapping(path: str | Path) -> DealMapping:
+    """A checked deal mapping; raises MappingError listing every problem with its line."""
+    data = _checked(path, "deals")
+    conversion = data.get("conversion", {})
+    return DealMapping(
+        **_common(data, path),
+        registration=ShareRule(**data["share"]["registration"]),
+        conversion=ShareRule(**data["share"]["conversion"]),
+        partner_owner_email=conversion.get("partner_owner_email"),
+        welcome_note=conversion.get("welcome_note"),
+        on_create={side: dict(values) for side, values in data.get("on_create", {}).items()},
+    )
+
+
+def load_notes_mapping(path: str | Path) -> NotesMapping:
+    """A checked notes mapping; raises MappingError listing every problem with its line."""
+    data = _checked(path, "notes")
+    return NotesMapping(
+        **_common(data, path),
+        share=ShareRule(**data["share"]),
+        reply_to_property=data.get("reply_to_property", "dealsync_reply_to"),
+        attachments_property=data.get("attachments_property", "hs_attachment_ids"),
     )

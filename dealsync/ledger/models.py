@@ -154,6 +154,23 @@ class CreateIntent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class FileRow(Base):
+    """One file shared on notes of a pair: the same bytes (by sha256) on the partner and the vendor side."""
+
+    __tablename__ = "files"
+    __table_args__ = (UniqueConstraint("pair", "sha256", name="uq_files_sha"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(255))
+    partner_file_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    vendor_file_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
 class PairState(Base):
     """Small per-pair state: the round-robin position of owner assignment."""
 

@@ -18,6 +18,7 @@ from dealsync.ledger.models import (
     ConflictRow,
     CreateIntent,
     Cursor,
+    FileRow,
     LinkRow,
     PairState,
     QuarantineRow,
@@ -108,7 +109,9 @@ class Ledger:
             ).first()
 
     # ---- links, cursors, state -----------------------------------------------------------
-    def links_for(self, pair: str, side: str, record_ids: Iterable[str]) -> list[Link]:
+    def links_for(
+        self, pair: str, side: str, record_ids: Iterable[str], object_type: str = "deals"
+    ) -> list[Link]:
         """Active links whose record on `side` is one of `record_ids`."""
         ids = list(set(record_ids))
         column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
@@ -118,6 +121,7 @@ class Ledger:
                 rows = s.scalars(
                     sa.select(LinkRow).where(
                         LinkRow.pair == pair,
+                        LinkRow.object_type == object_type,
                         LinkRow.state == "active",
                         column.in_(ids[start : start + 500]),
                     )
@@ -125,21 +129,27 @@ class Ledger:
                 found += [_link(r) for r in rows]
         return found
 
-    def active_links(self, pair: str) -> list[Link]:
+    def active_links(self, pair: str, object_type: str = "deals") -> list[Link]:
         """Every active link of a pair."""
         with self.sessions() as s:
             rows = s.scalars(
-                sa.select(LinkRow).where(LinkRow.pair == pair, LinkRow.state == "active")
+                sa.select(LinkRow).where(
+                    LinkRow.pair == pair,
+                    LinkRow.object_type == object_type,
+                    LinkRow.state == "active",
+                )
             )
             return [_link(r) for r in rows]
 
-    def count_links(self, pair: str, state: str = "active") -> int:
+    def count_links(self, pair: str, state: str = "active", object_type: str = "deals") -> int:
         """How many links of a pair are in a state."""
         with self.sessions() as s:
             return s.scalar(
                 sa.select(sa.func.count())
                 .select_from(LinkRow)
-                .where(LinkRow.pair == pair, LinkRow.state == state)
+                .where(
+                    LinkRow.pair == pair, LinkRow.object_type == object_type, LinkRow.state == state
+                )
             )
 
     def cursor(self, pair: str, side: str, object_type: str = "deals") -> int | None:
@@ -289,6 +299,7 @@ class Ledger:
                 existing = s.scalars(
                     sa.select(LinkRow).where(
                         LinkRow.pair == pair,
+                        LinkRow.object_type == outcome.object_type,
                         sa.or_(
                             LinkRow.partner_id == link.partner_id,
                             LinkRow.vendor_id == link.vendor_id,
@@ -302,6 +313,7 @@ class Ledger:
                 s.add(
                     LinkRow(
                         pair=pair,
+                        object_type=outcome.object_type,
                         partner_id=link.partner_id,
                         vendor_id=link.vendor_id,
                         origin=link.origin,
@@ -361,6 +373,40 @@ class Ledger:
                 else:
                     state.owner_turn = outcome.owner_turn
 
+    # ---- files ---------------------------------------------------------------------------
+    def files_by_ids(self, pair: str, side: str, file_ids: Iterable[str]) -> dict[str, FileRow]:
+        """Known shared files by their id on one side."""
+        ids = list(set(file_ids))
+        if not ids:
+            return {}
+        column = FileRow.partner_file_id if side == "partner" else FileRow.vendor_file_id
+        with self.sessions() as s:
+            rows = s.scalars(sa.select(FileRow).where(FileRow.pair == pair, column.in_(ids)))
+            return {(r.partner_file_id if side == "partner" else r.vendor_file_id): r for r in rows}
+
+    def file_by_sha(self, pair: str, sha256: str) -> FileRow | None:
+        """A shared file by its content hash."""
+        with self.sessions() as s:
+            return s.scalars(
+                sa.select(FileRow).where(FileRow.pair == pair, FileRow.sha256 == sha256)
+            ).first()
+
+    def save_file(
+        self, pair: str, sha256: str, size: int, name: str, side: str, file_id: str | None
+    ) -> None:
+        """Record (or clear, with file_id None) where a file lives on one side."""
+        with self.sessions.begin() as s:
+            row = s.scalars(
+                sa.select(FileRow).where(FileRow.pair == pair, FileRow.sha256 == sha256)
+            ).first()
+            if row is None:
+                row = FileRow(pair=pair, sha256=sha256, size=size, name=name)
+                s.add(row)
+            if side == "partner":
+                row.partner_file_id = file_id
+            else:
+                row.vendor_file_id = file_id
+
     # ---- reports -------------------------------------------------------------------------
     def conflicts(self, pair: str | None = None, limit: int = 50) -> list[ConflictRow]:
         """The newest conflicts."""
@@ -392,6 +438,7 @@ class RunCommit:
     cursors: dict[tuple[str, str], int]
     intents_done: dict[str, str]
     owner_turn: int | None = None
+    object_type: str = "deals"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
