@@ -151,12 +151,22 @@ class Connector(Protocol):
         """Associated record ids per record id."""
         ...
 
+    def associate(
+        self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]], type_id: int
+    ) -> None:
+        """Associate records (from id, to id), idempotently."""
+        ...
+
     def owners(self) -> list[Owner]:
         """Every active owner."""
         ...
 
     def upload_file(self, name: str, content: bytes | BinaryIO, folder: str) -> FileInfo:
         """Store a file and return its metadata."""
+        ...
+
+    def file_info(self, file_id: str) -> FileInfo | None:
+        """A file's metadata, or None when it does not exist."""
         ...
 
     def download_file(self, file_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -238,6 +238,16 @@ class HubSpotConnector:
                 )
         return result
 
+    def associate(
+        self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]], type_id: int
+    ) -> None:
+        """Associate records (idempotent), up to 2,000 pairs per call."""
+        path = hs.ASSOCIATIONS_BATCH_CREATE.format(from_type=from_type, to_type=to_type)
+        spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
+        for chunk in _chunks(list(pairs), 2_000):
+            inputs = [{"from": {"id": a}, "to": {"id": b}, "types": spec} for a, b in chunk]
+            self.http.request("POST", path, json={"inputs": inputs})
+
     # ---- writing ---------------------------------------------------------------------------
     def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
         """Batch create; the trace id of each input is its `ref`. Results map back by position."""

@@ -131,31 +131,23 @@ def init(config: ConfigOption = None) -> None:
     """Create the ledger and the custom properties the mappings need on every portal (idempotent)."""
     from rich.table import Table
 
-    from dealsync.connections import build_connector
-    from dealsync.mapping import MappingError, load_mapping
+    from dealsync.mapping import MappingError
+    from dealsync.setup import prepare_portals
 
     loaded, _ledger = _load(config)
     table = Table(title="dealsync init")
     for column in ("portal", "object", "created", "already there"):
         table.add_column(column)
-    targets = [("vendor", loaded.vendor_crm, p.mapping_path) for p in loaded.partners]
-    targets += [(f"partner {p.id}", p.crm, p.mapping_path) for p in loaded.partners]
-    done: set[tuple[str, str]] = set()
-    for name, crm, mapping_path in targets:
-        try:
-            mapping = load_mapping(mapping_path)
-        except MappingError as exc:
-            raise _fail(f"mapping {mapping_path}:\n{exc}") from None
-        side = "vendor" if name == "vendor" else "partner"
-        if (crm.base_url, str(mapping_path)) in done:
-            continue
-        done.add((crm.base_url, str(mapping_path)))
-        specs = mapping.custom_properties.get(side, ())
-        try:
-            created = build_connector(crm, name).ensure_properties("deals", specs)
-        except Exception as exc:
-            raise _fail(f"{name} ({crm.base_url}): {exc}", 1) from None
-        table.add_row(name, "deals", ", ".join(created) or "-", str(len(specs) - len(created)))
+    try:
+        prepared = prepare_portals(loaded)
+    except MappingError as exc:
+        raise _fail(f"mapping:\n{exc}") from None
+    except Exception as exc:
+        raise _fail(f"init could not prepare a portal: {exc}", 1) from None
+    for row in prepared:
+        table.add_row(
+            row.portal, row.object_type, ", ".join(row.created) or "-", str(row.already_there)
+        )
     console.print(table)
     console.print(f"Ledger ready at {_redact_url(loaded.ledger_url)}")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from dealsync.mapping import DEFAULT_MAPPING
+from dealsync.mapping import DEFAULT_MAPPING, DEFAULT_NOTES_MAPPING
 from dealsync.rules import OwnerAssignment
 
 DEFAULT_CONFIG = "dealsync.yaml"
@@ -38,12 +38,24 @@ class CrmConfig:
 
 
 @dataclass(frozen=True)
+class NotifyTarget:
+    """Where a pair's notifications go: a saved Prefect notification block, or a webhook URL reference."""
+
+    block: str | None = None
+    webhook_ref: str | None = None
+    where: str = ""
+
+
+@dataclass(frozen=True)
 class PartnerConfig:
-    """One partner: its CRM and the mapping of its pair."""
+    """One partner: its CRM and the mappings of its pair."""
 
     id: str
     crm: CrmConfig
     mapping_path: Path
+    notes_mapping_path: Path | None = None
+    notify: tuple[NotifyTarget, ...] = ()
+    vendor_company_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class Config:
     vendor_crm: CrmConfig
     owner_assignment: OwnerAssignment
     partners: tuple[PartnerConfig, ...]
+    max_file_bytes: int = 25 * 1024 * 1024
+    registrations_property: str | None = "dealsync_active_registrations"
 
     def partner(self, partner_id: str) -> PartnerConfig:
         """The partner with this id, or a ConfigError listing the known ones."""
@@ -180,8 +194,33 @@ def _resolve_ledger(url: str, base: Path) -> str:
     return url
 
 
-def _mapping_path(raw: str | None, base: Path) -> Path:
-    candidate = Path(raw or DEFAULT_MAPPING)
+def _notify(data: Any, where: str) -> tuple[NotifyTarget, ...]:
+    if data is None:
+        return ()
+    items = data if isinstance(data, list) else [data]
+    targets = []
+    for n, item in enumerate(items):
+        at = f"{where}[{n}]"
+        if not isinstance(item, dict) or not ({"block", "webhook"} & set(item)):
+            raise ConfigError(
+                f"{at}: give `block: <Prefect notification block name>` or `webhook: env:NAME` (a URL reference)."
+            )
+        webhook = item.get("webhook")
+        if (
+            webhook
+            and not str(webhook).startswith("env:")
+            and "://" in str(webhook)
+            and "@" in str(webhook)
+        ):
+            raise ConfigError(
+                f"{at}.webhook: looks like a URL with credentials; use env:NAME instead."
+            )
+        targets.append(NotifyTarget(item.get("block"), webhook, at))
+    return tuple(targets)
+
+
+def _mapping_path(raw: str | None, base: Path, default: str = DEFAULT_MAPPING) -> Path:
+    candidate = Path(raw or default)
     if candidate.is_absolute():
         return candidate
     for root in (base, Path(__file__).resolve().parent.parent):
@@ -232,7 +271,16 @@ def load_config(path: str | Path | None = None) -> Config:
             raise ConfigError(f"{at}.id: {partner_id!r} is used twice; partner ids must be unique.")
         seen.add(partner_id)
         crm = _crm(entry.get("crm"), f"{at}.crm")
-        partners.append(PartnerConfig(partner_id, crm, _mapping_path(entry.get("mapping"), base)))
+        partners.append(
+            PartnerConfig(
+                partner_id,
+                crm,
+                _mapping_path(entry.get("mapping"), base),
+                _mapping_path(entry.get("notes_mapping"), base, DEFAULT_NOTES_MAPPING),
+                _notify(entry.get("notify"), f"{at}.notify"),
+                str(entry["vendor_company_id"]) if entry.get("vendor_company_id") else None,
+            )
+        )
     ledger = data.get("ledger", DEFAULT_LEDGER)
     if not isinstance(ledger, str) or "://" not in ledger:
         raise ConfigError(
@@ -246,4 +294,19 @@ def load_config(path: str | Path | None = None) -> Config:
             vendor.get("owner_assignment"), f"{where}: vendor.owner_assignment"
         ),
         partners=tuple(partners),
+        max_file_bytes=_max_file_bytes(data.get("files"), where),
+        registrations_property=(data.get("tracking") or {}).get(
+            "property", "dealsync_active_registrations"
+        ),
     )
+
+
+def _max_file_bytes(data: Any, where: str) -> int:
+    if data is None:
+        return 25 * 1024 * 1024
+    value = data.get("max_bytes") if isinstance(data, dict) else None
+    if not isinstance(value, int) or value <= 0:
+        raise ConfigError(
+            f"{where}: files.max_bytes must be a positive number of bytes, e.g. files: {{max_bytes: 26214400}}."
+        )
+    return value

@@ -12,10 +12,9 @@ from rich.console import Console
 from rich.panel import Panel
 
 from dealsync.config import load_config
-from dealsync.connections import build_connector
 from dealsync.ledger import Ledger
-from dealsync.mapping import load_mapping
 from dealsync.runner import run_partners
+from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess
 from sandbox.traffic import Limits
 
@@ -91,9 +90,7 @@ def run_demo(console: Console) -> None:
         config = load_config(_config(folder, vendor_server, partner_server))
         ledger = Ledger(config.ledger_url)
         ledger.migrate()
-        mapping = load_mapping(config.partners[0].mapping_path)
-        for side, crm in (("vendor", config.vendor_crm), ("partner", config.partners[0].crm)):
-            build_connector(crm, side).ensure_properties("deals", mapping.custom_properties[side])
+        prepare_portals(config)
         for email, first, last in (
             ("rita@vendor.test", "Rita", "Rep"),
             ("sam@vendor.test", "Sam", "Sales"),

@@ -16,11 +16,17 @@ from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
 from dealsync.ledger import Ledger
 from dealsync.ledger.repo import RunCommit
-from dealsync.mapping import DealMapping, FieldErrors, load_mapping
+from dealsync.mapping import (
+    DealMapping,
+    FieldErrors,
+    NotesMapping,
+    load_mapping,
+    load_notes_mapping,
+)
 from dealsync.model import SIDES, Link, Plan, Side, SideRecord, other, to_json
 from dealsync.plan import PlanInput, make_plan, parse_key
 from validation.quarantine import SchemaLevelError, split_valid
-from validation.schemas import canonical_deals, raw_hubspot_deals
+from validation.schemas import canonical_deals, raw_hubspot_records
 
 OBJECT = "deals"
 Progress = Callable[[str, int, int], None]
@@ -41,6 +47,7 @@ class RunContext:
     allow_mass_deletion: bool = False
     run_id: int | None = None
     progress: Progress | None = None
+    notes_mapping: NotesMapping | None = None
 
     def properties(self, side: Side) -> list[str]:
         """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
@@ -61,6 +68,7 @@ class Quarantined:
     reasons: list[str]
     payload: dict[str, Any]
     retriable: bool = True
+    object_type: str = OBJECT
 
 
 @dataclass
@@ -107,11 +115,14 @@ class RunReport:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     resolved: int = 0
-    notes: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
     brake: str = ""
     api_calls: int = 0
     seconds: float = 0.0
     plan: Plan | None = None
+    new_links: list[Link] = field(default_factory=list)
+    welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (what the ledger keeps per run)."""
@@ -125,7 +136,8 @@ class RunReport:
             "quarantined": len(self.quarantined),
             "resolved": self.resolved,
             "brake": self.brake,
-            "notes": self.notes,
+            "messages": self.messages,
+            "notes": {k: v for k, v in self.notes.items() if k not in ("plan", "quarantine")},
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 3),
         }
@@ -146,6 +158,9 @@ def open_context(
         pair=partner_id,
         partner=partner,
         mapping=load_mapping(partner.mapping_path),
+        notes_mapping=load_notes_mapping(partner.notes_mapping_path)
+        if partner.notes_mapping_path
+        else None,
         ledger=ledger,
         connectors={
             "partner": build_connector(partner.crm, f"partner {partner_id}"),
@@ -252,7 +267,7 @@ def validate(ctx: RunContext, pulled: Pulled) -> Validated:
         # Columns come from what the CRM returned: a property it does not have is a missing column.
         frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
         try:
-            good, bad = split_valid(frame, raw_hubspot_deals(ctx.mapping, side), "id")
+            good, bad = split_valid(frame, raw_hubspot_records(ctx.mapping, side), "id")
         except SchemaLevelError as exc:
             raise SchemaLevelError(
                 f"the {side} CRM's deals do not fit the mapping {ctx.mapping.path}: {exc}. A missing column is a "
@@ -452,6 +467,8 @@ def commit(
     for adopt in plan.adopts:
         new_links.append(Link(None, adopt.partner_id, adopt.vendor_id, adopt.origin, adopt.base))
         report.adopted += 1
+    report.new_links = new_links
+    report.welcome = _welcome_notes(ctx, validated, plan, pushed)
     failed_links: set[int] = set()
     for update in plan.updates:
         outcome = pushed.updates.get((update.target, update.record_id))
@@ -539,9 +556,24 @@ def commit(
         {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
         for q in quarantined
     ]
-    report.notes = list(plan.notes)
+    report.messages = list(plan.notes)
     report.brake = plan.brake_reason
     return report
+
+
+def _welcome_notes(
+    ctx: RunContext, validated: Validated, plan: Plan, pushed: Pushed
+) -> list[tuple[str, str, str, str]]:
+    """(vendor deal, new partner deal, welcome text, timestamp) for conversions created in this run."""
+    prop = ctx.mapping.welcome_note
+    found = []
+    for create in plan.creates:
+        outcome = pushed.creates[create.key]
+        vendor = validated.records["vendor"].get(create.source_id)
+        text = (vendor.raw.get(prop) or "").strip() if vendor and prop else ""
+        if create.target == "partner" and outcome.ok and outcome.record and text:
+            found.append((create.source_id, outcome.record.id, text, str(int(time.time() * 1000))))
+    return found
 
 
 def _change(
@@ -591,7 +623,7 @@ def dry_run_report(ctx: RunContext, pulled: Pulled, validated: Validated, plan: 
         {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
         for q in [*validated.quarantined, *skipped]
     ]
-    report.notes = list(plan.notes)
+    report.messages = list(plan.notes)
     report.brake = plan.brake_reason
     return report
 
@@ -611,6 +643,10 @@ def run_pair(ctx: RunContext, call: Callable[..., Any] | None = None) -> RunRepo
         else:
             pushed = invoke(push, ctx, plan)
             report = invoke(commit, ctx, pulled, validated, plan, pushed)
+        if ctx.notes_mapping is not None:
+            from dealsync.note_engine import run_notes
+
+            report.notes = run_notes(ctx, report.new_links, report.welcome, call)
     except Exception as exc:
         if ctx.run_id is not None:
             ctx.ledger.finish_run(ctx.run_id, "failed", {}, f"{type(exc).__name__}: {exc}")

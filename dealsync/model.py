@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -9,12 +10,16 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
 
+# dealsync's own "<author> wrote:" line on notes whose author has no account on the other side.
+AUTHOR_LINE = re.compile(r'^<p class="dealsync-author">.*?</p>', re.DOTALL)
+
 # The fixed registry of value transforms a mapping may name (no eval, no imports).
 TRANSFORMS: dict[str, Callable[[str], str]] = {
     "strip": str.strip,
     "lower": str.lower,
     "upper": str.upper,
     "collapse_whitespace": lambda text: " ".join(text.split()),
+    "strip_author": lambda text: AUTHOR_LINE.sub("", text, count=1),
 }
 
 Side = Literal["partner", "vendor"]

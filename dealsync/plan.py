@@ -111,7 +111,7 @@ def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
             vendor.values.get(rule.name),
             link.base.get(rule.name),
         )
-        target, value = _merge_field(rule, p, v, b, partner, vendor, link, plan)
+        target, value = merge_field(rule, p, v, b, partner, vendor, link, plan)
         base[rule.name] = value
         if target is not None:
             current = p if target == "partner" else v
@@ -126,7 +126,7 @@ def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
         plan.new_bases[link.id] = base
 
 
-def _merge_field(
+def merge_field(
     rule: FieldRule,
     p: Value,
     v: Value,

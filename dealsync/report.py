@@ -106,7 +106,7 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
         for q in report.quarantined:
             quarantine.add_row(q["side"], q["record_id"], q["stage"], "; ".join(q["reasons"]))
         parts.append(quarantine)
-    for note in report.notes:
+    for note in report.messages:
         parts.append(Text(f"note: {note}", style="yellow"))
     if show_plan and report.plan is not None:
         title = "Plan (nothing was written)" if report.dry_run else "What this run wrote"

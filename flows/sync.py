@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from dealsync import engine
+from dealsync import engine, note_engine
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
 from dealsync.report import report_markdown
@@ -24,6 +24,25 @@ STEP_TASKS = {
     ),
     engine.push: task(engine.push, name="push", cache_policy=NO_CACHE),
     engine.commit: task(engine.commit, name="commit", cache_policy=NO_CACHE),
+    note_engine.pull_notes: task(
+        note_engine.pull_notes,
+        name="pull-notes",
+        retries=2,
+        retry_delay_seconds=10,
+        cache_policy=NO_CACHE,
+    ),
+    note_engine.read_files: task(
+        note_engine.read_files,
+        name="read-files",
+        retries=2,
+        retry_delay_seconds=10,
+        cache_policy=NO_CACHE,
+    ),
+    note_engine.plan_notes: task(note_engine.plan_notes, name="plan-notes", cache_policy=NO_CACHE),
+    note_engine.push_notes: task(note_engine.push_notes, name="push-notes", cache_policy=NO_CACHE),
+    note_engine.commit_notes: task(
+        note_engine.commit_notes, name="commit-notes", cache_policy=NO_CACHE
+    ),
 }
 
 

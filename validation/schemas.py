@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pandera.pandas as pa
 
-from dealsync.mapping import DealMapping
+from dealsync.mapping import DealMapping, MappingBase
 from dealsync.model import BadValue, FieldType, Side, canonical
 
 _ID = re.compile(r"^\d+$")
@@ -29,8 +29,10 @@ def _parses(field_type: FieldType):
     return pa.Check(check, element_wise=True, error=f"not a valid {field_type.value}")
 
 
-def raw_hubspot_deals(mapping: DealMapping, side: Side) -> pa.DataFrameSchema:
-    """Raw deals as HubSpot returns them: a numeric id, a modification time, the mapped properties."""
+def raw_hubspot_records(
+    mapping: MappingBase, side: Side, object_type: str = "deals"
+) -> pa.DataFrameSchema:
+    """Raw records as HubSpot returns them: a numeric id, a modification time, the mapped properties."""
     types = {rule.prop(side): rule.type for rule in mapping.synced_fields() if rule.prop(side)}
     columns: dict[str, pa.Column] = {
         "id": pa.Column(

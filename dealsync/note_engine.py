@@ -1,0 +1,630 @@
+"""The notes phase of a run: shared notes, comments and their files on the pair's shared deals."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from connectors.base import Record, WriteInput, WriteOutcome
+from connectors.errors import ConnectorError
+from connectors.hubspot import modified_ms
+from dealsync.engine import Quarantined, RunContext
+from dealsync.ledger.repo import RunCommit
+from dealsync.mapping import FieldErrors
+from dealsync.model import SIDES, Link, Side, other, to_json
+from dealsync.note_plan import (
+    NoteCreate,
+    NotePlan,
+    NotePlanInput,
+    NoteRecord,
+    make_note_plan,
+)
+from dealsync.plan import parse_key
+from validation.quarantine import SchemaLevelError, split_valid
+from validation.schemas import raw_hubspot_records
+
+NOTES = "notes"
+NOTE_TO_DEAL = 214
+
+
+@dataclass
+class StashedFile:
+    """A file read from one side: where it came from and a local copy for uploading elsewhere."""
+
+    side: Side
+    file_id: str
+    name: str
+    size: int
+    path: str
+
+
+@dataclass
+class NotesPulled:
+    """Notes of both sides that belong to this pair's shared deals, with their deals and files."""
+
+    records: dict[Side, dict[str, Record]]
+    deals: dict[Side, dict[str, tuple[str, ...]]]
+    links: list[Link]
+    gone: set[tuple[Side, str]]
+    cursors: dict[Side, int | None]
+    deal_twins: dict[Side, dict[str, str]]
+    files: dict[Side, dict[str, str]] = field(default_factory=dict)  # side -> file id -> sha256
+    stash: dict[str, StashedFile] = field(default_factory=dict)  # sha256 -> a readable copy
+    quarantined: list[Quarantined] = field(default_factory=list)
+    welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class NotesOutcome:
+    """What the CRMs confirmed in the notes phase."""
+
+    creates: dict[str, WriteOutcome]
+    updates: dict[tuple[Side, str], WriteOutcome]
+    deletes: dict[tuple[Side, str], WriteOutcome]
+    failures: list[Quarantined]
+    files_copied: int = 0
+    files_deleted: int = 0
+
+
+# ---- pull ---------------------------------------------------------------------------------
+def _deal_twins(links: list[Link]) -> dict[Side, dict[str, str]]:
+    return {
+        "partner": {link.partner_id: link.vendor_id for link in links},
+        "vendor": {link.vendor_id: link.partner_id for link in links},
+    }
+
+
+def _may_cross(
+    ctx: RunContext, side: Side, record: Record, deals: tuple[str, ...], twins, linked: set[str]
+) -> bool:
+    """Visibility: linked notes, this pair's twins, and notes on shared deals that are not private."""
+    mapping = ctx.notes_mapping
+    if record.id in linked:
+        return True
+    key = record.properties.get(mapping.key_property)
+    if key:
+        return parse_key(ctx.pair, key) is not None
+    if not any(d in twins[side] for d in deals):
+        return False
+    flag = (record.properties.get(mapping.share.property) or "").strip().lower()
+    if flag:
+        return flag == mapping.share.equals.lower()
+    return bool((record.properties.get(mapping.reply_to_property) or "").strip())
+
+
+def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
+    """Changed notes since the cursors, the notes of newly shared deals, quarantined and linked ones."""
+    mapping = ctx.notes_mapping
+    deal_links = ctx.ledger.active_links(ctx.pair)
+    twins = _deal_twins(deal_links)
+    records: dict[Side, dict[str, Record]] = {"partner": {}, "vendor": {}}
+    deals: dict[Side, dict[str, tuple[str, ...]]] = {"partner": {}, "vendor": {}}
+    cursors: dict[Side, int | None] = {}
+    links: dict[int, Link] = {}
+    for side in SIDES:
+        connector = ctx.connectors[side]
+        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
+        cursors[side] = since
+        candidates: dict[str, Record] = {}
+        for page in connector.pull_changes(NOTES, since, mapping.properties(side)):
+            candidates.update({r.id: r for r in page.records})
+            cursors[side] = page.cursor
+        # Notes that were already on a deal when it became shared are not "changed": read them too.
+        new_deals = [
+            link.partner_id if side == "partner" else link.vendor_id for link in new_deal_links
+        ]
+        on_new = [
+            n for ids in connector.associations("deals", NOTES, new_deals).values() for n in ids
+        ]
+        retry = [
+            e.record_id
+            for e in ctx.ledger.open_quarantine(ctx.pair, side)
+            if e.object_type == NOTES
+        ]
+        extra = [n for n in {*on_new, *retry} if n not in candidates]
+        if extra:
+            candidates.update(connector.read(NOTES, extra, mapping.properties(side)))
+        note_deals = connector.associations(NOTES, "deals", list(candidates))
+        side_links = ctx.ledger.links_for(ctx.pair, side, candidates, NOTES)
+        links.update({link.id: link for link in side_links})
+        linked = {link.partner_id if side == "partner" else link.vendor_id for link in side_links}
+        for note_id, record in candidates.items():
+            if _may_cross(ctx, side, record, note_deals.get(note_id, ()), twins, linked):
+                records[side][note_id] = record
+                deals[side][note_id] = note_deals.get(note_id, ())
+    gone = _note_counterparts(ctx, records, deals, links)
+    return NotesPulled(records, deals, list(links.values()), gone, cursors, twins)
+
+
+def _note_counterparts(
+    ctx: RunContext, records, deals, links: dict[int, Link]
+) -> set[tuple[Side, str]]:
+    gone: set[tuple[Side, str]] = set()
+    mapping = ctx.notes_mapping
+    for side in SIDES:
+        wanted = [
+            lk.partner_id if side == "partner" else lk.vendor_id
+            for lk in links.values()
+            if (lk.partner_id if side == "partner" else lk.vendor_id) not in records[side]
+        ]
+        if wanted:
+            found = ctx.connectors[side].read(NOTES, wanted, mapping.properties(side))
+            records[side].update(found)
+            deals[side].update(ctx.connectors[side].associations(NOTES, "deals", list(found)))
+            gone.update((side, note_id) for note_id in wanted if note_id not in found)
+    all_links = ctx.ledger.active_links(ctx.pair, NOTES)
+    for side in SIDES:
+        ids = [lk.partner_id if side == "partner" else lk.vendor_id for lk in all_links]
+        archived = ctx.connectors[side].read(NOTES, ids, [], archived=True) if ids else {}
+        gone.update((side, note_id) for note_id in archived)
+        for link in all_links:
+            if (side, link.partner_id if side == "partner" else link.vendor_id) in gone:
+                links.setdefault(link.id, link)
+    return gone
+
+
+# ---- files --------------------------------------------------------------------------------
+def attachment_ids(ctx: RunContext, record: Record) -> list[str]:
+    """The file ids a note lists."""
+    raw = record.properties.get(ctx.notes_mapping.attachments_property) or ""
+    return [part.strip() for part in raw.split(";") if part.strip()]
+
+
+def read_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> None:
+    """Know the sha256 of every attached file: from the ledger, or by streaming it once to `folder`."""
+    for side in SIDES:
+        ids = {
+            fid for record in pulled.records[side].values() for fid in attachment_ids(ctx, record)
+        }
+        known = ctx.ledger.files_by_ids(ctx.pair, side, ids)
+        pulled.files[side] = {fid: row.sha256 for fid, row in known.items()}
+        connector = ctx.connectors[side]
+        for file_id in sorted(ids - set(known)):
+            try:
+                info = connector.file_info(file_id)
+                if info is None:
+                    continue  # deleted: it counts as removed from the note
+                if info.size > ctx.config.max_file_bytes:
+                    pulled.quarantined.append(
+                        Quarantined(
+                            side,
+                            file_id,
+                            "files",
+                            [
+                                f"file {info.name!r} is {info.size:,} bytes, over the {ctx.config.max_file_bytes:,}-byte limit (files.max_bytes); it is not copied"
+                            ],
+                            {"name": info.name, "size": info.size},
+                            False,
+                            "files",
+                        )
+                    )
+                    continue
+                digest = hashlib.sha256()
+                path = os.path.join(folder, f"{side}-{file_id}")
+                size = 0
+                with open(path, "wb") as out:
+                    for chunk in connector.download_file(file_id):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+            except ConnectorError as exc:
+                pulled.quarantined.append(
+                    Quarantined(
+                        side,
+                        file_id,
+                        "files",
+                        [f"file could not be downloaded: {exc}"],
+                        {},
+                        exc.retriable,
+                        "files",
+                    )
+                )
+                continue
+            sha = digest.hexdigest()
+            pulled.files[side][file_id] = sha
+            pulled.stash.setdefault(sha, StashedFile(side, file_id, info.name, size, path))
+
+
+# ---- validate and plan --------------------------------------------------------------------
+def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Quarantined]]:
+    """Validate notes (raw schema, canonical mapping), then plan with owners and deal links."""
+    mapping = ctx.notes_mapping
+    quarantined: list[Quarantined] = list(pulled.quarantined)
+    notes: dict[Side, dict[str, NoteRecord]] = {"partner": {}, "vendor": {}}
+    owners_by_email: dict[Side, dict[str, str]] = {}
+    owners_by_id: dict[Side, dict[str, tuple[str, str]]] = {}
+    for side in SIDES:
+        owners = [o for o in ctx.connectors[side].owners() if not o.archived]
+        owners_by_email[side] = {o.email.lower(): o.id for o in owners}
+        owners_by_id[side] = {
+            o.id: (o.email, f"{o.first_name} {o.last_name}".strip()) for o in owners
+        }
+        raw = pulled.records[side]
+        if not raw:
+            continue
+        frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
+        try:
+            good, bad = split_valid(frame, raw_hubspot_records(mapping, side, NOTES), "id")
+        except SchemaLevelError as exc:
+            raise SchemaLevelError(
+                f"the {side} CRM's notes do not fit {mapping.path}: {exc}; run `dealsync init`."
+            ) from exc
+        quarantined += [
+            Quarantined(side, rid, "validate", reasons, dict(raw[rid].properties), False, NOTES)
+            for rid, reasons in bad.items()
+        ]
+        for note_id in good["id"]:
+            record = raw[str(note_id)]
+            try:
+                side_record = mapping.side_record(
+                    side, record.id, record.properties, modified_ms(record)
+                )
+            except FieldErrors as exc:
+                quarantined.append(
+                    Quarantined(
+                        side,
+                        record.id,
+                        "validate",
+                        exc.errors,
+                        dict(record.properties),
+                        False,
+                        NOTES,
+                    )
+                )
+                continue
+            author = owners_by_id[side].get(record.properties.get(mapping.owner_property) or "")
+            files = tuple(
+                sorted(
+                    {
+                        pulled.files[side][f]
+                        for f in attachment_ids(ctx, record)
+                        if f in pulled.files[side]
+                    }
+                )
+            )
+            notes[side][record.id] = NoteRecord(
+                side_record,
+                pulled.deals[side].get(record.id, ()),
+                files,
+                author[0] if author else None,
+                author[1] if author else "",
+            )
+    plan = make_note_plan(
+        NotePlanInput(
+            pair=ctx.pair,
+            mapping=mapping,
+            links=tuple(pulled.links),
+            notes=notes,
+            deal_twins=pulled.deal_twins,
+            owners=owners_by_email,
+            gone=frozenset(pulled.gone),
+            welcome=tuple(pulled.welcome),
+        )
+    )
+    return plan, quarantined
+
+
+# ---- push ---------------------------------------------------------------------------------
+class FileMover:
+    """Puts the same bytes on a side, uploading at most once per pair and side."""
+
+    def __init__(self, ctx: RunContext, pulled: NotesPulled) -> None:
+        self.ctx, self.pulled = ctx, pulled
+        self.copied = 0
+
+    def ids_on(self, side: Side, shas: tuple[str, ...]) -> list[str]:
+        """File ids on `side` holding these contents, uploading copies where missing."""
+        have = {sha: fid for fid, sha in self.pulled.files[side].items()}
+        ids = []
+        for sha in shas:
+            if sha in have:
+                ids.append(have[sha])
+                continue
+            row = self.ctx.ledger.file_by_sha(self.ctx.pair, sha)
+            existing = (
+                (row.partner_file_id if side == "partner" else row.vendor_file_id) if row else None
+            )
+            if existing:
+                ids.append(existing)
+                continue
+            stash = self.pulled.stash.get(sha)
+            if stash is None:
+                continue  # never read this run and unknown: nothing to copy from
+            with open(stash.path, "rb") as handle:
+                info = self.ctx.connectors[side].upload_file(
+                    stash.name, handle, f"/dealsync/{self.ctx.pair}"
+                )
+            self.ctx.ledger.save_file(
+                self.ctx.pair, sha, stash.size, stash.name, stash.side, stash.file_id
+            )
+            self.ctx.ledger.save_file(self.ctx.pair, sha, stash.size, stash.name, side, info.id)
+            self.pulled.files[side][info.id] = sha
+            self.copied += 1
+            ids.append(info.id)
+        return ids
+
+
+def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOutcome:
+    """Creates (parents before replies), updates with files, deletions, removed files."""
+    mapping = ctx.notes_mapping
+    assert ctx.run_id is not None
+    ctx.ledger.record_intents(
+        ctx.run_id, ctx.pair, [(c.key, c.target, c.source_id) for c in plan.creates]
+    )
+    mover = FileMover(ctx, pulled)
+    creates: dict[str, WriteOutcome] = {}
+    new_twin: dict[tuple[Side, str], str] = {}  # (source side, source id) -> twin id
+    waves = [
+        [c for c in plan.creates if not c.reply_to_source],
+        [c for c in plan.creates if c.reply_to_source],
+    ]
+    for wave in waves:
+        for target in SIDES:
+            batch = [c for c in wave if c.target == target]
+            if not batch:
+                continue
+            inputs = [WriteInput(c.key, _create_props(ctx, c, mover, new_twin)) for c in batch]
+            outcomes = ctx.connectors[target].upsert(NOTES, mapping.key_property, inputs)
+            pairs = []
+            for create, outcome in zip(batch, outcomes, strict=True):
+                creates[create.key] = outcome
+                if outcome.ok and outcome.record is not None:
+                    new_twin[(other(target), create.source_id)] = outcome.record.id
+                    pairs.append((outcome.record.id, create.deal_id))
+            if pairs:
+                ctx.connectors[target].associate(NOTES, "deals", pairs, NOTE_TO_DEAL)
+    updates: dict[tuple[Side, str], WriteOutcome] = {}
+    for target in SIDES:
+        inputs = []
+        for update in (u for u in plan.updates if u.target == target):
+            props = dict(update.properties)
+            if update.files is not None:
+                props[mapping.attachments_property] = ";".join(mover.ids_on(target, update.files))
+            inputs.append(WriteInput(update.note_id, props, id=update.note_id))
+        if inputs:
+            for outcome in ctx.connectors[target].update(NOTES, inputs):
+                updates[(target, outcome.ref)] = outcome
+    deletes: dict[tuple[Side, str], WriteOutcome] = {}
+    for source in SIDES:
+        ids = [d.target_id for d in plan.deletes if d.source == source and d.action == "archive"]
+        if ids:
+            for outcome in ctx.connectors[other(source)].archive(NOTES, ids):
+                deletes[(other(source), outcome.ref)] = outcome
+    deleted_files = _delete_removed_files(ctx, pulled, plan)
+    failures = [
+        Quarantined(
+            other(c.target),
+            c.source_id,
+            "push",
+            [f"creating the {c.target} note failed: {creates[c.key].error}"],
+            {},
+            True,
+            NOTES,
+        )
+        for c in plan.creates
+        if not creates[c.key].ok and not c.source_id.startswith("welcome-")
+    ]
+    failures += [
+        Quarantined(
+            side, rid, "push", [f"updating {side} note {rid} failed: {o.error}"], {}, True, NOTES
+        )
+        for (side, rid), o in {**updates, **deletes}.items()
+        if not o.ok
+    ]
+    return NotesOutcome(creates, updates, deletes, failures, mover.copied, deleted_files)
+
+
+def _create_props(
+    ctx: RunContext, create: NoteCreate, mover: FileMover, new_twin: dict
+) -> dict[str, str]:
+    mapping = ctx.notes_mapping
+    props = {k: v for k, v in create.properties.items() if k != mapping.key_property}
+    if create.reply_to_source:
+        parent = new_twin.get((other(create.target), create.reply_to_source))
+        if parent:
+            props[mapping.reply_to_property] = parent
+    if create.files:
+        props[mapping.attachments_property] = ";".join(mover.ids_on(create.target, create.files))
+    return props
+
+
+def _delete_removed_files(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> int:
+    """Delete the copies of files removed from shared notes (unless another note still lists them)."""
+    deleted = 0
+    for side, sha in dict.fromkeys(plan.removed_files):
+        still_used = any(
+            sha in {pulled.files[side].get(f) for f in attachment_ids(ctx, r)}
+            for r in pulled.records[side].values()
+            if not any(u.note_id == r.id and u.target == side for u in plan.updates)
+        )
+        if still_used:
+            continue
+        for file_id, file_sha in list(pulled.files[side].items()):
+            if file_sha == sha:
+                ctx.connectors[side].delete_file(file_id)
+                ctx.ledger.save_file(ctx.pair, sha, 0, "", side, None)
+                deleted += 1
+    return deleted
+
+
+# ---- commit -------------------------------------------------------------------------------
+def commit_notes(
+    ctx: RunContext,
+    pulled: NotesPulled,
+    plan: NotePlan,
+    outcome: NotesOutcome,
+    quarantined: list[Quarantined],
+) -> dict[str, Any]:
+    """Record note links, bases, audit and cursors; quarantine what failed; return counts."""
+    assert ctx.run_id is not None
+    new_links, intents, changes = [], {}, []
+    for create in plan.creates:
+        result = outcome.creates[create.key]
+        if not result.ok or result.record is None:
+            continue
+        intents[create.key] = result.record.id
+        if create.source_id.startswith("welcome-"):
+            changes.append(
+                _audit(
+                    None,
+                    create.target,
+                    result.record.id,
+                    "create",
+                    "welcome_note",
+                    None,
+                    create.key,
+                )
+            )
+            continue
+        source = other(create.target)
+        partner_id, vendor_id = (
+            (create.source_id, result.record.id)
+            if source == "partner"
+            else (result.record.id, create.source_id)
+        )
+        new_links.append(Link(None, partner_id, vendor_id, source, create.base))
+        changes.append(
+            _audit(None, create.target, result.record.id, "create", "note", None, create.key)
+        )
+    new_links += [Link(None, a.partner_id, a.vendor_id, a.origin, a.base) for a in plan.adopts]
+    failed: set[int] = set()
+    for update in plan.updates:
+        result = outcome.updates.get((update.target, update.note_id))
+        if result is None or not result.ok:
+            if update.link_id is not None:
+                failed.add(update.link_id)
+            continue
+        changes += [
+            _audit(update.link_id, update.target, update.note_id, "update", name, None, None)
+            for name in update.changed
+        ]
+    states = {}
+    for delete in plan.deletes:
+        result = outcome.deletes.get((other(delete.source), delete.target_id))
+        if delete.action == "unlink" or (result is not None and result.ok):
+            if delete.link_id is not None:
+                states[delete.link_id] = "unlinked" if delete.action == "unlink" else "archived"
+            if delete.action != "unlink":
+                changes.append(
+                    _audit(
+                        delete.link_id,
+                        other(delete.source),
+                        delete.target_id,
+                        "archive",
+                        "note",
+                        None,
+                        None,
+                    )
+                )
+    bases = {lid: base for lid, base in plan.new_bases.items() if lid not in failed}
+    conflicts = [
+        {
+            "link_id": c.link_id,
+            "field": f"note.{c.field}",
+            "base": to_json(c.base),
+            "partner": to_json(c.partner),
+            "vendor": to_json(c.vendor),
+            "rule": c.rule,
+            "winner": c.winner,
+        }
+        for c in plan.conflicts
+    ]
+    cursors = {(side, NOTES): value for side, value in pulled.cursors.items() if value is not None}
+    ctx.ledger.commit_run(
+        ctx.run_id,
+        ctx.pair,
+        RunCommit(new_links, bases, states, changes, conflicts, cursors, intents, None, NOTES),
+    )
+    everything = (
+        quarantined
+        + outcome.failures
+        + [
+            Quarantined(s.side, s.record_id, "plan", [s.reason], {}, False, NOTES)
+            for s in plan.skips
+        ]
+    )
+    for item in everything:
+        ctx.ledger.quarantine(
+            ctx.run_id,
+            ctx.pair,
+            item.side,
+            item.record_id,
+            item.stage,
+            item.reasons,
+            item.payload,
+            item.retriable,
+            item.object_type,
+        )
+    bad = {(q.side, q.record_id) for q in everything}
+    resolved = 0
+    for side in SIDES:
+        resolved += ctx.ledger.resolve_quarantine(
+            ctx.pair, side, [r for r in pulled.records[side] if (side, r) not in bad], NOTES
+        )
+        good_files = [f for f in pulled.files.get(side, {}) if (side, f) not in bad]
+        resolved += ctx.ledger.resolve_quarantine(ctx.pair, side, good_files, "files")
+    counts: dict[str, Any] = defaultdict(int)
+    for create in plan.creates:
+        if outcome.creates[create.key].ok:
+            counts[f"{create.target} notes created"] += 1
+    for (side, _rid), result in outcome.updates.items():
+        counts[f"{side} notes updated"] += int(result.ok)
+    for (side, _rid), result in outcome.deletes.items():
+        counts[f"{side} notes deleted"] += int(result.ok)
+    counts["files copied"] = outcome.files_copied
+    counts["files deleted"] = outcome.files_deleted
+    counts["quarantined"] = len(everything)
+    counts["resolved"] = resolved
+    counts["conflicts"] = len(conflicts)
+    counts["quarantine"] = [
+        {
+            "side": q.side,
+            "record_id": q.record_id,
+            "stage": q.stage,
+            "reasons": q.reasons,
+            "object": q.object_type,
+        }
+        for q in everything
+    ]
+    return dict(counts)
+
+
+def _audit(link_id, side, record_id, action, field_name, old, new) -> dict[str, Any]:
+    return {
+        "link_id": link_id,
+        "side": side,
+        "record_id": record_id,
+        "action": action,
+        "field": field_name,
+        "old": old,
+        "new": new,
+    }
+
+
+def run_notes(
+    ctx: RunContext, new_deal_links: list[Link], welcome: list[tuple[str, str, str, str]], call=None
+) -> dict[str, Any]:
+    """The whole notes phase (a dry run plans and reports only)."""
+    invoke = call or (lambda step, *args: step(*args))
+    with tempfile.TemporaryDirectory(prefix="dealsync-files-") as folder:
+        pulled = invoke(pull_notes, ctx, new_deal_links)
+        pulled.welcome = welcome
+        invoke(read_files, ctx, pulled, folder)
+        plan, quarantined = invoke(plan_notes, ctx, pulled)
+        if ctx.dry_run:
+            return {
+                "partner notes created": sum(1 for c in plan.creates if c.target == "partner"),
+                "vendor notes created": sum(1 for c in plan.creates if c.target == "vendor"),
+                "notes updated": len(plan.updates),
+                "notes deleted": len(plan.deletes),
+                "quarantined": len(quarantined),
+                "plan": plan,
+            }
+        outcome = invoke(push_notes, ctx, pulled, plan)
+        return invoke(commit_notes, ctx, pulled, plan, outcome, quarantined)

@@ -1,0 +1,302 @@
+"""The merge for notes, comments and their files on shared deals. Pure: no I/O."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from dealsync.mapping import NotesMapping
+from dealsync.model import AUTHOR_LINE, Adopt, Conflict, Link, Side, SideRecord, Skip, Value, other
+from dealsync.plan import key_for, merge_field, parse_key
+
+FILES = "files"
+
+
+def author_line(name: str, email: str) -> str:
+    """The line that names a note's author where that person has no account on the other side."""
+    return (
+        f'<p class="dealsync-author">{html.escape(name or email)} ({html.escape(email)}) wrote:</p>'
+    )
+
+
+def author_prefix(body: str | None) -> str:
+    """The author line a body starts with, or ''."""
+    match = AUTHOR_LINE.match(body or "")
+    return match.group(0) if match else ""
+
+
+@dataclass(frozen=True)
+class NoteRecord:
+    """One side's note: canonical values plus what notes need beyond fields."""
+
+    record: SideRecord
+    deal_ids: tuple[str, ...]
+    files: tuple[str, ...]  # sha256 of the attached files that could be read
+    author_email: str | None = None
+    author_name: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+@dataclass(frozen=True)
+class NoteCreate:
+    """Create the twin of a note on `target`, on the twin deal, idempotently by `key`."""
+
+    target: Side
+    source_id: str
+    key: str
+    deal_id: str
+    properties: Mapping[str, str]
+    base: Mapping[str, Value]
+    files: tuple[str, ...]
+    reply_to_source: str | None = None
+
+
+@dataclass(frozen=True)
+class NoteUpdate:
+    """Change a linked note: properties, and/or the full set of files it should hold."""
+
+    target: Side
+    note_id: str
+    link_id: int | None
+    properties: Mapping[str, str]
+    files: tuple[str, ...] | None
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NoteDelete:
+    """Apply the deletion policy to a note link whose note on `source` is gone."""
+
+    source: Side
+    link_id: int | None
+    target_id: str
+    action: str
+
+
+@dataclass
+class NotePlan:
+    """Everything the notes phase of a run intends to write."""
+
+    creates: list[NoteCreate] = field(default_factory=list)
+    updates: list[NoteUpdate] = field(default_factory=list)
+    deletes: list[NoteDelete] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    adopts: list[Adopt] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    new_bases: dict[int, dict[str, Value]] = field(default_factory=dict)
+    removed_files: list[tuple[Side, str]] = field(
+        default_factory=list
+    )  # (side, sha256) dropped from a note
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether the plan writes nothing."""
+        return not (self.creates or self.updates or self.deletes)
+
+
+@dataclass(frozen=True)
+class NotePlanInput:
+    """What the notes phase knows: note links, both sides' notes, the pair's deal links, owners."""
+
+    pair: str
+    mapping: NotesMapping
+    links: tuple[Link, ...]
+    notes: Mapping[Side, Mapping[str, NoteRecord]]
+    deal_twins: Mapping[Side, Mapping[str, str]]  # deal id on a side -> its twin's id
+    owners: Mapping[Side, Mapping[str, str]] = field(default_factory=dict)  # email -> owner id
+    gone: frozenset[tuple[Side, str]] = frozenset()
+    welcome: tuple[
+        tuple[str, str, str, str], ...
+    ] = ()  # (vendor deal, partner deal, text, timestamp)
+
+
+def merge_files(
+    partner: tuple[str, ...], vendor: tuple[str, ...], base: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Three-way merge of file sets: what either side added stays, what either side removed goes."""
+    p, v, b = set(partner), set(vendor), set(base)
+    return tuple(sorted((b | (p - b) | (v - b)) - (b - p) - (b - v)))
+
+
+def make_note_plan(inp: NotePlanInput) -> NotePlan:
+    """Decide every note write of one run."""
+    plan = NotePlan()
+    linked: dict[Side, dict[str, Link]] = {
+        "partner": {link.partner_id: link for link in inp.links},
+        "vendor": {link.vendor_id: link for link in inp.links},
+    }
+    for link in inp.links:
+        _plan_link(inp, link, plan)
+    for side in ("partner", "vendor"):
+        for note in inp.notes.get(side, {}).values():
+            if note.id not in linked[side]:
+                _plan_unlinked(inp, side, note, linked, plan)
+    for vendor_deal, partner_deal, text, stamp in inp.welcome:
+        plan.creates.append(
+            NoteCreate(
+                target="partner",
+                source_id=f"welcome-{vendor_deal}",
+                key=f"{inp.pair}:vendor:{vendor_deal}:welcome",
+                deal_id=partner_deal,
+                properties={
+                    _prop(inp.mapping, "body", "partner"): text,
+                    _prop(inp.mapping, "timestamp", "partner"): stamp,
+                    inp.mapping.share.property: "true",
+                },
+                base={},
+                files=(),
+            )
+        )
+    return plan
+
+
+def _prop(mapping: NotesMapping, name: str, side: Side) -> str:
+    rule = next(r for r in mapping.fields if r.name == name)
+    return rule.prop(side)  # type: ignore[return-value]
+
+
+def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
+    for side, note_id in (("partner", link.partner_id), ("vendor", link.vendor_id)):
+        if (side, note_id) in inp.gone:
+            target_id = link.vendor_id if side == "partner" else link.partner_id
+            if (other(side), target_id) in inp.gone:
+                plan.deletes.append(NoteDelete(side, link.id, target_id, "unlink"))
+            else:
+                plan.deletes.append(
+                    NoteDelete(side, link.id, target_id, inp.mapping.policy(side).action)
+                )
+            return
+    partner = inp.notes.get("partner", {}).get(link.partner_id)
+    vendor = inp.notes.get("vendor", {}).get(link.vendor_id)
+    if partner is None or vendor is None:
+        return
+    base = dict(link.base)
+    writes: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
+    changed: dict[Side, list[str]] = {"partner": [], "vendor": []}
+    for rule in inp.mapping.synced_fields():
+        p, v, b = (
+            partner.record.values.get(rule.name),
+            vendor.record.values.get(rule.name),
+            link.base.get(rule.name),
+        )
+        target, value = merge_field(rule, p, v, b, partner.record, vendor.record, link, plan)  # type: ignore[arg-type]
+        base[rule.name] = value
+        if target is not None:
+            text = rule.write(target, value)
+            if rule.name == "body":
+                current = (partner if target == "partner" else vendor).record.raw.get(
+                    rule.prop(target)
+                )
+                text = author_prefix(current) + text
+            writes[target][rule.prop(target)] = text  # type: ignore[index]
+            changed[target].append(rule.name)
+    base_files = tuple(link.base.get(FILES) or ())
+    files = merge_files(partner.files, vendor.files, base_files)
+    base[FILES] = files
+    file_updates: dict[Side, tuple[str, ...] | None] = {"partner": None, "vendor": None}
+    for side, note in (("partner", partner), ("vendor", vendor)):
+        if tuple(sorted(note.files)) != files:
+            file_updates[side] = files
+            changed[side].append(FILES)
+            plan.removed_files += [(side, sha) for sha in set(note.files) - set(files)]
+    for side, note in (("partner", partner), ("vendor", vendor)):
+        if writes[side] or file_updates[side] is not None:
+            plan.updates.append(
+                NoteUpdate(
+                    side, note.id, link.id, writes[side], file_updates[side], tuple(changed[side])
+                )
+            )
+    if link.id is not None and base != dict(link.base):
+        plan.new_bases[link.id] = base
+
+
+def _is_shared(
+    inp: NotePlanInput, side: Side, note: NoteRecord, linked: Mapping[Side, Mapping[str, Link]]
+) -> bool:
+    """Shared when marked so; a reply to a shared note is shared unless marked private."""
+    flag = (note.record.raw.get(inp.mapping.share.property) or "").strip().lower()
+    if flag:
+        return flag == inp.mapping.share.equals.lower()
+    parent = (note.record.raw.get(inp.mapping.reply_to_property) or "").strip()
+    if not parent:
+        return False
+    if parent in linked[side]:
+        return True
+    parent_note = inp.notes.get(side, {}).get(parent)
+    return (
+        parent_note is not None
+        and parent_note.id != note.id
+        and _is_shared(inp, side, parent_note, linked)
+    )
+
+
+def _plan_unlinked(
+    inp: NotePlanInput,
+    side: Side,
+    note: NoteRecord,
+    linked: Mapping[Side, Mapping[str, Link]],
+    plan: NotePlan,
+) -> None:
+    mapping = inp.mapping
+    key = note.record.raw.get(mapping.key_property)
+    if key:
+        origin = parse_key(inp.pair, key)
+        if origin is not None and origin[0] != side:
+            partner_id, vendor_id = (
+                (origin[1], note.id) if side == "vendor" else (note.id, origin[1])
+            )
+            base = {r.name: note.record.values.get(r.name) for r in mapping.synced_fields()}
+            plan.adopts.append(
+                Adopt(partner_id, vendor_id, origin[0], {**base, FILES: tuple(sorted(note.files))})
+            )
+        return
+    if not _is_shared(inp, side, note, linked):
+        return  # private notes never leave their CRM
+    target = other(side)
+    twin_deal = next(
+        (inp.deal_twins[side][d] for d in note.deal_ids if d in inp.deal_twins.get(side, {})), None
+    )
+    if twin_deal is None:
+        return  # not on a deal shared with this partner
+    properties: dict[str, str] = {mapping.share.property: "true"}
+    for rule in mapping.synced_fields():
+        value = note.record.values.get(rule.name)
+        if value is not None and rule.direction.flows_to(target):
+            properties[rule.prop(target)] = rule.write(target, value)  # type: ignore[index]
+    owner_id = (
+        inp.owners.get(target, {}).get((note.author_email or "").lower())
+        if note.author_email
+        else None
+    )
+    body_prop = _prop(mapping, "body", target)
+    if owner_id:
+        properties[mapping.owner_property] = owner_id
+    elif note.author_email:
+        properties[body_prop] = author_line(note.author_name, note.author_email) + properties.get(
+            body_prop, ""
+        )
+    parent = (note.record.raw.get(mapping.reply_to_property) or "").strip() or None
+    if parent and parent in linked[side]:
+        link = linked[side][parent]
+        properties[mapping.reply_to_property] = (
+            link.vendor_id if side == "partner" else link.partner_id
+        )
+        parent = None
+    base = {r.name: note.record.values.get(r.name) for r in mapping.synced_fields()}
+    base[FILES] = tuple(sorted(note.files))
+    plan.creates.append(
+        NoteCreate(
+            target,
+            note.id,
+            key_for(inp.pair, side, note.id),
+            twin_deal,
+            properties,
+            base,
+            base[FILES],
+            parent,
+        )
+    )

@@ -1,0 +1,44 @@
+"""`dealsync init`: the custom properties every portal needs for its pairs' mappings (idempotent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dealsync.config import Config
+from dealsync.connections import build_connector
+from dealsync.mapping import load_mapping, load_notes_mapping
+
+
+@dataclass(frozen=True)
+class PreparedObject:
+    """What init did for one object type on one portal."""
+
+    portal: str
+    object_type: str
+    created: tuple[str, ...]
+    already_there: int
+
+
+def prepare_portals(config: Config) -> list[PreparedObject]:
+    """Create the missing custom properties on the vendor portal and every partner portal."""
+    done: set[tuple[str, str, str]] = set()
+    results = []
+    for partner in config.partners:
+        mappings = [("deals", load_mapping(partner.mapping_path))]
+        if partner.notes_mapping_path:
+            mappings.append(("notes", load_notes_mapping(partner.notes_mapping_path)))
+        for portal, side, crm in (
+            ("vendor", "vendor", config.vendor_crm),
+            (f"partner {partner.id}", "partner", partner.crm),
+        ):
+            for object_type, mapping in mappings:
+                key = (crm.base_url, object_type, mapping.path)
+                if key in done:
+                    continue
+                done.add(key)
+                specs = mapping.custom_properties.get(side, ())
+                created = build_connector(crm, portal).ensure_properties(object_type, specs)
+                results.append(
+                    PreparedObject(portal, object_type, tuple(created), len(specs) - len(created))
+                )
+    return results
