@@ -14,6 +14,7 @@ from connectors.base import Connector, Record, WriteInput, WriteOutcome
 from connectors.hubspot import modified_ms
 from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
+from dealsync.isolation import check_partner_writes
 from dealsync.ledger import Ledger
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import (
@@ -347,6 +348,14 @@ def plan_run(ctx: RunContext, pulled: Pulled, validated: Validated) -> Plan:
 def push(ctx: RunContext, plan: Plan) -> Pushed:
     """Send the plan to both CRMs in batches; failures are per record."""
     assert ctx.run_id is not None, "push needs a started run"
+    check_partner_writes(
+        ctx.ledger,
+        ctx.pair,
+        OBJECT,
+        [c.source_id for c in plan.creates if c.target == "partner"],
+        [u.record_id for u in plan.updates if u.target == "partner" and u.link_id is not None]
+        + [d.target_id for d in plan.deletes if d.source == "vendor" and d.action != "unlink"],
+    )
     ctx.ledger.record_intents(
         ctx.run_id, ctx.pair, [(c.key, c.target, c.source_id) for c in plan.creates]
     )

@@ -15,6 +15,7 @@ from connectors.base import Record, WriteInput, WriteOutcome
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
 from dealsync.engine import Quarantined, RunContext
+from dealsync.isolation import IsolationError, check_partner_writes, partner_ids_of
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
 from dealsync.model import SIDES, Link, Side, other, to_json
@@ -354,6 +355,26 @@ def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOut
     """Creates (parents before replies), updates with files, deletions, removed files."""
     mapping = ctx.notes_mapping
     assert ctx.run_id is not None
+    partner_deals = partner_ids_of(ctx.ledger, ctx.pair, "deals")
+    foreign_deals = sorted(
+        {c.deal_id for c in plan.creates if c.target == "partner"} - partner_deals
+    )
+    if foreign_deals:
+        raise IsolationError(
+            f"refusing to put notes on partner {ctx.pair}'s deals {', '.join(foreign_deals)}: not linked to this pair"
+        )
+    check_partner_writes(
+        ctx.ledger,
+        ctx.pair,
+        NOTES,
+        [
+            c.source_id
+            for c in plan.creates
+            if c.target == "partner" and not c.source_id.startswith("welcome-")
+        ],
+        [u.note_id for u in plan.updates if u.target == "partner"]
+        + [d.target_id for d in plan.deletes if d.source == "vendor" and d.action != "unlink"],
+    )
     ctx.ledger.record_intents(
         ctx.run_id, ctx.pair, [(c.key, c.target, c.source_id) for c in plan.creates]
     )

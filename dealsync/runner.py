@@ -10,13 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from connectors.errors import ConnectorError
 from dealsync.config import Config, ConfigError
 from dealsync.engine import open_context, run_pair
+from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
 from dealsync.mapping import MappingError
 from dealsync.report import print_report
 from validation.quarantine import SchemaLevelError
 
 # What a run can fail with that the user can act on; anything else is a bug and shows its traceback.
-EXPECTED_FAILURES = (ConfigError, MappingError, ConnectorError, SchemaLevelError)
+EXPECTED_FAILURES = (ConfigError, MappingError, ConnectorError, SchemaLevelError, IsolationError)
 
 
 def run_partners(
