@@ -186,33 +186,34 @@ def run(
 
 @app.command()
 def status(config: ConfigOption = None) -> None:
-    """Per partner: links, active registrations, last run, open quarantine and conflicts."""
+    """Per partner: shared deals, active registrations, shared notes, last run, quarantine, conflicts."""
     from rich.table import Table
 
     from dealsync.ledger.models import ConflictRow
+    from dealsync.tracking import active_registrations
 
     loaded, ledger = _load(config)
     table = Table(title="dealsync status")
-    for column in (
+    columns = (
         "partner",
-        "links",
-        "registrations",
-        "conversions",
+        "shared deals",
+        "active registrations",
+        "shared notes",
         "last run",
         "status",
         "quarantine",
         "conflicts",
-    ):
+    )
+    for column in columns:
         table.add_column(column)
     quarantine = ledger.quarantine_pairs()
     for p in loaded.partners:
-        links = ledger.active_links(p.id)
         last = ledger.last_run(p.id)
         table.add_row(
             p.id,
-            str(len(links)),
-            str(sum(1 for link in links if link.origin == "partner")),
-            str(sum(1 for link in links if link.origin == "vendor")),
+            str(ledger.count_links(p.id)),
+            str(active_registrations(ledger, p.id)),
+            str(ledger.count_links(p.id, object_type="notes")),
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
             (last.status + (f": {last.error}" if last.error else "")) if last else "-",
             str(quarantine.get(p.id, 0)),

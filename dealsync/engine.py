@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from connectors.base import Connector, Record, WriteInput, WriteOutcome
+from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
 from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
@@ -124,6 +125,8 @@ class RunReport:
     new_links: list[Link] = field(default_factory=list)
     welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+    active_registrations: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (what the ledger keeps per run)."""
@@ -139,6 +142,7 @@ class RunReport:
             "brake": self.brake,
             "messages": self.messages,
             "notes": {k: v for k, v in self.notes.items() if k not in ("plan", "quarantine")},
+            "active_registrations": self.active_registrations,
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 3),
         }
@@ -463,6 +467,18 @@ def commit(
         new_links.append(Link(None, partner_id, vendor_id, source, create.base))
         intents_done[create.key] = twin_id
         report.created[create.target] += 1
+        if create.target == "vendor":
+            name = next(
+                (
+                    create.properties.get(r.vendor)
+                    for r in ctx.mapping.fields
+                    if r.required_on_create and r.vendor
+                ),
+                None,
+            )
+            report.events.append(
+                f"New deal registration from partner {ctx.pair}: {name or 'unnamed'} (vendor deal {twin_id})"
+            )
         changes.append(
             _change(
                 None, create.target, twin_id, "create", ctx.mapping.key_property, None, create.key
@@ -570,6 +586,19 @@ def commit(
     return report
 
 
+def _track_and_notify(ctx: RunContext, report: RunReport) -> None:
+    """Report the active registration count on the vendor side and notify the pair's recipients."""
+    from dealsync.notify import send
+    from dealsync.tracking import active_registrations, report_registrations
+
+    report.active_registrations = active_registrations(ctx.ledger, ctx.pair)
+    try:
+        report_registrations(ctx)
+    except (ConnectorError, RuntimeError) as exc:
+        report.messages.append(f"the registration count was not written: {exc}")
+    report.messages += send(ctx.partner.notify, f"dealsync: partner {ctx.pair}", report.events)
+
+
 def _welcome_notes(
     ctx: RunContext, validated: Validated, plan: Plan, pushed: Pushed
 ) -> list[tuple[str, str, str, str]]:
@@ -656,6 +685,9 @@ def run_pair(ctx: RunContext, call: Callable[..., Any] | None = None) -> RunRepo
             from dealsync.note_engine import run_notes
 
             report.notes = run_notes(ctx, report.new_links, report.welcome, call)
+            report.events += report.notes.pop("events", [])
+        if not ctx.dry_run:
+            _track_and_notify(ctx, report)
     except Exception as exc:
         if ctx.run_id is not None:
             ctx.ledger.finish_run(ctx.run_id, "failed", {}, f"{type(exc).__name__}: {exc}")

@@ -484,7 +484,7 @@ def commit_notes(
 ) -> dict[str, Any]:
     """Record note links, bases, audit and cursors; quarantine what failed; return counts."""
     assert ctx.run_id is not None
-    new_links, intents, changes = [], {}, []
+    new_links, intents, changes, events = [], {}, [], []
     for create in plan.creates:
         result = outcome.creates[create.key]
         if not result.ok or result.record is None:
@@ -504,6 +504,9 @@ def commit_notes(
             )
             continue
         source = other(create.target)
+        events.append(
+            f"New shared note from the {source} on shared deal {create.deal_id} ({create.target} CRM)"
+        )
         partner_id, vendor_id = (
             (create.source_id, result.record.id)
             if source == "partner"
@@ -600,6 +603,7 @@ def commit_notes(
         counts[f"{side} notes deleted"] += int(result.ok)
     counts["files copied"] = outcome.files_copied
     counts["files deleted"] = outcome.files_deleted
+    counts["events"] = events
     counts["quarantined"] = len(everything)
     counts["resolved"] = resolved
     counts["conflicts"] = len(conflicts)

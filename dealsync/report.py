@@ -79,6 +79,12 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
         f"quarantined: {len(report.quarantined)}",
         f"left quarantine: {report.resolved}",
         f"twins adopted: {report.adopted}",
+        *(
+            [f"active registrations: {report.active_registrations}"]
+            if report.active_registrations is not None
+            else []
+        ),
+        *(f"{k}: {v}" for k, v in report.notes.items() if isinstance(v, int) and v),
         f"API calls: {report.api_calls}",
         f"{report.seconds:.2f}s",
     ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from dealsync.config import Config
 from dealsync.connections import build_connector
 from dealsync.mapping import load_mapping, load_notes_mapping
+from dealsync.tracking import tracking_properties
 
 
 @dataclass(frozen=True)
@@ -41,4 +42,10 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
                 results.append(
                     PreparedObject(portal, object_type, tuple(created), len(specs) - len(created))
                 )
+    if config.registrations_property:
+        specs = tracking_properties(config.registrations_property)
+        created = build_connector(config.vendor_crm, "vendor").ensure_properties("companies", specs)
+        results.append(
+            PreparedObject("vendor", "companies", tuple(created), len(specs) - len(created))
+        )
     return results

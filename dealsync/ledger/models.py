@@ -172,8 +172,9 @@ class FileRow(Base):
 
 
 class PairState(Base):
-    """Small per-pair state: the round-robin position of owner assignment."""
+    """Small per-pair state: the round-robin position, the registration count last written to the vendor."""
 
     __tablename__ = "pair_state"
     pair: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner_turn: Mapped[int] = mapped_column(Integer, default=0)
+    registrations_reported: Mapped[int | None] = mapped_column(Integer, nullable=True)
