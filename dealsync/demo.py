@@ -1,7 +1,8 @@
-"""`dealsync demo`: a vendor and a partner sandbox CRM, synced step by step with readable reports."""
+"""`dealsync demo`: a vendor and two partner sandbox CRMs, synced step by step with readable reports."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import ExitStack
@@ -10,6 +11,7 @@ from pathlib import Path
 import requests
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
@@ -20,12 +22,14 @@ from sandbox.traffic import Limits
 
 # The demo writes and reads back at once, so its sandboxes make writes searchable immediately.
 DEMO_LIMITS = Limits(search_lag_ms=0)
+NOTE_ON_DEAL = 214
 
 
 class DemoCrm:
     """A sandbox CRM driven as its users would drive it."""
 
-    def __init__(self, server: SandboxProcess) -> None:
+    def __init__(self, name: str, server: SandboxProcess) -> None:
+        self.name = name
         self.server = server
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {server.token}"
@@ -37,10 +41,11 @@ class DemoCrm:
         response.raise_for_status()
         return response.json() if response.content else {}
 
-    def owner(self, email: str, first: str, last: str) -> None:
-        self.server.admin(
+    def owner(self, email: str, first: str, last: str) -> str:
+        owner = self.server.admin(
             "POST", "owners", json={"email": email, "firstName": first, "lastName": last}
         )
+        return owner.json()["id"]
 
     def create(self, **properties: str) -> str:
         return self.call("POST", "/crm/v3/objects/deals", json={"properties": properties})["id"]
@@ -51,66 +56,150 @@ class DemoCrm:
     def archive(self, deal_id: str) -> None:
         self.call("DELETE", f"/crm/v3/objects/deals/{deal_id}")
 
-    def twin_of(self, key: str) -> str:
-        body = {
-            "filterGroups": [
-                {"filters": [{"propertyName": "dealsync_key", "operator": "EQ", "value": key}]}
-            ]
+    def note(self, deal_id: str, body: str, **properties: str) -> str:
+        payload = {
+            "properties": {
+                "hs_note_body": body,
+                "hs_timestamp": "2026-11-27T09:00:00Z",
+                **properties,
+            },
+            "associations": [
+                {
+                    "to": {"id": deal_id},
+                    "types": [
+                        {
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": NOTE_ON_DEAL,
+                        }
+                    ],
+                }
+            ],
         }
-        return self.call("POST", "/crm/v3/objects/deals/search", json=body)["results"][0]["id"]
+        return self.call("POST", "/crm/v3/objects/notes", json=payload)["id"]
+
+    def edit_note(self, note_id: str, **properties: str) -> None:
+        self.call("PATCH", f"/crm/v3/objects/notes/{note_id}", json={"properties": properties})
+
+    def upload(self, name: str, content: bytes) -> str:
+        response = self.session.post(
+            f"{self.server.base_url}/files/v3/files",
+            files={"file": (name, content)},
+            data={"fileName": name, "folderPath": "/demo", "options": '{"access": "PRIVATE"}'},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def download(self, file_id: str) -> bytes | None:
+        response = self.session.get(
+            f"{self.server.base_url}/files/v3/files/{file_id}/download", timeout=30
+        )
+        return response.content if response.ok else None
+
+    def find(self, object_type: str, key: str) -> dict:
+        """The record dealsync created with this key (read by unique property, no search)."""
+        params = {
+            "idProperty": "dealsync_key",
+            "properties": "hs_attachment_ids,hs_note_body,dealname",
+        }
+        return self.call("GET", f"/crm/v3/objects/{object_type}/{key}", params=params)
+
+    def deal_names(self) -> list[str]:
+        results = self.call(
+            "GET", "/crm/v3/objects/deals", params={"limit": 100, "properties": "dealname"}
+        )["results"]
+        return sorted(r["properties"]["dealname"] or "(no name)" for r in results)
+
+    def note_bodies(self) -> list[str]:
+        results = self.call(
+            "GET", "/crm/v3/objects/notes", params={"limit": 100, "properties": "hs_note_body"}
+        )["results"]
+        return sorted(_plain(r["properties"]["hs_note_body"] or "") for r in results)
 
 
-def _config(folder: Path, vendor: SandboxProcess, partner: SandboxProcess) -> Path:
-    os.environ["DEMO_VENDOR_TOKEN"] = vendor.token
-    os.environ["DEMO_ACME_TOKEN"] = partner.token
-    path = folder / "dealsync.yaml"
-    path.write_text(
-        f"ledger: sqlite:///{folder}/ledger.db\n"
-        "vendor:\n"
-        f'  crm: {{kind: hubspot, base_url: "{vendor.base_url}", token: "env:DEMO_VENDOR_TOKEN"}}\n'
-        "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}\n"
-        "partners:\n"
-        "  - id: acme\n"
-        f'    crm: {{kind: hubspot, base_url: "{partner.base_url}", token: "env:DEMO_ACME_TOKEN"}}\n'
+def _plain(html_text: str) -> str:
+    return (
+        html_text.replace('<p class="dealsync-author">', "[")
+        .replace(" wrote:</p>", "] ")
+        .replace("<p>", "")
+        .replace("</p>", "")
     )
+
+
+def _config(folder: Path, vendor: DemoCrm, partners: list[DemoCrm]) -> Path:
+    os.environ["DEMO_VENDOR_TOKEN"] = vendor.server.token
+    lines = [
+        f"ledger: sqlite:///{folder}/ledger.db",
+        "vendor:",
+        f'  crm: {{kind: hubspot, base_url: "{vendor.server.base_url}", token: "env:DEMO_VENDOR_TOKEN"}}',
+        "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}",
+        "partners:",
+    ]
+    for partner in partners:
+        os.environ[f"DEMO_{partner.name.upper()}_TOKEN"] = partner.server.token
+        lines += [
+            f"  - id: {partner.name}",
+            f'    crm: {{kind: hubspot, base_url: "{partner.server.base_url}", token: "env:DEMO_{partner.name.upper()}_TOKEN"}}',
+        ]
+    path = folder / "dealsync.yaml"
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
+def _who_sees_what(console: Console, crms: list[DemoCrm]) -> None:
+    table = Table(
+        title="What each CRM holds now (two partners kept apart; private notes stayed home)",
+        title_justify="left",
+    )
+    for column in ("CRM", "deals", "notes"):
+        table.add_column(column)
+    for crm in crms:
+        table.add_row(crm.name, "\n".join(crm.deal_names()), "\n".join(crm.note_bodies()))
+    console.print(table)
+
+
 def run_demo(console: Console) -> None:
-    """Two sandboxes, `init`, registrations and conversions, three syncs with edits in between."""
+    """Three sandboxes, `init`, registrations, a conversion, notes and files, five syncs."""
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dealsync-demo-")))
-        with console.status("Starting a vendor and a partner sandbox CRM..."):
-            vendor_server = stack.enter_context(SandboxProcess(limits=DEMO_LIMITS))
-            partner_server = stack.enter_context(SandboxProcess(limits=DEMO_LIMITS))
-        vendor, partner = DemoCrm(vendor_server), DemoCrm(partner_server)
-        console.print(
-            f"vendor CRM on {vendor_server.base_url}, partner 'acme' CRM on {partner_server.base_url}"
+        with console.status("Starting a vendor and two partner sandbox CRMs..."):
+            servers = [stack.enter_context(SandboxProcess(limits=DEMO_LIMITS)) for _ in range(3)]
+        vendor, acme, globex = (
+            DemoCrm("vendor", servers[0]),
+            DemoCrm("acme", servers[1]),
+            DemoCrm("globex", servers[2]),
         )
-        config = load_config(_config(folder, vendor_server, partner_server))
+        for crm in (vendor, acme, globex):
+            console.print(f"{crm.name} CRM on {crm.server.base_url}")
+        config = load_config(_config(folder, vendor, [acme, globex]))
         ledger = Ledger(config.ledger_url)
         ledger.migrate()
         prepare_portals(config)
-        for email, first, last in (
-            ("rita@vendor.test", "Rita", "Rep"),
-            ("sam@vendor.test", "Sam", "Sales"),
-        ):
-            vendor.owner(email, first, last)
-        partner.owner("ann@acme.test", "Ann", "Agent")
+        vendor.owner("rita@vendor.test", "Rita", "Rep")
+        rep = vendor.owner("sam@vendor.test", "Sam", "Sales")
+        ann = acme.owner("ann@acme.test", "Ann", "Agent")
+        globex.owner("gus@globex.test", "Gus", "Globex")
 
         def sync(title: str) -> None:
             console.print(Panel(title, style="bold cyan"))
             run_partners(
-                config, ledger, ["acme"], False, False, False, console, console, show_plan=True
+                config,
+                ledger,
+                ["acme", "globex"],
+                False,
+                False,
+                False,
+                console,
+                console,
+                show_plan=True,
             )
 
         console.print(
             Panel(
-                "Step 1: the partner registers deals, the vendor shares one deal with the partner",
-                style="bold",
+                "Step 1: partners register deals; the vendor shares a deal with acme", style="bold"
             )
         )
-        cloud = partner.create(
+        cloud = acme.create(
             dealname="Acme Cloud rollout",
             closedate="2026-12-24",
             dealsync_shared="true",
@@ -119,55 +208,93 @@ def run_demo(console: Console) -> None:
             dealsync_pain="Invoices take a week",
             dealsync_next_steps="Demo on Friday",
         )
-        doomed = partner.create(
+        pilot = acme.create(
             dealname="Acme Data pilot", closedate="2027-01-31", dealsync_shared="true"
         )
-        for n in range(3):
-            partner.create(
-                dealname=f"Acme private deal {n + 1}"
-            )  # not shared: never leaves the partner CRM
-        conversion = vendor.create(
-            dealname="Globex expansion (via Acme)",
+        acme.create(dealname="Acme private deal")  # not shared: never leaves acme's CRM
+        globex.create(dealname="Globex migration", dealsync_shared="true")
+        vendor.create(
+            dealname="Initech expansion (via Acme)",
             amount="48000",
             dealstage="qualifiedtobuy",
             dealsync_partner="acme",
             dealsync_partner_owner_email="ann@acme.test",
+            dealsync_welcome_note="Welcome Ann! Initech wants 40 seats.",
         )
-        for n in range(4):
-            vendor.create(dealname=f"Vendor-only deal {n + 1}", amount="1000")
-        console.print(
-            "partner: 2 registrations (dealsync_shared=true) + 3 private deals; vendor: 1 conversion + 4 vendor-only deals"
-        )
+        vendor.create(dealname="Vendor-only deal", amount="1000")
         sync(
-            "Sync 1: registrations become vendor deals with a vendor owner; the conversion appears at the partner"
+            "Sync 1: registrations become vendor deals with an owner; the conversion reaches acme with its welcome note"
+        )
+
+        console.print(Panel("Step 2: notes, a file and a comment", style="bold"))
+        proposal = b"%PDF-1.4 Acme Cloud proposal\n" * 2000
+        file_id = acme.upload("proposal.pdf", proposal)
+        shared_note = acme.note(
+            cloud,
+            "<p>Proposal attached, call went well</p>",
+            hubspot_owner_id=ann,
+            dealsync_shared="true",
+            hs_attachment_ids=file_id,
+        )
+        acme.note(cloud, "<p>Our margin on this is thin</p>", dealsync_shared="false")
+        cloud_twin = vendor.find("deals", f"acme:partner:{cloud}")["id"]
+        globex.note(_first_deal(globex), "<p>Globex kickoff notes</p>", dealsync_shared="true")
+        sync("Sync 2: shared notes cross with their files; the private note stays at acme")
+        vendor_note = vendor.find("notes", f"acme:partner:{shared_note}")
+        copy_id = vendor_note["properties"]["hs_attachment_ids"]
+        same = (
+            hashlib.sha256(vendor.download(copy_id) or b"").hexdigest()
+            == hashlib.sha256(proposal).hexdigest()
+        )
+        console.print(
+            f"file: acme {file_id} -> vendor {copy_id}, {len(proposal):,} bytes, same sha256 on both sides: {same}"
+        )
+        vendor.note(
+            cloud_twin,
+            "<p>Pricing approved for 40 seats</p>",
+            hubspot_owner_id=rep,
+            dealsync_reply_to=vendor_note["id"],
         )
 
         console.print(
             Panel(
-                "Step 2: both sides edit, one deal is deleted, a bad registration arrives",
+                "Step 3: edits on both sides, a deletion, a bad registration, a file removed",
                 style="bold",
             )
         )
-        cloud_twin = vendor.twin_of(f"acme:partner:{cloud}")
         vendor.edit(cloud_twin, dealstage="contractsent", amount="125000", closedate="2027-01-15")
-        partner.edit(cloud, dealsync_next_steps="Contract review", closedate="2027-02-01")
-        partner.archive(doomed)
-        nameless = partner.create(dealsync_shared="true", closedate="2027-03-01")
+        acme.edit(cloud, dealsync_next_steps="Contract review", closedate="2027-02-01")
+        acme.archive(pilot)
+        nameless = acme.create(dealsync_shared="true", closedate="2027-03-01")
+        vendor.call(
+            "PATCH",
+            f"/crm/v3/objects/notes/{vendor_note['id']}",
+            json={"properties": {"hs_attachment_ids": ""}},
+        )
         console.print(
-            "vendor: stage, amount and close date of the cloud deal; partner: next steps and close date of the same "
-            f"deal (a conflict: the vendor wins close dates); partner deletes the pilot; registration {nameless} has no name"
+            "vendor: stage, amount, close date; acme: next steps and close date (a conflict: the vendor wins close "
+            f"dates); acme deletes the pilot; registration {nameless} has no name; the vendor removes the proposal "
+            "from its copy of the note; the vendor rep's comment answers the shared note"
         )
         sync(
-            "Sync 2: updates both ways, the conflict decided by its rule, the deletion mirrored, the bad record quarantined"
+            "Sync 3: updates both ways, the conflict decided by its rule, deletions mirrored, the bad record quarantined"
+        )
+        console.print(
+            f"acme's proposal file {file_id} after the vendor removed it: {'deleted' if acme.download(file_id) is None else 'still there'}"
         )
 
-        console.print(Panel("Step 3: the partner names the quarantined deal", style="bold"))
-        partner.edit(nameless, dealname="Acme Billing upgrade")
+        console.print(Panel("Step 4: acme names the quarantined deal", style="bold"))
+        acme.edit(nameless, dealname="Acme Billing upgrade")
+        sync("Sync 4: the fixed record leaves quarantine and syncs")
         sync(
-            "Sync 3: the fixed record leaves quarantine and syncs; everything else is already in agreement"
+            "Sync 5: nothing changed, so nothing is written (dealsync's own writes are not echoed back)"
         )
-        sync("Sync 4: nothing changed, so nothing is written (our own writes are not echoed back)")
+        _who_sees_what(console, [vendor, acme, globex])
         ledger.close()
         console.print(
-            f"Done. The sandboxes stop now; conversions came from vendor deal {conversion}."
+            "Done: the sandboxes stop now. `make test` proves all of this against real servers."
         )
+
+
+def _first_deal(crm: DemoCrm) -> str:
+    return crm.call("GET", "/crm/v3/objects/deals", params={"limit": 1})["results"][0]["id"]
