@@ -52,6 +52,30 @@ def plan_table(plan: Plan, title: str) -> Table:
     return table
 
 
+def note_plan_table(plan) -> Table:
+    """The notes a dry run would write."""
+    table = Table(title="Notes plan (nothing was written)", title_justify="left")
+    for column in ("action", "side", "note", "what"):
+        table.add_column(column)
+    for create in plan.creates:
+        files = f", {len(create.files)} file(s)" if create.files else ""
+        table.add_row(
+            "create", create.target, f"from {create.source_id}", f"on deal {create.deal_id}{files}"
+        )
+    for update in plan.updates:
+        table.add_row("update", update.target, update.note_id, ", ".join(update.changed))
+    for delete in plan.deletes:
+        table.add_row(
+            delete.action,
+            "vendor" if delete.source == "partner" else "partner",
+            delete.target_id,
+            f"deleted on the {delete.source} side",
+        )
+    if not table.rows:
+        table.add_row("-", "-", "-", "nothing to write")
+    return table
+
+
 def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
     """The run summary, plus quarantine, notes and (for dry runs) the plan."""
     title = f"Partner {report.pair}: " + (
@@ -114,6 +138,9 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
         parts.append(quarantine)
     for note in report.messages:
         parts.append(Text(f"note: {note}", style="yellow"))
+    note_plan = report.notes.get("plan")
+    if show_plan and note_plan is not None:
+        parts.append(note_plan_table(note_plan))
     if show_plan and report.plan is not None:
         title = "Plan (nothing was written)" if report.dry_run else "What this run wrote"
         parts.append(plan_table(report.plan, title))

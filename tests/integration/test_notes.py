@@ -251,3 +251,15 @@ def test_the_welcome_note_is_the_first_shared_note_of_a_conversion(pair):
     pair.reset_counts()
     pair.cli("run")
     assert pair.writes("partner") == 0
+
+
+def test_a_dry_run_shows_the_notes_it_would_write_and_writes_none(pair):
+    reg, vid = _shared_deal(pair)
+    _note(pair, "partner", reg, "<p>Would cross</p>", dealsync_shared="true")
+    _note(pair, "partner", reg, "<p>Private</p>")
+    pair.reset_counts()
+    output = pair.cli("run", "--dry-run").output
+    assert "Notes plan (nothing was written)" in output and f"on deal {vid}" in output
+    assert output.count(f"on deal {vid}") == 1  # the shared note, not the private one
+    assert pair.writes("vendor") == pair.writes("partner") == 0
+    assert _notes_on(pair, "vendor", vid) == []
