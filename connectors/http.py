@@ -92,16 +92,21 @@ class HttpClient:
         path: str,
         *,
         search: bool = False,
-        expect_json: bool = True,
         stream: bool = False,
+        body: Callable[[], tuple[Any, dict[str, str]]] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """Send one call, retrying transient failures; raise a ConnectorError when it fails for good."""
+        """Send one call, retrying transient failures; raise a ConnectorError when it fails for good.
+
+        `body` makes a fresh (data, headers) for every attempt: a streamed upload cannot be re-read.
+        """
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         where = f"{method} {path.split('?')[0]}"
         for attempt in range(1, self.max_attempts + 1):
             (self.limiters.search if search else self.limiters.general).acquire()
             self.calls += 1
+            if body is not None:
+                kwargs["data"], kwargs["headers"] = body()
             try:
                 response = self._session.request(
                     method, url, timeout=self.timeout_s, stream=stream, **kwargs

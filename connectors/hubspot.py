@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import requests
+from requests_toolbelt import MultipartEncoder
 
 from connectors import hubspot_settings as hs
 from connectors.base import (
@@ -432,19 +434,28 @@ class HubSpotConnector:
             params["after"] = after
 
     def upload_file(self, name: str, content: bytes | BinaryIO, folder: str) -> FileInfo:
-        """Upload a private file into `folder`."""
-        response = self.http.request(
-            "POST",
-            hs.FILES,
-            files={"file": (name, content)},
-            data={
-                "fileName": name,
-                "folderPath": folder,
-                "options": json.dumps({"access": "PRIVATE"}),
-            },
-        )
-        body = response.json()
-        return FileInfo(id=str(body["id"]), name=name, size=int(body.get("size") or 0))
+        """Upload a private file into `folder`, streaming it (a file object is never read whole)."""
+        start = content.tell() if hasattr(content, "tell") else 0
+
+        def body() -> tuple[MultipartEncoder, dict[str, str]]:
+            source = content
+            if hasattr(content, "seek"):
+                content.seek(start)
+            else:
+                source = io.BytesIO(content)  # type: ignore[arg-type]
+            encoder = MultipartEncoder(
+                fields={
+                    "file": (name, source, "application/octet-stream"),
+                    "fileName": name,
+                    "folderPath": folder,
+                    "options": json.dumps({"access": "PRIVATE"}),
+                }
+            )
+            return encoder, {"Content-Type": encoder.content_type}
+
+        response = self.http.request("POST", hs.FILES, body=body)
+        body_json = response.json()
+        return FileInfo(id=str(body_json["id"]), name=name, size=int(body_json.get("size") or 0))
 
     def file_info(self, file_id: str) -> FileInfo | None:
         """A file's metadata, or None when it does not exist."""

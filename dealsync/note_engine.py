@@ -184,8 +184,11 @@ def read_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> None:
             fid for record in pulled.records[side].values() for fid in attachment_ids(ctx, record)
         }
         known = ctx.ledger.files_by_ids(ctx.pair, side, ids)
-        pulled.files[side] = {fid: row.sha256 for fid, row in known.items()}
         connector = ctx.connectors[side]
+        # A file deleted in the CRM while a note still lists it counts as removed from that note.
+        pulled.files[side] = {
+            fid: row.sha256 for fid, row in known.items() if connector.file_info(fid) is not None
+        }
         for file_id in sorted(ids - set(known)):
             try:
                 info = connector.file_info(file_id)

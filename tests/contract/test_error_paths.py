@@ -123,3 +123,14 @@ def test_a_big_pull_and_push_under_default_limits_gets_no_429():
         counts = server.admin("GET", "requests").json()
         assert counts["total"] >= 210  # more than one 10-second budget's worth of calls
         assert counts["rate_limited"] == 0, counts
+
+
+def test_a_streamed_upload_survives_a_retry(sandbox, connector, tmp_path):
+    content = bytes(range(256)) * 2048
+    path = tmp_path / "big.bin"
+    path.write_bytes(content)
+    _fault(sandbox, method="POST", path_regex="/files/v3/files$", status=503, count=1)
+    with path.open("rb") as handle:
+        info = connector.upload_file("big.bin", handle, "/retry")
+    assert info.size == len(content) and connector.http.retries == 1
+    assert b"".join(connector.download_file(info.id)) == content

@@ -263,3 +263,54 @@ def test_a_dry_run_shows_the_notes_it_would_write_and_writes_none(pair):
     assert output.count(f"on deal {vid}") == 1  # the shared note, not the private one
     assert pair.writes("vendor") == pair.writes("partner") == 0
     assert _notes_on(pair, "vendor", vid) == []
+
+
+def test_notes_of_a_deal_shared_later_cross_only_if_shared_and_edits_keep_private_notes_home(pair):
+    deal = pair.create("partner", dealname="Shared later")
+    _note(pair, "partner", deal, "<p>Old private note</p>")
+    _note(pair, "partner", deal, "<p>Old shared note</p>", dealsync_shared="true")
+    pair.cli("run")
+    pair.edit("partner", deal, dealsync_shared="true")
+    pair.cli("run")
+    vid = _twin(pair, "vendor", f"acme:partner:{deal}")["id"]
+    assert [n["hs_note_body"] for n in _notes_on(pair, "vendor", vid)] == ["<p>Old shared note</p>"]
+    private = _note(pair, "partner", deal, "<p>New private note</p>")
+    pair.cli("run")
+    pair.api(
+        "partner",
+        "PATCH",
+        f"/crm/v3/objects/notes/{private}",
+        json={"properties": {"hs_note_body": "<p>edited, still private</p>"}},
+    )
+    pair.cli("run")
+    assert [n["hs_note_body"] for n in _notes_on(pair, "vendor", vid)] == ["<p>Old shared note</p>"]
+
+
+def test_a_deleted_file_disappears_from_the_twin_note_and_its_copy_is_deleted(pair):
+    reg, vid = _shared_deal(pair)
+    file_id = _upload(pair, "vendor", "spec.txt", b"spec\n" * 50)
+    note = _note(
+        pair,
+        "vendor",
+        vid,
+        "<p>Spec attached</p>",
+        dealsync_shared="true",
+        hs_attachment_ids=file_id,
+    )
+    pair.cli("run")
+    twin = next(
+        n for n in _notes_on(pair, "partner", reg) if n["dealsync_key"] == f"acme:vendor:{note}"
+    )
+    copy = twin["hs_attachment_ids"]
+    assert _download(pair, "partner", copy) == b"spec\n" * 50
+    pair.api("vendor", "DELETE", f"/files/v3/files/{file_id}")
+    # Deleting a file does not touch its note: a full run (or the nightly audit) finds it.
+    pair.cli("run", "--full")
+    after = pair.api(
+        "partner",
+        "GET",
+        f"/crm/v3/objects/notes/{twin['id']}",
+        params={"properties": "hs_attachment_ids"},
+    ).json()
+    assert after["properties"]["hs_attachment_ids"] in (None, "")
+    assert _download(pair, "partner", copy) is None
