@@ -17,6 +17,7 @@ from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
 from dealsync.isolation import check_partner_writes
 from dealsync.ledger import Ledger
+from dealsync.ledger.lease import PairLease
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import (
     DealMapping,
@@ -50,6 +51,7 @@ class RunContext:
     run_id: int | None = None
     progress: Progress | None = None
     notes_mapping: NotesMapping | None = None
+    objects: frozenset[str] = frozenset({"deals", "notes", "files"})
 
     def properties(self, side: Side) -> list[str]:
         """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
@@ -126,6 +128,7 @@ class RunReport:
     welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
     active_registrations: int | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -156,6 +159,7 @@ def open_context(
     full_resync: bool = False,
     allow_mass_deletion: bool = False,
     progress: Progress | None = None,
+    objects: frozenset[str] = frozenset({"deals", "notes", "files"}),
 ) -> RunContext:
     """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
     partner = config.partner(partner_id)
@@ -176,6 +180,7 @@ def open_context(
         full_resync=full_resync,
         allow_mass_deletion=allow_mass_deletion,
         progress=progress,
+        objects=objects,
     )
 
 
@@ -577,6 +582,7 @@ def commit(
         healthy = [rid for rid in validated.records[side] if (side, rid) not in still_bad]
         report.resolved += ctx.ledger.resolve_quarantine(ctx.pair, side, healthy)
     report.conflicts = conflicts
+    report.changes = changes
     report.quarantined = [
         {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
         for q in quarantined
@@ -668,20 +674,30 @@ def dry_run_report(ctx: RunContext, pulled: Pulled, validated: Validated, plan: 
 
 def run_pair(ctx: RunContext, call: Callable[..., Any] | None = None) -> RunReport:
     """One run of one pair, step by step; `call(step, *args)` lets a Prefect flow run each as a task."""
+    if ctx.dry_run:
+        return _run_pair(ctx, call)
+    with PairLease(ctx.ledger, ctx.pair):
+        return _run_pair(ctx, call)
+
+
+def _run_pair(ctx: RunContext, call: Callable[..., Any] | None) -> RunReport:
     invoke = call or (lambda step, *args: step(*args))
     started = time.monotonic()
     if not ctx.dry_run:
         ctx.run_id = ctx.ledger.start_run(ctx.pair, ctx.dry_run, ctx.full_resync)
     try:
-        pulled = invoke(pull, ctx)
-        validated = invoke(validate, ctx, pulled)
-        plan = invoke(plan_run, ctx, pulled, validated)
-        if ctx.dry_run:
-            report = dry_run_report(ctx, pulled, validated, plan)
+        if "deals" in ctx.objects:
+            pulled = invoke(pull, ctx)
+            validated = invoke(validate, ctx, pulled)
+            plan = invoke(plan_run, ctx, pulled, validated)
+            if ctx.dry_run:
+                report = dry_run_report(ctx, pulled, validated, plan)
+            else:
+                pushed = invoke(push, ctx, plan)
+                report = invoke(commit, ctx, pulled, validated, plan, pushed)
         else:
-            pushed = invoke(push, ctx, plan)
-            report = invoke(commit, ctx, pulled, validated, plan, pushed)
-        if ctx.notes_mapping is not None:
+            report = RunReport(ctx.pair, ctx.run_id, ctx.dry_run)
+        if ctx.notes_mapping is not None and "notes" in ctx.objects:
             from dealsync.note_engine import run_notes
 
             report.notes = run_notes(ctx, report.new_links, report.welcome, call)

@@ -179,6 +179,8 @@ def attachment_ids(ctx: RunContext, record: Record) -> list[str]:
 
 def read_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> None:
     """Know the sha256 of every attached file: from the ledger, or by streaming it once to `folder`."""
+    if "files" not in ctx.objects:
+        return
     for side in SIDES:
         ids = {
             fid for record in pulled.records[side].values() for fid in attachment_ids(ctx, record)
@@ -309,6 +311,7 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
             owners=owners_by_email,
             gone=frozenset(pulled.gone),
             welcome=tuple(pulled.welcome),
+            sync_files="files" in ctx.objects,
         )
     )
     return plan, quarantined

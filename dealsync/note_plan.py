@@ -109,9 +109,9 @@ class NotePlanInput:
     deal_twins: Mapping[Side, Mapping[str, str]]  # deal id on a side -> its twin's id
     owners: Mapping[Side, Mapping[str, str]] = field(default_factory=dict)  # email -> owner id
     gone: frozenset[tuple[Side, str]] = frozenset()
-    welcome: tuple[
-        tuple[str, str, str, str], ...
-    ] = ()  # (vendor deal, partner deal, text, timestamp)
+    # (vendor deal, partner deal, welcome text, timestamp) of conversions created in this run
+    welcome: tuple[tuple[str, str, str, str], ...] = ()
+    sync_files: bool = True  # False: leave every note's file list as it is
 
 
 def merge_files(
@@ -195,11 +195,11 @@ def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
             writes[target][rule.prop(target)] = text  # type: ignore[index]
             changed[target].append(rule.name)
     base_files = tuple(link.base.get(FILES) or ())
-    files = merge_files(partner.files, vendor.files, base_files)
+    files = merge_files(partner.files, vendor.files, base_files) if inp.sync_files else base_files
     base[FILES] = files
     file_updates: dict[Side, tuple[str, ...] | None] = {"partner": None, "vendor": None}
     for side, note in (("partner", partner), ("vendor", vendor)):
-        if tuple(sorted(note.files)) != files:
+        if inp.sync_files and tuple(sorted(note.files)) != files:
             file_updates[side] = files
             changed[side].append(FILES)
             plan.removed_files += [(side, sha) for sha in set(note.files) - set(files)]
@@ -287,7 +287,7 @@ def _plan_unlinked(
         )
         parent = None
     base = {r.name: note.record.values.get(r.name) for r in mapping.synced_fields()}
-    base[FILES] = tuple(sorted(note.files))
+    base[FILES] = tuple(sorted(note.files)) if inp.sync_files else ()
     plan.creates.append(
         NoteCreate(
             target,

@@ -12,12 +12,20 @@ from dealsync.config import Config, ConfigError
 from dealsync.engine import open_context, run_pair
 from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
+from dealsync.ledger.lease import PairBusy
 from dealsync.mapping import MappingError
 from dealsync.report import print_report
 from validation.quarantine import SchemaLevelError
 
 # What a run can fail with that the user can act on; anything else is a bug and shows its traceback.
-EXPECTED_FAILURES = (ConfigError, MappingError, ConnectorError, SchemaLevelError, IsolationError)
+EXPECTED_FAILURES = (
+    ConfigError,
+    MappingError,
+    ConnectorError,
+    SchemaLevelError,
+    IsolationError,
+    PairBusy,
+)
 
 
 def run_partners(

@@ -171,6 +171,16 @@ class FileRow(Base):
     )
 
 
+class Lease(Base):
+    """Who is syncing a pair right now; a lease whose heartbeat is older than its TTL is free again."""
+
+    __tablename__ = "leases"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class PairState(Base):
     """Small per-pair state: the round-robin position, the registration count last written to the vendor."""
 
