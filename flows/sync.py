@@ -1,48 +1,48 @@
-"""Prefect flows: one pair (`sync_partner`) and every pair (`sync_all_partners`), over dealsync's steps."""
+"""Prefect flows: one pair (`sync-partner`) and every pair (`sync-all-partners`), over dealsync's steps."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled
 
 from dealsync import engine, note_engine
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
-from dealsync.report import report_markdown
+from dealsync.ledger.lease import PairBusy
+from flows.artifacts import publish_report
 
-# Retries only where there is I/O that is safe to repeat: reading the CRMs.
+SyncObject = Literal["deals", "notes", "files"]
+ALL_OBJECTS: list[SyncObject] = ["deals", "notes", "files"]
+PAIR_LIMIT_WAIT_S = 30.0
+
+
+def _task(fn, name: str, io: bool = False):
+    """A task over a dealsync step; retries only where the step reads (safe to repeat)."""
+    if io:
+        return task(fn, name=name, retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+    return task(fn, name=name, cache_policy=NO_CACHE)
+
+
 STEP_TASKS = {
-    engine.pull: task(
-        engine.pull, name="pull", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
-    ),
-    engine.validate: task(engine.validate, name="validate", cache_policy=NO_CACHE),
-    engine.plan_run: task(
-        engine.plan_run, name="plan", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE
-    ),
-    engine.push: task(engine.push, name="push", cache_policy=NO_CACHE),
-    engine.commit: task(engine.commit, name="commit", cache_policy=NO_CACHE),
-    note_engine.pull_notes: task(
-        note_engine.pull_notes,
-        name="pull-notes",
-        retries=2,
-        retry_delay_seconds=10,
-        cache_policy=NO_CACHE,
-    ),
-    note_engine.read_files: task(
-        note_engine.read_files,
-        name="read-files",
-        retries=2,
-        retry_delay_seconds=10,
-        cache_policy=NO_CACHE,
-    ),
-    note_engine.plan_notes: task(note_engine.plan_notes, name="plan-notes", cache_policy=NO_CACHE),
-    note_engine.push_notes: task(note_engine.push_notes, name="push-notes", cache_policy=NO_CACHE),
-    note_engine.commit_notes: task(
-        note_engine.commit_notes, name="commit-notes", cache_policy=NO_CACHE
-    ),
+    engine.pull: _task(engine.pull, "pull", io=True),
+    engine.validate: _task(engine.validate, "validate"),
+    engine.plan_run: _task(engine.plan_run, "plan", io=True),
+    engine.push: _task(engine.push, "push"),
+    engine.commit: _task(engine.commit, "commit"),
+    note_engine.pull_notes: _task(note_engine.pull_notes, "pull-notes", io=True),
+    note_engine.read_files: _task(note_engine.read_files, "read-files", io=True),
+    note_engine.plan_notes: _task(note_engine.plan_notes, "plan-notes"),
+    note_engine.push_notes: _task(note_engine.push_notes, "push-notes"),
+    note_engine.commit_notes: _task(note_engine.commit_notes, "commit-notes"),
 }
 
 
@@ -50,51 +50,126 @@ def _as_task(step, *args):
     return STEP_TASKS[step](*args)
 
 
+def pair_limit_name(partner_id: str) -> str:
+    """The Prefect global concurrency limit that keeps two runs of one pair apart."""
+    return f"dealsync-pair-{partner_id}"
+
+
+def ensure_pair_limit(partner_id: str) -> None:
+    """Create the pair's limit (1 slot) if it does not exist yet; strict acquisition needs it."""
+    name = pair_limit_name(partner_id)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
+def _progress_reporter(partner_id: str):
+    """A progress artifact updated while a run pushes its writes."""
+    key = f"dealsync-{partner_id}-progress".lower().replace("_", "-")
+    artifact_id = create_progress_artifact(
+        0.0, key=key, description=f"dealsync push progress, partner {partner_id}"
+    )
+
+    def report(what: str, done: int, total: int) -> None:
+        update_progress_artifact(
+            artifact_id,
+            100.0 * done / total if total else 100.0,
+            description=f"{what}: {done}/{total}",
+        )
+
+    return report
+
+
 @flow(name="sync-partner", log_prints=True)
 def sync_partner(
     partner_id: str,
     dry_run: bool = False,
     full_resync: bool = False,
+    objects: list[SyncObject] = ALL_OBJECTS,
     allow_mass_deletion: bool = False,
     config_path: str | None = None,
 ) -> dict[str, Any]:
-    """Sync one partner's shared deals with the vendor CRM.
+    """Sync one partner's shared deals, notes and files with the vendor CRM.
 
     Args:
-        partner_id: The partner's id in dealsync.yaml.
+        partner_id: The partner's id, as in dealsync.yaml (e.g. acme).
         dry_run: Compute and report the plan; write nothing to either CRM or the ledger.
-        full_resync: Ignore cursors and compare every record.
+        full_resync: Ignore the cursors and compare every record (finds drift incremental runs miss).
+        objects: What to sync: deals, notes (shared notes and comments), files (attachments of notes).
         allow_mass_deletion: Release the deletion brake for this run.
-        config_path: Config file (default: $DEALSYNC_CONFIG or ./dealsync.yaml).
+        config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
     """
+    logger = get_run_logger()
     config = load_config(config_path)
+    config.partner(partner_id)  # a clear error for an unknown partner, before anything else
+    ensure_pair_limit(partner_id)
     ledger = Ledger(config.ledger_url)
     ledger.migrate()
     try:
-        ctx = engine.open_context(
-            config, partner_id, ledger, dry_run, full_resync, allow_mass_deletion
-        )
-        report = engine.run_pair(ctx, call=_as_task)
+        with concurrency(
+            pair_limit_name(partner_id), occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S
+        ):
+            ctx = engine.open_context(
+                config,
+                partner_id,
+                ledger,
+                dry_run,
+                full_resync,
+                allow_mass_deletion,
+                progress=None if dry_run else _progress_reporter(partner_id),
+                objects=frozenset(objects),
+            )
+            report = engine.run_pair(ctx, call=_as_task)
+    except PairBusy as exc:
+        logger.warning(str(exc))
+        return Cancelled(message=str(exc))
+    except TimeoutError:
+        message = f"partner {partner_id}: another run held the pair for over {PAIR_LIMIT_WAIT_S:.0f} s; this run did nothing"
+        logger.warning(message)
+        return Cancelled(message=message)
     finally:
         ledger.close()
-    key = f"dealsync-{partner_id}".lower().replace("_", "-")
-    create_markdown_artifact(
-        report_markdown(report), key=key, description=f"dealsync run for {partner_id}"
-    )
-    get_run_logger().info("partner %s: %s", partner_id, report.summary())
+    publish_report(report)
+    logger.info("partner %s: %s", partner_id, report.summary())
     return report.summary()
 
 
 @flow(name="sync-all-partners")
 def sync_all_partners(
-    dry_run: bool = False, full_resync: bool = False, config_path: str | None = None
+    dry_run: bool = False,
+    full_resync: bool = False,
+    fan_out: bool = True,
+    config_path: str | None = None,
 ) -> dict[str, Any]:
-    """Sync every configured partner; one partner's failure does not stop the others."""
+    """Sync every configured partner.
+
+    Args:
+        dry_run: Plan and report only.
+        full_resync: Compare every record instead of reading from the cursors.
+        fan_out: Start one sync-partner deployment run per partner, so workers run partners in parallel;
+            when false (or when the sync-partner deployment does not exist), run them here one by one.
+        config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
+    """
     config = load_config(config_path)
     results: dict[str, Any] = {}
     for partner in config.partners:
-        state = sync_partner(
-            partner.id, dry_run, full_resync, False, config_path, return_state=True
+        parameters = {
+            "partner_id": partner.id,
+            "dry_run": dry_run,
+            "full_resync": full_resync,
+            "config_path": config_path,
+        }
+        if fan_out:
+            try:
+                run = run_deployment("sync-partner/sync-partner", parameters=parameters, timeout=0)
+                results[partner.id] = f"started flow run {run.id}"
+                continue
+            except ObjectNotFound:
+                fan_out = False
+        state = sync_partner(**parameters, return_state=True)
+        results[partner.id] = (
+            state.result() if state.is_completed() else f"{state.name}: {state.message}"
         )
-        results[partner.id] = state.result() if state.is_completed() else f"failed: {state.message}"
     return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ class PairLease:
         self.ledger, self.pair = ledger, pair
         self.ttl = timedelta(seconds=ttl_s)
         self.heartbeat_s = heartbeat_s
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

@@ -44,9 +44,14 @@ def test_sync_partner_flow_runs_the_steps_as_tasks_and_leaves_a_report(prefect_a
     assert {"pull", "validate", "plan", "push", "commit"} <= asyncio.run(
         _task_names(state.state_details.flow_run_id)
     )
-    artifacts = asyncio.run(_artifacts("dealsync-acme"))
-    assert artifacts and "created" in artifacts[0].data
+    summary_artifact = asyncio.run(_artifacts("dealsync-acme-summary"))
+    assert summary_artifact and "| created | 0 | 1 |" in summary_artifact[0].data
+    changes = asyncio.run(_artifacts("dealsync-acme-changes"))
+    assert changes and "dealsync_key" in changes[0].data
+    progress = asyncio.run(_artifacts("dealsync-acme-progress"))
+    assert progress and float(progress[0].data) == 100.0
 
+    # Without a sync-partner deployment, fan-out falls back to running each partner here.
     everything = sync_all_partners(config_path=str(pair.config))
     assert everything["acme"]["created"] == {"partner": 0, "vendor": 0}
 
@@ -63,3 +68,27 @@ def test_tokens_can_come_from_prefect_secret_blocks(prefect_api, pair, monkeypat
     summary = sync_partner("acme", config_path=str(pair.config))
     assert summary["created"]["vendor"] == 1
     _twin(pair, "vendor", f"acme:partner:{reg}")
+
+
+def test_a_second_run_of_the_same_pair_ends_cancelled_with_a_clear_message(
+    prefect_api, pair, monkeypatch
+):
+    from prefect.concurrency.sync import concurrency
+
+    import flows.sync
+    from dealsync.config import load_config
+    from dealsync.ledger import Ledger
+    from dealsync.ledger.lease import PairLease
+
+    monkeypatch.setattr(flows.sync, "PAIR_LIMIT_WAIT_S", 1.0)
+    flows.sync.ensure_pair_limit("acme")
+    with concurrency(flows.sync.pair_limit_name("acme"), occupy=1, strict=True):
+        state = sync_partner("acme", config_path=str(pair.config), return_state=True)
+    assert state.is_cancelled() and "another run held the pair" in state.message
+
+    # The ledger lease guards the pair too (CLI runs, other Prefect servers).
+    ledger = Ledger(load_config(pair.config).ledger_url)
+    with PairLease(ledger, "acme"):
+        state = sync_partner("acme", config_path=str(pair.config), return_state=True)
+    assert state.is_cancelled() and "already being synced" in state.message
+    assert sync_partner("acme", config_path=str(pair.config), return_state=True).is_completed()

@@ -1,0 +1,56 @@
+"""Prefect artifacts of a run: a markdown summary and tables of changes, conflicts and quarantine."""
+
+from __future__ import annotations
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from dealsync.engine import RunReport
+from dealsync.report import report_markdown
+
+MAX_ROWS = 500  # an artifact is for reading; the ledger keeps everything
+
+
+def _key(partner_id: str, what: str) -> str:
+    """Artifact keys allow lowercase letters, digits and dashes only."""
+    return f"dealsync-{partner_id}-{what}".lower().replace("_", "-")
+
+
+def publish_report(report: RunReport) -> None:
+    """Publish what a run did as artifacts of the current flow run."""
+    create_markdown_artifact(
+        report_markdown(report),
+        key=_key(report.pair, "summary"),
+        description=f"dealsync run, partner {report.pair}",
+    )
+    if report.changes:
+        rows = [
+            {k: str(v) if v is not None else "" for k, v in change.items()}
+            for change in report.changes[:MAX_ROWS]
+        ]
+        create_table_artifact(
+            rows,
+            key=_key(report.pair, "changes"),
+            description=f"field changes written ({len(report.changes)})",
+        )
+    if report.conflicts:
+        rows = [{k: str(v) for k, v in c.items()} for c in report.conflicts[:MAX_ROWS]]
+        create_table_artifact(
+            rows,
+            key=_key(report.pair, "conflicts"),
+            description="fields both sides changed, and who won",
+        )
+    if report.quarantined:
+        rows = [
+            {
+                "side": q["side"],
+                "record": q["record_id"],
+                "stage": q["stage"],
+                "reason": "; ".join(q["reasons"]),
+            }
+            for q in report.quarantined[:MAX_ROWS]
+        ]
+        create_table_artifact(
+            rows,
+            key=_key(report.pair, "quarantine"),
+            description="records kept out, retried every run",
+        )

@@ -1,0 +1,40 @@
+"""One run of a pair at a time, also outside Prefect; a killed run's lease expires within a minute."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from dealsync.config import load_config
+from dealsync.ledger import Ledger
+from dealsync.ledger.lease import TTL_S, PairLease
+from dealsync.ledger.models import Lease, utcnow
+from tests.integration.test_sync import SHARED
+
+
+def test_a_cli_run_while_another_holds_the_pair_ends_clearly(pair):
+    pair.create("partner", dealname="Waiting", **SHARED)
+    ledger = Ledger(load_config(pair.config).ledger_url)
+    with PairLease(ledger, "acme"):
+        result = pair.cli("run", ok=False)
+    assert (
+        result.exit_code == 1
+        and "already being synced" in result.output
+        and "did nothing" in result.output
+    )
+    assert pair.deals("vendor") == []
+    pair.cli("run")
+    assert len(pair.deals("vendor")) == 1
+
+
+def test_a_lease_left_by_a_killed_run_stops_blocking_after_its_ttl(pair):
+    assert TTL_S <= 60
+    ledger = Ledger(load_config(pair.config).ledger_url)
+    stale = PairLease(ledger, "acme")
+    stale.acquire()
+    stale._stop.set()  # the process "dies": no more heartbeats
+    assert pair.cli("run", ok=False).exit_code == 1
+    with ledger.sessions.begin() as s:
+        s.execute(sa.update(Lease).values(heartbeat_at=utcnow() - timedelta(seconds=TTL_S + 1)))
+    pair.cli("run")
