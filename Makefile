@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench lock clean
+.PHONY: demo test serve lint format bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q --record-mode=none
+
+# A local Prefect server with the deployments and a worker (and two sandbox CRMs): http://127.0.0.1:4200
+serve: $(STAMP)
+	$(BIN)/dealsync serve --sandboxes
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

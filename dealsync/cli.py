@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -299,6 +300,64 @@ def conflicts(
             c.winner,
         )
     console.print(table)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
+    sandboxes: Annotated[
+        bool,
+        typer.Option(
+            "--sandboxes", help="Also start a local vendor and partner sandbox CRM and use them."
+        ),
+    ] = False,
+) -> None:
+    """Start a local Prefect server, create the work pool, deploy prefect.yaml and start a worker."""
+    from contextlib import ExitStack
+
+    from dealsync.serve import PROJECT_DIR, PrefectStack, write_local_config
+    from sandbox.server import SandboxProcess
+
+    with ExitStack() as stack:
+        if sandboxes:
+            folder = PROJECT_DIR / ".dealsync" / "serve"
+            folder.mkdir(parents=True, exist_ok=True)
+            vendor = stack.enter_context(
+                SandboxProcess(db_path=folder / "vendor.db", token="local-vendor")
+            )
+            acme = stack.enter_context(
+                SandboxProcess(db_path=folder / "acme.db", token="local-acme")
+            )
+            config = write_local_config(
+                folder, vendor.base_url, vendor.token, {"acme": (acme.base_url, acme.token)}
+            )
+            console.print(
+                f"sandboxes: vendor {vendor.base_url}, partner acme {acme.base_url}; config {config}"
+            )
+        loaded, _ledger = _load(config)
+        from dealsync.setup import prepare_portals
+
+        prepare_portals(loaded)
+        env = {"DEALSYNC_CONFIG": str(loaded.path.resolve())}
+        env.update({k: v for k, v in os.environ.items() if k.startswith("LOCAL_")})
+        prefect = stack.enter_context(
+            PrefectStack(home=PROJECT_DIR / ".dealsync" / "prefect", port=port, worker_env=env)
+        )
+        with console.status("Starting the Prefect server (20-30 s)..."):
+            prefect.start_server()
+        with console.status("Creating the work pool and deploying prefect.yaml..."):
+            prefect.deploy()
+        prefect.start_worker()
+        console.print(
+            f"[green]Ready.[/green] Open http://127.0.0.1:{port}, Deployments, sync-partner, Run (custom run for "
+            "parameters). sync-all-partners runs every 15 minutes, audit nightly. Logs: .dealsync/prefect/. "
+            "Ctrl-C stops everything."
+        )
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            console.print("Stopping the worker, the server and the sandboxes...")
 
 
 @app.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.table import Table
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
 from dealsync.runner import run_partners
+from dealsync.serve import write_local_config
 from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess
 from sandbox.traffic import Limits
@@ -126,26 +126,6 @@ def _plain(html_text: str) -> str:
     )
 
 
-def _config(folder: Path, vendor: DemoCrm, partners: list[DemoCrm]) -> Path:
-    os.environ["DEMO_VENDOR_TOKEN"] = vendor.server.token
-    lines = [
-        f"ledger: sqlite:///{folder}/ledger.db",
-        "vendor:",
-        f'  crm: {{kind: hubspot, base_url: "{vendor.server.base_url}", token: "env:DEMO_VENDOR_TOKEN"}}',
-        "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}",
-        "partners:",
-    ]
-    for partner in partners:
-        os.environ[f"DEMO_{partner.name.upper()}_TOKEN"] = partner.server.token
-        lines += [
-            f"  - id: {partner.name}",
-            f'    crm: {{kind: hubspot, base_url: "{partner.server.base_url}", token: "env:DEMO_{partner.name.upper()}_TOKEN"}}',
-        ]
-    path = folder / "dealsync.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _who_sees_what(console: Console, crms: list[DemoCrm]) -> None:
     table = Table(
         title="What each CRM holds now (two partners kept apart; private notes stayed home)",
@@ -171,7 +151,13 @@ def run_demo(console: Console) -> None:
         )
         for crm in (vendor, acme, globex):
             console.print(f"{crm.name} CRM on {crm.server.base_url}")
-        config = load_config(_config(folder, vendor, [acme, globex]))
+        config_file = write_local_config(
+            folder,
+            vendor.server.base_url,
+            vendor.server.token,
+            {p.name: (p.server.base_url, p.server.token) for p in (acme, globex)},
+        )
+        config = load_config(config_file)
         ledger = Ledger(config.ledger_url)
         ledger.migrate()
         prepare_portals(config)

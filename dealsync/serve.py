@@ -1,0 +1,165 @@
+"""`dealsync serve`: a local Prefect server, the work pool, the deployments and a worker, in one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+WORK_POOL = "dealsync"
+
+
+def prefect_executable() -> str:
+    """The `prefect` command of this environment."""
+    candidate = Path(sys.executable).parent / "prefect"
+    return str(candidate) if candidate.exists() else "prefect"
+
+
+@dataclass
+class PrefectStack:
+    """A Prefect server (SQLite under `home`), the dealsync work pool and deployments, and a worker."""
+
+    home: Path
+    port: int = 4200
+    host: str = "127.0.0.1"
+    worker_env: dict[str, str] = field(default_factory=dict)
+    ui: bool = True
+    poll_seconds: int = 5
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def api_url(self) -> str:
+        """Where the API answers."""
+        return f"http://{self.host}:{self.port}/api"
+
+    def env(self) -> dict[str, str]:
+        """The environment of every Prefect process of this stack."""
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "true" if self.ui else "false",
+            "PREFECT_WORKER_QUERY_SECONDS": str(self.poll_seconds),
+            **self.worker_env,
+        }
+
+    def _prefect(self, *args: str) -> None:
+        result = subprocess.run(
+            [prefect_executable(), *args],
+            env=self.env(),
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"`prefect {' '.join(args)}` failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
+
+    def start_server(self, timeout_s: float = 180.0) -> None:
+        """Start the server and wait until its API is healthy (20-30 s on these machines)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = (self.home / "server.log").open("ab")
+        command = [
+            prefect_executable(),
+            "server",
+            "start",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+        ]
+        self.processes.append(
+            subprocess.Popen(
+                command,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.processes[0].poll() is not None:
+                raise RuntimeError(f"the Prefect server exited; see {self.home / 'server.log'}")
+            try:
+                if requests.get(f"{self.api_url}/health", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(
+            f"the Prefect server did not answer on {self.api_url} within {timeout_s:.0f} s"
+        )
+
+    def deploy(self) -> None:
+        """Create the process work pool and deploy everything in prefect.yaml."""
+        self._prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+        self._prefect("--no-prompt", "deploy", "--all")
+
+    def start_worker(self) -> None:
+        """Start a process worker on the dealsync pool."""
+        log = (self.home / "worker.log").open("ab")
+        command = [prefect_executable(), "worker", "start", "--pool", WORK_POOL]
+        self.processes.append(
+            subprocess.Popen(
+                command,
+                env=self.env(),
+                cwd=PROJECT_DIR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+
+    def stop(self) -> None:
+        """Stop the worker and the server."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        self.processes.clear()
+
+    def __enter__(self) -> PrefectStack:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+
+def write_local_config(
+    folder: Path, vendor_url: str, vendor_token: str, partners: dict[str, tuple[str, str]]
+) -> Path:
+    """A dealsync.yaml for local sandboxes; tokens go to the environment, the file holds references."""
+    os.environ["LOCAL_VENDOR_TOKEN"] = vendor_token
+    lines = [
+        f"ledger: sqlite:///{folder}/ledger.db",
+        "vendor:",
+        f'  crm: {{kind: hubspot, base_url: "{vendor_url}", token: "env:LOCAL_VENDOR_TOKEN"}}',
+        "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}",
+        "partners:",
+    ]
+    for partner_id, (url, token) in partners.items():
+        variable = f"LOCAL_{partner_id.upper()}_TOKEN"
+        os.environ[variable] = token
+        lines += [
+            f"  - id: {partner_id}",
+            f'    crm: {{kind: hubspot, base_url: "{url}", token: "env:{variable}"}}',
+        ]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "dealsync.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
