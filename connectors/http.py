@@ -63,6 +63,7 @@ class HttpClient:
         connection: str,
         error_table: Mapping[int, ErrorRule] = HUBSPOT_ERRORS,
         limiters: PortalLimiters | None = None,
+        rate_share: float = 1.0,
         timeout_s: tuple[float, float] = (5.0, 60.0),
         max_attempts: int = 6,
         max_backoff_s: float = 30.0,
@@ -72,7 +73,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.connection = connection
         self.error_table = dict(error_table)
-        self.limiters = limiters or limiters_for(base_url, token)
+        self.limiters = limiters or limiters_for(base_url, token, rate_share)
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_backoff_s = max_backoff_s

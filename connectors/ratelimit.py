@@ -63,13 +63,16 @@ class PortalLimiters:
     GENERAL_MARGIN = 0.92
     SEARCH_WINDOW_PAD_S = 0.15
 
-    def __init__(self, per_10s: int = 190, search_per_s: int = 5) -> None:
-        self.general = RollingLimiter(max(int(per_10s * self.GENERAL_MARGIN), 1), 10.0)
-        self.search = RollingLimiter(search_per_s, 1.0 + self.SEARCH_WINDOW_PAD_S)
+    def __init__(self, per_10s: int = 190, search_per_s: int = 5, share: float = 1.0) -> None:
+        self.share = share  # the fraction of the portal's budget this process may use
+        self.general = RollingLimiter(max(int(per_10s * self.GENERAL_MARGIN * share), 1), 10.0)
+        self.search = RollingLimiter(
+            max(int(search_per_s * share), 1), 1.0 + self.SEARCH_WINDOW_PAD_S
+        )
 
     def adopt_headers(self, limit: int, interval_ms: int) -> None:
         """Follow the X-HubSpot-RateLimit-Max / -Interval-Milliseconds the server sends."""
-        target = max(int(limit * self.GENERAL_MARGIN), 1)
+        target = max(int(limit * self.GENERAL_MARGIN * self.share), 1)
         window = interval_ms / 1000
         if (target, window) != (self.general.limit, self.general.window_s):
             self.general.resize(target, window)
@@ -85,10 +88,14 @@ def portal_key(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}#{digest}"
 
 
-def limiters_for(base_url: str, token: str) -> PortalLimiters:
-    """The process-wide limiters of the portal behind this base URL and token."""
+def limiters_for(base_url: str, token: str, share: float = 1.0) -> PortalLimiters:
+    """The process-wide limiters of the portal behind this base URL and token.
+
+    Every run in this process that talks to the portal shares them. `share` is the fraction of the
+    portal's budget this process may use: with N worker processes on one portal, give each 1/N.
+    """
     key = portal_key(base_url, token)
     with _registry_lock:
-        if key not in _registry:
-            _registry[key] = PortalLimiters()
+        if key not in _registry or _registry[key].share != share:
+            _registry[key] = PortalLimiters(share=share)
         return _registry[key]

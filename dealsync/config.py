@@ -31,6 +31,7 @@ class CrmConfig:
     base_url: str
     token_ref: str
     where: str  # "path: key" for error messages
+    rate_share: float = 1.0  # the fraction of the portal's API budget one worker process may use
 
     def token(self) -> str:
         """The secret the reference points at."""
@@ -147,7 +148,12 @@ def _crm(data: Any, where: str) -> CrmConfig:
         raise ConfigError(
             f"{where}.token: looks like a literal token. Never put secrets in the config: use env:NAME or a Prefect Secret block name."
         )
-    return CrmConfig(kind, base_url.rstrip("/"), token, f"{where}.token")
+    share = data.get("rate_share", 1.0)
+    if not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ConfigError(
+            f"{where}.rate_share: {share!r} must be a fraction in (0, 1], e.g. 0.5 for two worker processes."
+        )
+    return CrmConfig(kind, base_url.rstrip("/"), token, f"{where}.token", float(share))
 
 
 def _owner_assignment(data: Any, where: str) -> OwnerAssignment:

@@ -10,5 +10,7 @@ from dealsync.config import ConfigError, CrmConfig
 def build_connector(crm: CrmConfig, connection: str) -> Connector:
     """A connector for one configured CRM; the token is resolved here, at the edge."""
     if crm.kind == "hubspot":
-        return HubSpotConnector(crm.base_url, crm.token(), connection=connection)
+        return HubSpotConnector(
+            crm.base_url, crm.token(), connection=connection, rate_share=crm.rate_share
+        )
     raise ConfigError(f"{crm.where}: CRM kind {crm.kind!r} has no connector yet.")

@@ -63,3 +63,11 @@ def test_error_table_covers_hubspots_documented_statuses():
     assert rule_for(HUBSPOT_ERRORS, 401).action is Action.FAIL_AUTH
     assert rule_for(HUBSPOT_ERRORS, 400).action is Action.FAIL_RECORD
     assert rule_for(HUBSPOT_ERRORS, 599).retriable
+
+
+def test_a_process_share_scales_the_budget_and_survives_header_adoption():
+    limiters = PortalLimiters(per_10s=190, share=0.5)
+    assert limiters.general.limit == int(190 * PortalLimiters.GENERAL_MARGIN * 0.5)
+    limiters.adopt_headers(190, 10_000)
+    assert limiters.general.limit == int(190 * PortalLimiters.GENERAL_MARGIN * 0.5)
+    assert limiters.search.limit == 2
