@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+)
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -63,6 +69,25 @@ def test_a_deployed_sync_partner_run_completes_with_artifacts(pair, tmp_path: Pa
                 env["TEST_VENDOR_TOKEN"] not in everything
                 and env["TEST_ACME_TOKEN"] not in everything
             )
+
+            # The scheduled fan-out: one sync-partner run per partner, picked up by the worker.
+            fan_out = run_deployment(
+                "sync-all-partners/sync-all-partners", timeout=240, poll_interval=2
+            )
+            assert fan_out.state.is_completed(), fan_out.state
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                runs = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(
+                        id=DeploymentFilterId(any_=[deployments["sync-partner"].id])
+                    )
+                )
+                if len(runs) == 2 and all(r.state.is_final() for r in runs):
+                    break
+                time.sleep(2)
+            assert len(runs) == 2 and all(r.state.is_completed() for r in runs), [
+                r.state for r in runs
+            ]
     vid = _twin(pair, "vendor", f"acme:partner:{reg}")["id"]
     assert [n["hs_note_body"] for n in _notes_on(pair, "vendor", vid)] == [
         "<p>From the partner</p>"
