@@ -26,7 +26,7 @@ from dealsync.mapping import (
     load_mapping,
     load_notes_mapping,
 )
-from dealsync.model import SIDES, Link, Plan, Side, SideRecord, other, to_json
+from dealsync.model import SIDES, Conflict, Link, Plan, Side, SideRecord, other, to_json
 from dealsync.plan import PlanInput, make_plan, parse_key
 from validation.quarantine import SchemaLevelError, split_valid
 from validation.schemas import canonical_deals, raw_hubspot_records
@@ -485,12 +485,12 @@ def commit(
                 f"New deal registration from partner {ctx.pair}: {name or 'unnamed'} (vendor deal {twin_id})"
             )
         changes.append(
-            _change(
+            audit_row(
                 None, create.target, twin_id, "create", ctx.mapping.key_property, None, create.key
             )
         )
         changes += [
-            _change(None, create.target, twin_id, "create", prop, None, value)
+            audit_row(None, create.target, twin_id, "create", prop, None, value)
             for prop, value in create.properties.items()
             if prop != ctx.mapping.key_property
         ]
@@ -508,7 +508,7 @@ def commit(
             continue
         report.updated[update.target] += 1
         changes += [
-            _change(
+            audit_row(
                 update.link_id,
                 update.target,
                 update.record_id,
@@ -530,23 +530,12 @@ def commit(
         if delete.action != "unlink":
             report.deleted[target] += 1
             changes.append(
-                _change(delete.link_id, target, delete.target_id, delete.action, "*", None, None)
+                audit_row(delete.link_id, target, delete.target_id, delete.action, "*", None, None)
             )
     bases = {
         link_id: base for link_id, base in plan.new_bases.items() if link_id not in failed_links
     }
-    conflicts = [
-        {
-            "link_id": c.link_id,
-            "field": c.field,
-            "base": to_json(c.base),
-            "partner": to_json(c.partner),
-            "vendor": to_json(c.vendor),
-            "rule": c.rule,
-            "winner": c.winner,
-        }
-        for c in plan.conflicts
-    ]
+    conflicts = conflict_rows(plan.conflicts)
     cursors = {(side, OBJECT): value for side, value in pulled.cursors.items() if value is not None}
     ctx.ledger.commit_run(
         ctx.run_id,
@@ -620,7 +609,23 @@ def _welcome_notes(
     return found
 
 
-def _change(
+def conflict_rows(conflicts: list[Conflict], prefix: str = "") -> list[dict[str, Any]]:
+    """Conflicts as ledger rows (all three values, the rule and the winner)."""
+    return [
+        {
+            "link_id": c.link_id,
+            "field": f"{prefix}{c.field}",
+            "base": to_json(c.base),
+            "partner": to_json(c.partner),
+            "vendor": to_json(c.vendor),
+            "rule": c.rule,
+            "winner": c.winner,
+        }
+        for c in conflicts
+    ]
+
+
+def audit_row(
     link_id: int | None,
     side: Side,
     record_id: str,

@@ -14,11 +14,11 @@ import pandas as pd
 from connectors.base import Record, WriteInput, WriteOutcome
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
-from dealsync.engine import Quarantined, RunContext
+from dealsync.engine import Quarantined, RunContext, audit_row, conflict_rows
 from dealsync.isolation import IsolationError, check_partner_writes, partner_ids_of
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
-from dealsync.model import SIDES, Link, Side, other, to_json
+from dealsync.model import SIDES, Link, Side, other
 from dealsync.note_plan import (
     NoteCreate,
     NotePlan,
@@ -498,7 +498,7 @@ def commit_notes(
         intents[create.key] = result.record.id
         if create.source_id.startswith("welcome-"):
             changes.append(
-                _audit(
+                audit_row(
                     None,
                     create.target,
                     result.record.id,
@@ -520,7 +520,7 @@ def commit_notes(
         )
         new_links.append(Link(None, partner_id, vendor_id, source, create.base))
         changes.append(
-            _audit(None, create.target, result.record.id, "create", "note", None, create.key)
+            audit_row(None, create.target, result.record.id, "create", "note", None, create.key)
         )
     new_links += [Link(None, a.partner_id, a.vendor_id, a.origin, a.base) for a in plan.adopts]
     failed: set[int] = set()
@@ -531,7 +531,7 @@ def commit_notes(
                 failed.add(update.link_id)
             continue
         changes += [
-            _audit(update.link_id, update.target, update.note_id, "update", name, None, None)
+            audit_row(update.link_id, update.target, update.note_id, "update", name, None, None)
             for name in update.changed
         ]
     states = {}
@@ -542,7 +542,7 @@ def commit_notes(
                 states[delete.link_id] = "unlinked" if delete.action == "unlink" else "archived"
             if delete.action != "unlink":
                 changes.append(
-                    _audit(
+                    audit_row(
                         delete.link_id,
                         other(delete.source),
                         delete.target_id,
@@ -553,18 +553,7 @@ def commit_notes(
                     )
                 )
     bases = {lid: base for lid, base in plan.new_bases.items() if lid not in failed}
-    conflicts = [
-        {
-            "link_id": c.link_id,
-            "field": f"note.{c.field}",
-            "base": to_json(c.base),
-            "partner": to_json(c.partner),
-            "vendor": to_json(c.vendor),
-            "rule": c.rule,
-            "winner": c.winner,
-        }
-        for c in plan.conflicts
-    ]
+    conflicts = conflict_rows(plan.conflicts, prefix="note.")
     cursors = {(side, NOTES): value for side, value in pulled.cursors.items() if value is not None}
     ctx.ledger.commit_run(
         ctx.run_id,
@@ -624,18 +613,6 @@ def commit_notes(
         for q in everything
     ]
     return dict(counts)
-
-
-def _audit(link_id, side, record_id, action, field_name, old, new) -> dict[str, Any]:
-    return {
-        "link_id": link_id,
-        "side": side,
-        "record_id": record_id,
-        "action": action,
-        "field": field_name,
-        "old": old,
-        "new": new,
-    }
 
 
 def run_notes(

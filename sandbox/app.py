@@ -733,6 +733,21 @@ class Api:
         ]
         return _batch_response(results, [], started)
 
+    def _endpoints(self, conn, spec: dict, from_type: str, to_type: str):
+        """(from row, to row) of one batch association input, or the 404 error for it."""
+        from_key = str((spec.get("from") or {}).get("id", ""))
+        to_key = str((spec.get("to") or {}).get("id", ""))
+        from_row = self.store.find(conn, from_type, from_key)
+        to_row = self.store.find(conn, to_type, to_key)
+        if from_row is None or to_row is None:
+            return WriteError(
+                404,
+                "OBJECT_NOT_FOUND",
+                f"{from_type} {from_key} or {to_type} {to_key} was not found.",
+                {"fromObjectId": [from_key], "toObjectId": [to_key]},
+            )
+        return from_row, to_row
+
     async def batch_create_associations(self, request: Request) -> Response:
         from_type, to_type = self._pair(request, "from_type", "to_type")
         inputs = _inputs(await _body(request), MAX_ASSOCIATION_CREATE)
@@ -740,20 +755,11 @@ class Api:
         results, errors = [], []
         with self.store.engine.begin() as conn:
             for spec in inputs:
-                from_key = str((spec.get("from") or {}).get("id", ""))
-                to_key = str((spec.get("to") or {}).get("id", ""))
-                from_row = self.store.find(conn, from_type, from_key)
-                to_row = self.store.find(conn, to_type, to_key)
-                if from_row is None or to_row is None:
-                    errors.append(
-                        WriteError(
-                            404,
-                            "OBJECT_NOT_FOUND",
-                            f"{from_type} {from_key} or {to_type} {to_key} was not found.",
-                            {"fromObjectId": [from_key], "toObjectId": [to_key]},
-                        )
-                    )
+                found = self._endpoints(conn, spec, from_type, to_type)
+                if isinstance(found, WriteError):
+                    errors.append(found)
                     continue
+                from_row, to_row = found
                 types = spec.get("types") or [
                     {
                         "associationCategory": "HUBSPOT_DEFINED",
@@ -781,20 +787,11 @@ class Api:
         results, errors = [], []
         with self.store.engine.begin() as conn:
             for spec in inputs:
-                from_key = str((spec.get("from") or {}).get("id", ""))
-                to_key = str((spec.get("to") or {}).get("id", ""))
-                from_row = self.store.find(conn, from_type, from_key)
-                to_row = self.store.find(conn, to_type, to_key)
-                if from_row is None or to_row is None:
-                    errors.append(
-                        WriteError(
-                            404,
-                            "OBJECT_NOT_FOUND",
-                            f"{from_type} {from_key} or {to_type} {to_key} was not found.",
-                            {"fromObjectId": [from_key], "toObjectId": [to_key]},
-                        )
-                    )
+                found = self._endpoints(conn, spec, from_type, to_type)
+                if isinstance(found, WriteError):
+                    errors.append(found)
                     continue
+                from_row, to_row = found
                 self.store.associate(conn, from_type, from_row.id, to_type, to_row.id, type_id)
                 results.append(self._default_json(from_row.id, to_row.id, type_id))
         return _batch_response(results, errors, started)
