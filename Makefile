@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test serve lint format bench lock clean
+# BottleCRM (a real partner CRM for the tests) needs Python 3.12 and its own venv.
+PY312 ?= $(shell pyenv root 2>/dev/null)/versions/3.12.1/bin/python3
+BOTTLECRM := .bottlecrm
+
+.PHONY: demo test serve lint format bench lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +19,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/dealsync demo
 
-test: $(STAMP)
+test: $(STAMP) $(BOTTLECRM)/template.db
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q --record-mode=none
@@ -41,5 +45,17 @@ lock:
 	/tmp/dealsync-lock/bin/pip install --quiet ".[test]"
 	/tmp/dealsync-lock/bin/pip freeze --exclude dealsync > requirements.lock
 
+# Install BottleCRM and migrate a template database once (3-4 minutes); servers start from copies of it.
+bottlecrm: $(BOTTLECRM)/template.db
+
+$(BOTTLECRM)/template.db: bottlecrm/requirements.lock bottlecrm/dealsync_bottlecrm_settings.py
+	test -x $(BOTTLECRM)/venv/bin/python || $(PY312) -m venv $(BOTTLECRM)/venv
+	$(BOTTLECRM)/venv/bin/python -m pip install --quiet -r bottlecrm/requirements.lock
+	mkdir -p $(BOTTLECRM)/media && rm -f $(BOTTLECRM)/template.db.tmp
+	cd bottlecrm && BOTTLECRM_DB=$(CURDIR)/$(BOTTLECRM)/template.db.tmp BOTTLECRM_MEDIA=$(CURDIR)/$(BOTTLECRM)/media \
+		DJANGO_SETTINGS_MODULE=dealsync_bottlecrm_settings PYTHONPATH=. \
+		$(CURDIR)/$(BOTTLECRM)/venv/bin/django-admin migrate --noinput > $(CURDIR)/$(BOTTLECRM)/migrate.log
+	mv $(BOTTLECRM)/template.db.tmp $(BOTTLECRM)/template.db
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BOTTLECRM)

@@ -31,18 +31,25 @@ class ErrorRule:
         return self.action not in (Action.FAIL_RECORD, Action.FAIL_AUTH)
 
 
-# HubSpot's documented error handling (HUBSPOT_API.md, "Limits and errors").
-HUBSPOT_ERRORS: dict[int, ErrorRule] = {
+# What any HTTP API's statuses mean for a sync; CRM-specific tables add to it.
+HTTP_ERRORS: dict[int, ErrorRule] = {
     401: ErrorRule(Action.FAIL_AUTH, "the token was rejected"),
-    403: ErrorRule(Action.FAIL_AUTH, "the token lacks a scope this call needs"),
-    423: ErrorRule(Action.LOCKED, "the record is locked by another write", min_wait_s=2.0),
-    429: ErrorRule(Action.RATE_LIMIT, "the portal's rate limit was reached"),
-    477: ErrorRule(Action.RETRY_AFTER, "the portal is migrating; retry after the given delay"),
+    403: ErrorRule(Action.FAIL_AUTH, "the token lacks a permission this call needs"),
+    429: ErrorRule(Action.RATE_LIMIT, "the CRM's rate limit was reached"),
     500: ErrorRule(Action.BACKOFF, "the CRM had an internal error"),
     502: ErrorRule(Action.BACKOFF, "the CRM's gateway failed"),
     503: ErrorRule(Action.BACKOFF, "the CRM is temporarily unavailable"),
     504: ErrorRule(Action.BACKOFF, "the CRM's gateway timed out"),
     524: ErrorRule(Action.BACKOFF, "the CRM took too long to answer"),
+}
+
+# HubSpot's documented error handling (HUBSPOT_API.md, "Limits and errors").
+HUBSPOT_ERRORS: dict[int, ErrorRule] = {
+    **HTTP_ERRORS,
+    403: ErrorRule(Action.FAIL_AUTH, "the token lacks a scope this call needs"),
+    423: ErrorRule(Action.LOCKED, "the record is locked by another write", min_wait_s=2.0),
+    429: ErrorRule(Action.RATE_LIMIT, "the portal's rate limit was reached"),
+    477: ErrorRule(Action.RETRY_AFTER, "the portal is migrating; retry after the given delay"),
 }
 CLIENT_ERROR = ErrorRule(Action.FAIL_RECORD, "the CRM refused the request")
 SERVER_ERROR = ErrorRule(Action.BACKOFF, "the CRM failed")

@@ -1,0 +1,1 @@
+"""Running a real BottleCRM (django-crm) server locally: settings, bootstrap, the server manager."""

@@ -1,0 +1,400 @@
+"""The BottleCRM connector (django-crm 1.35): opportunities, comments, attachments, users.
+
+BottleCRM has no change feed, no modification times and hard deletes, so this connector is
+snapshot-style: `pull_changes` is always a complete scan (the engine compares it with the content
+hashes of the last synced snapshot). Records are flattened into string properties so that mappings
+address them like HubSpot properties: `name`, `stage`, `amount`, `currency`, `closed_on`, `description`,
+`assigned_to` (owner emails, `;`-joined), `tags` (tag names, `;`-joined) and `cf_<key>` per custom field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO
+
+from connectors.base import (
+    Capabilities,
+    ChangePage,
+    FileInfo,
+    Owner,
+    PropertySpec,
+    Record,
+    WriteInput,
+    WriteOutcome,
+)
+from connectors.errors import (
+    HTTP_ERRORS,
+    AuthError,
+    ConnectorError,
+    DailyLimitReached,
+    RecordRejected,
+)
+from connectors.http import HttpClient
+from connectors.ratelimit import PortalLimiters
+
+OPPORTUNITIES = "/api/opportunities/"
+OPPORTUNITY = "/api/opportunities/{id}/"
+COMMENT = "/api/opportunities/comment/{id}/"
+ATTACHMENT = "/api/opportunities/attachment/{id}/"
+DOWNLOAD = "/api/attachments/{id}/download/"
+USERS = "/api/users/"
+TAGS = "/api/tags/"
+CUSTOM_FIELDS = "/api/custom-fields/"
+PAGE = 100
+DIRECT_FIELDS = ("name", "stage", "amount", "currency", "closed_on", "description")
+
+
+def content_hash(record: Record) -> str:
+    """A stable digest of a record's content (what the snapshot comparison looks at)."""
+    return hashlib.sha256(json.dumps(dict(record.properties), sort_keys=True).encode()).hexdigest()
+
+
+def _flatten(deal: Mapping[str, Any]) -> Record:
+    properties: dict[str, str | None] = {}
+    for name in DIRECT_FIELDS:
+        value = deal.get(name)
+        properties[name] = None if value in (None, "") else str(value)
+    emails = sorted(
+        (p.get("user_details") or {}).get("email", "") for p in deal.get("assigned_to") or []
+    )
+    properties["assigned_to"] = ";".join(e for e in emails if e) or None
+    properties["tags"] = ";".join(sorted(t["name"] for t in deal.get("tags") or [])) or None
+    for key, value in (deal.get("custom_fields") or {}).items():
+        properties[f"cf_{key}"] = None if value in (None, "") else str(value)
+    created = deal.get("created_at") or ""
+    return Record(id=str(deal["id"]), properties=properties, created_at=created, updated_at=created)
+
+
+class BottleCrmConnector:
+    """Talks to one BottleCRM org through its REST API with an ADMIN personal access token."""
+
+    kind = "bottlecrm"
+    capabilities = Capabilities(
+        change_detection="snapshot", idempotent_create="lookup", max_batch=1, files_on="deals"
+    )
+
+    def __init__(
+        self, base_url: str, token: str, connection: str = "bottlecrm", **http_options: Any
+    ) -> None:
+        # A self-hosted server announces no limits; 20 requests a second keeps it responsive.
+        http_options.setdefault("limiters", PortalLimiters(per_10s=220))
+        self.http = HttpClient(base_url, token, connection, error_table=HTTP_ERRORS, **http_options)
+        self._tags: dict[str, str] | None = None
+        self._profiles: dict[str, str] | None = None
+
+    # ---- reading ---------------------------------------------------------------------------
+    def _scan(self) -> Iterator[list[Record]]:
+        offset = 0
+        while True:
+            page = self.http.request(
+                "GET", OPPORTUNITIES, params={"limit": PAGE, "offset": offset}
+            ).json()
+            deals = page.get("opportunities") or []
+            yield [_flatten(d) for d in deals]
+            offset += len(deals)
+            if not deals or offset >= int(page.get("opportunities_count") or 0):
+                return
+
+    def pull_changes(
+        self, object_type: str, since_ms: int | None, properties: Sequence[str]
+    ) -> Iterator[ChangePage]:
+        """A complete scan of the opportunities the token can see (there is no change feed)."""
+        self._only_deals(object_type)
+        for records in self._scan():
+            yield ChangePage(tuple(records), None)
+
+    def list_archived(self, object_type: str, properties: Sequence[str]) -> Iterator[list[Record]]:
+        """Nothing: BottleCRM deletes for good; a record missing from a complete scan is deleted."""
+        self._only_deals(object_type)
+        return iter(())
+
+    def detail(self, deal_id: str) -> dict[str, Any] | None:
+        """An opportunity with its comments and attachments, or None when it does not exist."""
+        try:
+            return self.http.request("GET", OPPORTUNITY.format(id=deal_id)).json()
+        except RecordRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def read(
+        self,
+        object_type: str,
+        ids: Iterable[str],
+        properties: Sequence[str],
+        id_property: str | None = None,
+        archived: bool = False,
+    ) -> dict[str, Record]:
+        """Records by id, or by a custom-field key (`cf_<key>`) found with a scan; never archived ones."""
+        self._only_deals(object_type)
+        wanted = list(dict.fromkeys(ids))
+        if archived or not wanted:
+            return {}
+        if id_property:
+            found = {}
+            for records in self._scan():
+                for record in records:
+                    value = record.properties.get(id_property)
+                    if value in wanted:
+                        found[str(value)] = record
+            return found
+        found = {}
+        for deal_id in wanted:
+            body = self.detail(deal_id)
+            if body is not None:
+                found[deal_id] = _flatten(body["opportunity_obj"])
+        return found
+
+    # ---- writing ---------------------------------------------------------------------------
+    def _payload(
+        self, properties: Mapping[str, str | None], current: Record | None = None
+    ) -> dict[str, Any]:
+        """Flattened properties as BottleCRM's JSON: custom fields, tag ids (merged), profile ids."""
+        payload: dict[str, Any] = {}
+        custom: dict[str, str] = {}
+        for name, value in properties.items():
+            if name in DIRECT_FIELDS:
+                payload[name] = value if value not in ("",) else None
+            elif name.startswith("cf_"):
+                custom[name[3:]] = value or ""
+            elif name == "tags":
+                payload["tags"] = [self._tag_id(t) for t in (value or "").split(";") if t.strip()]
+            elif name == "assigned_to":
+                payload["assigned_to"] = [
+                    self._profile_id(e) for e in (value or "").split(";") if e.strip()
+                ]
+            else:
+                raise RecordRejected(f"BottleCRM has no property {name!r} on opportunities", 400)
+        if custom:
+            payload["custom_fields"] = custom
+        return payload
+
+    def _tag_id(self, name: str) -> str:
+        if self._tags is None:
+            self._load_tags()
+        name = name.strip()
+        if name not in self._tags:
+            created = self.http.request("POST", TAGS, json={"name": name}).json()
+            self._tags[name] = str(created["tag"]["id"])
+        return self._tags[name]
+
+    def _profile_id(self, email: str) -> str:
+        if self._profiles is None:
+            self._profiles = {o.email.lower(): o.id for o in self.owners()}
+        profile = self._profiles.get(email.strip().lower())
+        if profile is None:
+            raise RecordRejected(f"no active BottleCRM user has the email {email!r}", 400)
+        return profile
+
+    def _write_one(self, item: WriteInput, create: bool) -> WriteOutcome:
+        try:
+            if create:
+                body = self.http.request(
+                    "POST", OPPORTUNITIES, json=self._payload(item.properties)
+                ).json()
+                if body.get("error"):
+                    raise RecordRejected(
+                        f"BottleCRM refused the opportunity: {body.get('errors')}", 400
+                    )
+                deal_id = str(body["id"])
+            else:
+                deal_id = str(item.id)
+                self.http.request(
+                    "PATCH", OPPORTUNITY.format(id=deal_id), json=self._payload(item.properties)
+                )
+            detail = self.detail(deal_id)
+            if detail is None:
+                raise RecordRejected(f"opportunity {deal_id} was not found", 404)
+            return WriteOutcome(item.ref, _flatten(detail["opportunity_obj"]), created=create)
+        except ConnectorError as exc:
+            if isinstance(exc, AuthError | DailyLimitReached):
+                raise
+            return WriteOutcome(item.ref, error=exc)
+
+    def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
+        """Create opportunities one by one (there is no batch API)."""
+        self._only_deals(object_type)
+        return [self._write_one(item, create=True) for item in inputs]
+
+    def upsert(
+        self, object_type: str, id_property: str, inputs: Sequence[WriteInput]
+    ) -> list[WriteOutcome]:
+        """Create-or-update keyed by a custom field: looked up before any create, so a crash cannot duplicate."""
+        self._only_deals(object_type)
+        existing = self.read(object_type, [i.ref for i in inputs], [], id_property=id_property)
+        outcomes = []
+        for item in inputs:
+            properties = {**item.properties, id_property: item.ref}
+            if item.ref in existing:
+                outcomes.append(
+                    self._write_one(
+                        WriteInput(item.ref, properties, id=existing[item.ref].id), create=False
+                    )
+                )
+            else:
+                outcomes.append(self._write_one(WriteInput(item.ref, properties), create=True))
+        return outcomes
+
+    def update(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
+        """PATCH each opportunity (PUT would wipe tags and owners)."""
+        self._only_deals(object_type)
+        return [self._write_one(item, create=False) for item in inputs]
+
+    def archive(self, object_type: str, ids: Sequence[str]) -> list[WriteOutcome]:
+        """Delete opportunities (BottleCRM deletes for good); one already gone counts as deleted."""
+        self._only_deals(object_type)
+        outcomes = []
+        for deal_id in ids:
+            try:
+                self.http.request("DELETE", OPPORTUNITY.format(id=deal_id))
+                outcomes.append(WriteOutcome(deal_id))
+            except RecordRejected as exc:
+                outcomes.append(
+                    WriteOutcome(deal_id) if exc.status == 404 else WriteOutcome(deal_id, error=exc)
+                )
+        return outcomes
+
+    # ---- comments and attachments ----------------------------------------------------------
+    def comments(self, deal_id: str) -> list[dict[str, Any]]:
+        """A deal's comments: id, comment, commented_on, author email, is_internal."""
+        body = self.detail(deal_id) or {}
+        return [
+            {
+                "id": str(c["id"]),
+                "comment": c.get("comment") or "",
+                "commented_on": c.get("commented_on"),
+                "email": ((c.get("commented_by") or {}).get("user_details") or {}).get("email"),
+                "is_internal": bool(c.get("is_internal")),
+            }
+            for c in body.get("comments", [])
+        ]
+
+    def add_comment(self, deal_id: str, text: str, internal: bool = False) -> str:
+        """Post a comment and return its id (the API ignores is_internal on create: it is PATCHed after)."""
+        before = {c["id"] for c in self.comments(deal_id)}
+        body = self.http.request(
+            "POST", OPPORTUNITY.format(id=deal_id), data={"comment": text}
+        ).json()
+        new = [str(c["id"]) for c in body.get("comments", []) if str(c["id"]) not in before]
+        if len(new) != 1:
+            raise ConnectorError(
+                f"could not tell which comment was created on opportunity {deal_id}"
+            )
+        if internal:
+            self.http.request("PATCH", COMMENT.format(id=new[0]), json={"is_internal": True})
+        return new[0]
+
+    def edit_comment(self, comment_id: str, text: str) -> None:
+        """Change a comment's text."""
+        self.http.request("PATCH", COMMENT.format(id=comment_id), json={"comment": text})
+
+    def delete_comment(self, comment_id: str) -> None:
+        """Delete a comment; one already gone is fine."""
+        try:
+            self.http.request("DELETE", COMMENT.format(id=comment_id))
+        except RecordRejected as exc:
+            if exc.status != 404:
+                raise
+
+    def attachments(self, deal_id: str) -> list[FileInfo]:
+        """A deal's attachments (sizes are not listed by BottleCRM: 0)."""
+        body = self.detail(deal_id) or {}
+        return [
+            FileInfo(str(a["id"]), a.get("file_name") or "", 0) for a in body.get("attachments", [])
+        ]
+
+    def attach(self, deal_id: str, name: str, content: bytes | BinaryIO) -> FileInfo:
+        """Upload a file onto a deal."""
+        before = {a.id for a in self.attachments(deal_id)}
+        body = self.http.request(
+            "POST",
+            OPPORTUNITY.format(id=deal_id),
+            files={"opportunity_attachment": (name, content)},
+        ).json()
+        new = [a for a in body.get("attachments", []) if str(a["id"]) not in before]
+        if len(new) != 1:
+            raise ConnectorError(
+                f"could not tell which attachment was created on opportunity {deal_id}"
+            )
+        return FileInfo(str(new[0]["id"]), name, 0)
+
+    def download_file(self, file_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """An attachment's bytes, streamed."""
+        response = self.http.request("GET", DOWNLOAD.format(id=file_id), stream=True)
+        with response:
+            yield from response.iter_content(chunk_size)
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an attachment; one already gone is fine."""
+        try:
+            self.http.request("DELETE", ATTACHMENT.format(id=file_id))
+        except RecordRejected as exc:
+            if exc.status != 404:
+                raise
+
+    # ---- owners and properties -------------------------------------------------------------
+    def owners(self) -> list[Owner]:
+        """Active users (their profile id is what `assigned_to` takes)."""
+        body = self.http.request("GET", USERS).json()
+        users = (body.get("active_users") or {}).get("active_users") or []
+        return [
+            Owner(id=str(u["id"]), email=(u.get("user_details") or {}).get("email") or "")
+            for u in users
+        ]
+
+    def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
+        """Create missing textarea custom fields (`cf_<key>`) and tags (`tag:<name>`) (idempotent)."""
+        self._only_deals(object_type)
+        existing = self.http.request(
+            "GET", CUSTOM_FIELDS, params={"target_model": "Opportunity"}
+        ).json()
+        keys = {
+            f["key"]
+            for f in existing.get("definitions", [])
+            if f.get("target_model") == "Opportunity"
+        }
+        created = []
+        for spec in specs:
+            if spec.name.startswith("tag:"):
+                if self._tag_id_exists(spec.name[4:]):
+                    continue
+                self._tag_id(spec.name[4:])
+                created.append(spec.name)
+                continue
+            key = spec.name.removeprefix("cf_")
+            if key in keys:
+                continue
+            body = {
+                "target_model": "Opportunity",
+                "key": key,
+                "label": spec.label,
+                "field_type": "textarea",
+                "is_filterable": True,
+            }
+            self.http.request("POST", CUSTOM_FIELDS, json=body)
+            created.append(spec.name)
+        return created
+
+    def _tag_id_exists(self, name: str) -> bool:
+        self._load_tags()
+        return name in (self._tags or {})
+
+    def _load_tags(self) -> None:
+        page = self.http.request("GET", TAGS, params={"limit": 1000}).json()
+        self._tags = {t["name"]: str(t["id"]) for t in page.get("tags", [])}
+
+    @staticmethod
+    def _only_deals(object_type: str) -> None:
+        if object_type != "deals":
+            raise ConnectorError(
+                f"BottleCRM has no {object_type!r}: comments and attachments live on deals"
+            )
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.http.close()
+
+
+__all__ = ["BottleCrmConnector", "content_hash"]
