@@ -2,34 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from connectors.base import Connector, PropertySpec
+from bottlecrm.server import BottleCrmServer
+from connectors.base import Connector, PropertySpec, WriteInput
+from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot import HubSpotConnector
+
+OWNERS = ("rep1@vendor.test", "rep2@vendor.test")
 
 
 @dataclass
 class ConnectorKit:
-    """A connector plus what a contract test needs around it (a CRM user's direct edits)."""
+    """A connector plus what a contract test needs around it: property names and a user's direct edits."""
 
     connector: Connector
-    deal_name_property: str
+    name_property: str
+    amount_property: str
     key_property: str
+    owner_emails: frozenset[str]
     edit_deal: Callable[[str, dict[str, str]], None]
     archive_deal: Callable[[str], None]
+    base_properties: dict[str, str]
+
+    def deal(self, ref: str, name: str, **more: str) -> WriteInput:
+        """A WriteInput for a new deal with this CRM's required properties."""
+        return WriteInput(ref, {**self.base_properties, self.name_property: name, **more})
 
 
 def hubspot_kit(sandbox, api) -> ConnectorKit:
-    """The HubSpot connector against a reset sandbox, with the unique key property in place."""
+    """The HubSpot connector against a reset sandbox, with the unique key property and two owners."""
     connector = HubSpotConnector(
         sandbox.base_url, sandbox.token, connection="contract-hubspot", lookback_ms=0
     )
     connector.ensure_properties(
         "deals", [PropertySpec("dealsync_key", "dealsync key", unique=True)]
     )
+    for email in OWNERS:
+        sandbox.admin("POST", "owners", json={"email": email, "firstName": "R", "lastName": "Ep"})
+    sandbox.admin("POST", "owners", json={"email": "old@vendor.test", "archived": True})
 
     def edit_deal(deal_id: str, properties: dict[str, str]) -> None:
         api(
@@ -39,10 +53,53 @@ def hubspot_kit(sandbox, api) -> ConnectorKit:
     def archive_deal(deal_id: str) -> None:
         api("DELETE", f"/crm/v3/objects/deals/{deal_id}").raise_for_status()
 
-    return ConnectorKit(connector, "dealname", "dealsync_key", edit_deal, archive_deal)
+    return ConnectorKit(
+        connector,
+        "dealname",
+        "amount",
+        "dealsync_key",
+        frozenset(OWNERS),
+        edit_deal,
+        archive_deal,
+        {},
+    )
 
 
-@pytest.fixture(params=["hubspot"])
-def kit(request, sandbox, api) -> ConnectorKit:
-    """Each connector kind in turn (BottleCRM joins this list when its connector lands)."""
-    return {"hubspot": hubspot_kit}[request.param](sandbox, api)
+def bottlecrm_kit(server: BottleCrmServer) -> ConnectorKit:
+    """The BottleCRM connector against a fresh real BottleCRM org."""
+    connector = BottleCrmConnector(server.base_url, server.token, connection="contract-bottlecrm")
+    connector.ensure_properties("deals", [PropertySpec("cf_dealsync_key", "dealsync key")])
+    user = BottleCrmConnector(server.base_url, server.token, connection="a BottleCRM user")
+
+    def edit_deal(deal_id: str, properties: dict[str, str]) -> None:
+        assert user.update("deals", [WriteInput(deal_id, properties, id=deal_id)])[0].ok
+
+    def archive_deal(deal_id: str) -> None:
+        assert user.archive("deals", [deal_id])[0].ok
+
+    emails = frozenset(p["email"] for p in server.profiles)
+    return ConnectorKit(
+        connector,
+        "name",
+        "amount",
+        "cf_dealsync_key",
+        emails,
+        edit_deal,
+        archive_deal,
+        {"stage": "PROSPECTING"},
+    )
+
+
+@pytest.fixture
+def bottlecrm_server() -> Iterator[BottleCrmServer]:
+    """A fresh BottleCRM org (about 3 s from the migrated template)."""
+    with BottleCrmServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["hubspot", "bottlecrm"])
+def kit(request) -> ConnectorKit:
+    """Each connector kind in turn, each against its real server."""
+    if request.param == "hubspot":
+        return hubspot_kit(request.getfixturevalue("sandbox"), request.getfixturevalue("api"))
+    return bottlecrm_kit(request.getfixturevalue("bottlecrm_server"))
