@@ -11,12 +11,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from bottlecrm.server import BottleCrmServer
 from connectors.base import PropertySpec, WriteInput
+from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot import HubSpotConnector
 from sandbox.server import SandboxProcess
 
 CASSETTES = Path(__file__).parent.parent / "cassettes"
 RECORD_HOST, RECORD_PORT = "127.0.0.2", 8799
+BOTTLECRM_PORT = 8798
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,40 @@ def recorded_sandbox(request):
         return
     with SandboxProcess(host=RECORD_HOST, port=RECORD_PORT) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def recorded_bottlecrm(request):
+    """A real BottleCRM while recording; only its address when replaying."""
+    if request.config.getoption("--record-mode") == "none":
+        yield SimpleNamespace(
+            base_url=f"http://{RECORD_HOST}:{BOTTLECRM_PORT}", token="replayed-token"
+        )
+        return
+    with BottleCrmServer(host=RECORD_HOST, port=BOTTLECRM_PORT) as server:
+        yield server
+
+
+@pytest.mark.vcr
+def test_bottlecrm_upsert_looks_the_key_up_before_creating(recorded_bottlecrm):
+    sb = recorded_bottlecrm
+    connector = BottleCrmConnector(sb.base_url, sb.token, connection="cassette")
+    connector.ensure_properties("deals", [PropertySpec("cf_dealsync_key", "dealsync key")])
+    first = connector.upsert(
+        "deals",
+        "cf_dealsync_key",
+        [WriteInput("acme:vendor:9", {"name": "Keyed", "stage": "PROSPECTING"})],
+    )
+    again = connector.upsert(
+        "deals", "cf_dealsync_key", [WriteInput("acme:vendor:9", {"name": "Keyed, renamed"})]
+    )
+    assert first[0].created and not again[0].created and first[0].record.id == again[0].record.id
+    scanned = [r for page in connector.pull_changes("deals", None, []) for r in page.records]
+    assert [r.properties["name"] for r in scanned] == ["Keyed, renamed"]
+    ghost = connector.update(
+        "deals", [WriteInput("g", {"name": "x"}, id="00000000-0000-0000-0000-000000000000")]
+    )
+    assert not ghost[0].ok and ghost[0].error.status == 404
 
 
 @pytest.mark.vcr
@@ -85,4 +122,4 @@ def test_cassettes_hold_no_credentials():
     assert files, "no cassettes recorded"
     for path in files:
         text = path.read_text()
-        assert "Bearer" not in text and "sandbox-" not in text, path
+        assert "Bearer" not in text and "sandbox-" not in text and "bcrm_pat_" not in text, path
