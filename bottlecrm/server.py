@@ -84,6 +84,7 @@ class BottleCrmServer:
             (x for x in result.stdout.splitlines() if x.startswith("DEALSYNC_BOOTSTRAP ")), None
         )
         if result.returncode != 0 or line is None:
+            self.stop()
             raise RuntimeError(
                 f"BottleCRM bootstrap failed ({result.returncode}): {result.stderr[-2000:]}"
             )
@@ -91,6 +92,7 @@ class BottleCrmServer:
         self.token, self.profiles = facts["token"], facts["profiles"]
         self.port = self.port or free_port(self.host)
         log = (self.folder / "gunicorn.log").open("ab")
+        # --no-control-socket: gunicorn's default control socket is one path shared by every server.
         command = [
             str(VENV / "bin" / "gunicorn"),
             "crm.wsgi:application",
@@ -98,6 +100,7 @@ class BottleCrmServer:
             f"{self.host}:{self.port}",
             "-w",
             "2",
+            "--no-control-socket",
         ]
         self.process = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -105,12 +108,14 @@ class BottleCrmServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited; see {self.folder / 'gunicorn.log'}")
+                log_tail = (self.folder / "gunicorn.log").read_text()[-2000:]
+                self.stop()
+                raise RuntimeError(f"gunicorn exited:\n{log_tail}")
             try:
-                if requests.get(f"{self.base_url}/healthz/", timeout=2).status_code == 200:
+                if requests.get(f"{self.base_url}/healthz/", timeout=(2, 20)).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or Django still importing on a busy machine
             time.sleep(0.3)
         self.stop()
         raise TimeoutError(f"BottleCRM on {self.base_url} did not answer within {timeout_s:.0f} s")

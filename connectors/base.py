@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, Protocol
@@ -20,6 +22,11 @@ class Record:
     archived: bool = False
     archived_at: str | None = None
     associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def content_hash(record: Record) -> str:
+    """A stable digest of a record's properties (what snapshot change detection compares)."""
+    return hashlib.sha256(json.dumps(dict(record.properties), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

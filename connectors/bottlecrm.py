@@ -9,8 +9,6 @@ address them like HubSpot properties: `name`, `stage`, `amount`, `currency`, `cl
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -46,12 +44,7 @@ PAGE = 100
 DIRECT_FIELDS = ("name", "stage", "amount", "currency", "closed_on", "description")
 
 
-def content_hash(record: Record) -> str:
-    """A stable digest of a record's content (what the snapshot comparison looks at)."""
-    return hashlib.sha256(json.dumps(dict(record.properties), sort_keys=True).encode()).hexdigest()
-
-
-def _flatten(deal: Mapping[str, Any]) -> Record:
+def _flatten(deal: Mapping[str, Any], custom_keys: Iterable[str] = ()) -> Record:
     properties: dict[str, str | None] = {}
     for name in DIRECT_FIELDS:
         value = deal.get(name)
@@ -61,7 +54,10 @@ def _flatten(deal: Mapping[str, Any]) -> Record:
     )
     properties["assigned_to"] = ";".join(e for e in emails if e) or None
     properties["tags"] = ";".join(sorted(t["name"] for t in deal.get("tags") or [])) or None
-    for key, value in (deal.get("custom_fields") or {}).items():
+    values = deal.get("custom_fields") or {}
+    # Every defined custom field is a property, set or not; one the org lacks is simply absent.
+    for key in {*custom_keys, *values}:
+        value = values.get(key)
         properties[f"cf_{key}"] = None if value in (None, "") else str(value)
     created = deal.get("created_at") or ""
     return Record(id=str(deal["id"]), properties=properties, created_at=created, updated_at=created)
@@ -83,6 +79,20 @@ class BottleCrmConnector:
         self.http = HttpClient(base_url, token, connection, error_table=HTTP_ERRORS, **http_options)
         self._tags: dict[str, str] | None = None
         self._profiles: dict[str, str] | None = None
+        self._custom_keys: set[str] | None = None
+
+    def _custom_field_keys(self) -> set[str]:
+        """Keys of the org's opportunity custom fields (read once per connector)."""
+        if self._custom_keys is None:
+            body = self.http.request(
+                "GET", CUSTOM_FIELDS, params={"target_model": "Opportunity"}
+            ).json()
+            self._custom_keys = {
+                f["key"]
+                for f in body.get("definitions", [])
+                if f.get("target_model") == "Opportunity" and f.get("is_active", True)
+            }
+        return self._custom_keys
 
     # ---- reading ---------------------------------------------------------------------------
     def _scan(self) -> Iterator[list[Record]]:
@@ -92,7 +102,7 @@ class BottleCrmConnector:
                 "GET", OPPORTUNITIES, params={"limit": PAGE, "offset": offset}
             ).json()
             deals = page.get("opportunities") or []
-            yield [_flatten(d) for d in deals]
+            yield [_flatten(d, self._custom_field_keys()) for d in deals]
             offset += len(deals)
             if not deals or offset >= int(page.get("opportunities_count") or 0):
                 return
@@ -144,7 +154,7 @@ class BottleCrmConnector:
         for deal_id in wanted:
             body = self.detail(deal_id)
             if body is not None:
-                found[deal_id] = _flatten(body["opportunity_obj"])
+                found[deal_id] = _flatten(body["opportunity_obj"], self._custom_field_keys())
         return found
 
     # ---- writing ---------------------------------------------------------------------------
@@ -162,9 +172,8 @@ class BottleCrmConnector:
             elif name == "tags":
                 payload["tags"] = [self._tag_id(t) for t in (value or "").split(";") if t.strip()]
             elif name == "assigned_to":
-                payload["assigned_to"] = [
-                    self._profile_id(e) for e in (value or "").split(";") if e.strip()
-                ]
+                owners = [o.strip() for o in (value or "").split(";") if o.strip()]
+                payload["assigned_to"] = [self._profile_id(o) if "@" in o else o for o in owners]
             else:
                 raise RecordRejected(f"BottleCRM has no property {name!r} on opportunities", 400)
         if custom:
@@ -207,7 +216,11 @@ class BottleCrmConnector:
             detail = self.detail(deal_id)
             if detail is None:
                 raise RecordRejected(f"opportunity {deal_id} was not found", 404)
-            return WriteOutcome(item.ref, _flatten(detail["opportunity_obj"]), created=create)
+            return WriteOutcome(
+                item.ref,
+                _flatten(detail["opportunity_obj"], self._custom_field_keys()),
+                created=create,
+            )
         except ConnectorError as exc:
             if isinstance(exc, AuthError | DailyLimitReached):
                 raise
@@ -375,6 +388,7 @@ class BottleCrmConnector:
             }
             self.http.request("POST", CUSTOM_FIELDS, json=body)
             created.append(spec.name)
+            self._custom_keys = None
         return created
 
     def _tag_id_exists(self, name: str) -> bool:
@@ -397,4 +411,4 @@ class BottleCrmConnector:
         self.http.close()
 
 
-__all__ = ["BottleCrmConnector", "content_hash"]
+__all__ = ["BottleCrmConnector"]

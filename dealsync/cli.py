@@ -123,7 +123,7 @@ def mapping_check(file: Annotated[Path, typer.Argument(help="The mapping file to
     mapping = load_notes_mapping(file) if data.get("object") == "notes" else load_mapping(file)
     flowing = len(mapping.synced_fields())
     console.print(
-        f"[green]OK[/green] {file}: {len(mapping.fields)} fields ({flowing} synced), key property {mapping.key_property}"
+        f"[green]OK[/green] {file}: {len(mapping.fields)} fields ({flowing} synced), key property {mapping.key('vendor')}"
     )
 
 

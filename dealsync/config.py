@@ -14,8 +14,10 @@ from dealsync.mapping import DEFAULT_MAPPING, DEFAULT_NOTES_MAPPING
 from dealsync.rules import OwnerAssignment
 
 DEFAULT_CONFIG = "dealsync.yaml"
+# The deal mapping a partner gets when its entry names none, by the kind of its CRM.
+DEFAULT_MAPPINGS = {"hubspot": DEFAULT_MAPPING, "bottlecrm": "mappings/bottlecrm_shared_deal.yaml"}
 DEFAULT_LEDGER = "sqlite:///.dealsync/ledger.db"
-CRM_KINDS = ("hubspot",)
+CRM_KINDS = ("hubspot", "bottlecrm")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -225,6 +227,13 @@ def _notify(data: Any, where: str) -> tuple[NotifyTarget, ...]:
     return tuple(targets)
 
 
+def _notes_mapping_path(raw: str | None, base: Path, kind: str) -> Path | None:
+    """Notes sync HubSpot notes; a BottleCRM partner has no notes mapping yet unless one is named."""
+    if raw is None and kind != "hubspot":
+        return None
+    return _mapping_path(raw, base, DEFAULT_NOTES_MAPPING)
+
+
 def _mapping_path(raw: str | None, base: Path, default: str = DEFAULT_MAPPING) -> Path:
     candidate = Path(raw or default)
     if candidate.is_absolute():
@@ -281,8 +290,8 @@ def load_config(path: str | Path | None = None) -> Config:
             PartnerConfig(
                 partner_id,
                 crm,
-                _mapping_path(entry.get("mapping"), base),
-                _mapping_path(entry.get("notes_mapping"), base, DEFAULT_NOTES_MAPPING),
+                _mapping_path(entry.get("mapping"), base, DEFAULT_MAPPINGS[crm.kind]),
+                _notes_mapping_path(entry.get("notes_mapping"), base, crm.kind),
                 _notify(entry.get("notify"), f"{at}.notify"),
                 str(entry["vendor_company_id"]) if entry.get("vendor_company_id") else None,
             )

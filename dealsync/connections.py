@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from connectors.base import Connector
+from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot import HubSpotConnector
 from dealsync.config import ConfigError, CrmConfig
 
@@ -13,4 +14,6 @@ def build_connector(crm: CrmConfig, connection: str) -> Connector:
         return HubSpotConnector(
             crm.base_url, crm.token(), connection=connection, rate_share=crm.rate_share
         )
+    if crm.kind == "bottlecrm":
+        return BottleCrmConnector(crm.base_url, crm.token(), connection=connection)
     raise ConfigError(f"{crm.where}: CRM kind {crm.kind!r} has no connector yet.")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.base import Connector, Record, WriteInput, WriteOutcome
+from connectors.base import Connector, Record, WriteInput, WriteOutcome, content_hash
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
 from dealsync.config import Config, PartnerConfig
@@ -29,7 +29,7 @@ from dealsync.mapping import (
 from dealsync.model import SIDES, Conflict, Link, Plan, Side, SideRecord, other, to_json
 from dealsync.plan import PlanInput, make_plan, parse_key
 from validation.quarantine import SchemaLevelError, split_valid
-from validation.schemas import canonical_deals, raw_hubspot_records
+from validation.schemas import RAW_SCHEMAS, canonical_deals
 
 OBJECT = "deals"
 Progress = Callable[[str, int, int], None]
@@ -84,6 +84,9 @@ class Pulled:
     gone: set[tuple[Side, str]]
     cursors: dict[Side, int | None]
     counts: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[Side, dict[str, str]] = field(
+        default_factory=dict
+    )  # complete scans: id -> hash
 
 
 @dataclass
@@ -189,36 +192,52 @@ def _relevant(ctx: RunContext, side: Side, record: Record, linked: set[str]) -> 
     """Visibility as a rule: only records this pair may ever see enter the run."""
     if record.id in linked:
         return True
-    key = record.properties.get(ctx.mapping.key_property)
+    key = record.properties.get(ctx.mapping.key(side))
     if key:
         return parse_key(ctx.pair, key) is not None
     rule = ctx.mapping.registration if side == "partner" else ctx.mapping.conversion
     return rule.matches(record.properties, ctx.pair)
 
 
+def _side_id(link: Link, side: Side) -> str:
+    return link.partner_id if side == "partner" else link.vendor_id
+
+
 def pull(ctx: RunContext) -> Pulled:
-    """Changed records of both sides since the cursors, plus quarantined ones, counterparts and deletions."""
+    """Changed records of both sides (by cursor, or by comparing a complete scan with the snapshot),
+    plus quarantined ones, counterparts of touched links, and deletions."""
     records: dict[Side, dict[str, Record]] = {"partner": {}, "vendor": {}}
     cursors: dict[Side, int | None] = {}
     counts: dict[str, int] = {}
     links: dict[int, Link] = {}
+    scans: dict[Side, dict[str, Record]] = {}
+    hashes: dict[Side, dict[str, str]] = {}
     for side in SIDES:
         connector = ctx.connectors[side]
-        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, OBJECT)
+        snapshot = connector.capabilities.change_detection == "snapshot"
+        since = None if ctx.full_resync or snapshot else ctx.ledger.cursor(ctx.pair, side, OBJECT)
         cursors[side] = since
-        seen = 0
+        previous = ctx.ledger.snapshot(ctx.pair, side) if snapshot else {}
+        if snapshot:
+            scans[side], hashes[side] = {}, {}
+        seen = changed = 0
         for page in connector.pull_changes(OBJECT, since, ctx.properties(side)):
             seen += len(page.records)
             page_links = ctx.ledger.links_for(ctx.pair, side, [r.id for r in page.records])
             links.update({link.id: link for link in page_links})
-            linked = {
-                link.partner_id if side == "partner" else link.vendor_id for link in page_links
-            }
+            linked = {_side_id(link, side) for link in page_links}
             for record in page.records:
-                if _relevant(ctx, side, record, linked):
-                    records[side][record.id] = record
+                if not _relevant(ctx, side, record, linked):
+                    continue
+                if snapshot:
+                    scans[side][record.id] = record
+                    hashes[side][record.id] = digest = content_hash(record)
+                    if not ctx.full_resync and previous.get(record.id) == digest:
+                        continue  # unchanged since the last synced scan
+                changed += 1
+                records[side][record.id] = record
             cursors[side] = page.cursor
-        counts[f"{side} changed"] = seen
+        counts[f"{side} changed"] = changed if snapshot else seen
         counts[f"{side} relevant"] = len(records[side])
         retry = [
             e.record_id
@@ -226,37 +245,54 @@ def pull(ctx: RunContext) -> Pulled:
             if e.record_id not in records[side]
         ]
         if retry:
-            found = connector.read(OBJECT, retry, ctx.properties(side))
+            found = (
+                {r: scans[side][r] for r in retry if r in scans[side]}
+                if snapshot
+                else connector.read(OBJECT, retry, ctx.properties(side))
+            )
             records[side].update(found)
             for link in ctx.ledger.links_for(ctx.pair, side, found):
                 links[link.id] = link
-    gone = _counterparts_and_deletions(ctx, records, links)
-    return Pulled(records, list(links.values()), gone, cursors, counts)
+    gone = _counterparts_and_deletions(ctx, records, links, scans)
+    return Pulled(records, list(links.values()), gone, cursors, counts, hashes)
 
 
 def _counterparts_and_deletions(
-    ctx: RunContext, records: dict[Side, dict[str, Record]], links: dict[int, Link]
+    ctx: RunContext,
+    records: dict[Side, dict[str, Record]],
+    links: dict[int, Link],
+    scans: dict[Side, dict[str, Record]],
 ) -> set[tuple[Side, str]]:
     """Read the other side of every touched link; find linked records deleted on either side."""
     gone: set[tuple[Side, str]] = set()
     for side in SIDES:
         wanted = [
-            link.partner_id if side == "partner" else link.vendor_id
+            _side_id(link, side)
             for link in links.values()
-            if (link.partner_id if side == "partner" else link.vendor_id) not in records[side]
+            if _side_id(link, side) not in records[side]
         ]
-        if wanted:
+        if not wanted:
+            continue
+        if side in scans:
+            found = {r: scans[side][r] for r in wanted if r in scans[side]}
+        else:
             found = ctx.connectors[side].read(OBJECT, wanted, ctx.properties(side))
-            records[side].update(found)
-            gone.update((side, record_id) for record_id in wanted if record_id not in found)
-    # Deletions do not change modification times: check every active link's records for archiving.
+        records[side].update(found)
+        gone.update((side, record_id) for record_id in wanted if record_id not in found)
+    # Deletions change no modification time: a cursor CRM is asked for archived records, and on a
+    # snapshot CRM a linked record missing from the complete scan is gone (an incomplete scan raised).
     all_links = ctx.ledger.active_links(ctx.pair)
     for side in SIDES:
-        ids = [link.partner_id if side == "partner" else link.vendor_id for link in all_links]
-        archived = ctx.connectors[side].read(OBJECT, ids, [], archived=True) if ids else {}
-        gone.update((side, record_id) for record_id in archived)
+        ids = [_side_id(link, side) for link in all_links]
+        if side in scans:
+            gone.update((side, record_id) for record_id in ids if record_id not in scans[side])
+        elif ids:
+            gone.update(
+                (side, record_id)
+                for record_id in ctx.connectors[side].read(OBJECT, ids, [], archived=True)
+            )
         for link in all_links:
-            if (side, link.partner_id if side == "partner" else link.vendor_id) in gone:
+            if (side, _side_id(link, side)) in gone:
                 links.setdefault(link.id, link)
     return gone
 
@@ -277,7 +313,9 @@ def validate(ctx: RunContext, pulled: Pulled) -> Validated:
         # Columns come from what the CRM returned: a property it does not have is a missing column.
         frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
         try:
-            good, bad = split_valid(frame, raw_hubspot_records(ctx.mapping, side), "id")
+            good, bad = split_valid(
+                frame, RAW_SCHEMAS[ctx.connectors[side].kind](ctx.mapping, side), "id"
+            )
         except SchemaLevelError as exc:
             raise SchemaLevelError(
                 f"the {side} CRM's deals do not fit the mapping {ctx.mapping.path}: {exc}. A missing column is a "
@@ -304,7 +342,7 @@ def validate(ctx: RunContext, pulled: Pulled) -> Validated:
             result[side][record.id] = side_record
             creates = (
                 record.id not in linked[side]
-                and not record.properties.get(ctx.mapping.key_property)
+                and not record.properties.get(ctx.mapping.key(side))
                 and (
                     ctx.mapping.registration if side == "partner" else ctx.mapping.conversion
                 ).matches(record.properties, ctx.pair)
@@ -376,11 +414,11 @@ def push(ctx: RunContext, plan: Plan) -> Pushed:
         if batch:
             inputs = [
                 WriteInput(
-                    c.key, {k: v for k, v in c.properties.items() if k != ctx.mapping.key_property}
+                    c.key, {k: v for k, v in c.properties.items() if k != ctx.mapping.key(target)}
                 )
                 for c in batch
             ]
-            for outcome in ctx.connectors[target].upsert(OBJECT, ctx.mapping.key_property, inputs):
+            for outcome in ctx.connectors[target].upsert(OBJECT, ctx.mapping.key(target), inputs):
                 creates[outcome.ref] = outcome
             done += len(batch)
             _progress(ctx, "creates", done, total)
@@ -486,13 +524,19 @@ def commit(
             )
         changes.append(
             audit_row(
-                None, create.target, twin_id, "create", ctx.mapping.key_property, None, create.key
+                None,
+                create.target,
+                twin_id,
+                "create",
+                ctx.mapping.key(create.target),
+                None,
+                create.key,
             )
         )
         changes += [
             audit_row(None, create.target, twin_id, "create", prop, None, value)
             for prop, value in create.properties.items()
-            if prop != ctx.mapping.key_property
+            if prop != ctx.mapping.key(create.target)
         ]
     for adopt in plan.adopts:
         new_links.append(Link(None, adopt.partner_id, adopt.vendor_id, adopt.origin, adopt.base))
@@ -551,6 +595,8 @@ def commit(
             plan.next_owner_turn,
         ),
     )
+    for side, scanned in pulled.snapshots.items():
+        ctx.ledger.save_snapshot(ctx.pair, side, scanned)
     quarantined = validated.quarantined + pushed.failures
     quarantined += [
         Quarantined(s.side, s.record_id, "plan", [s.reason], {}, False) for s in plan.skips

@@ -59,15 +59,22 @@ class FieldErrors(ValueError):
 
 @dataclass(frozen=True)
 class ShareRule:
-    """A record is shared when `property` equals `equals` ({partner} = the partner id)."""
+    """Shared when `property` equals `equals`, or when its `;`-joined values contain `contains`.
+
+    `{partner}` in either stands for the partner id.
+    """
 
     property: str
-    equals: str
+    equals: str | None = None
+    contains: str | None = None
 
     def matches(self, raw: Mapping[str, str | None], partner_id: str) -> bool:
         """Whether a record's raw properties satisfy the rule for this partner."""
-        expected = self.equals.replace("{partner}", partner_id)
-        return (raw.get(self.property) or "").strip().lower() == expected.lower()
+        value = (raw.get(self.property) or "").strip().lower()
+        if self.contains is not None:
+            wanted = self.contains.replace("{partner}", partner_id).lower()
+            return wanted in {part.strip() for part in value.split(";")}
+        return value == (self.equals or "").replace("{partner}", partner_id).lower()
 
 
 @dataclass(frozen=True)
@@ -83,13 +90,23 @@ class MappingBase:
     """What deal and note mappings share: fields, key, deletion policy, custom properties."""
 
     path: str
-    key_property: str
+    key_properties: Mapping[Side, str]
     fields: tuple[FieldRule, ...]
     deletion: Mapping[str, DeletionPolicy] = field(default_factory=dict)
     max_deletions: int = 20
     max_deletion_fraction: float = 0.10
     custom_properties: Mapping[Side, tuple[PropertySpec, ...]] = field(default_factory=dict)
-    owner_property: str = "hubspot_owner_id"
+    owner_properties: Mapping[Side, str] = field(
+        default_factory=lambda: {"partner": "hubspot_owner_id", "vendor": "hubspot_owner_id"}
+    )
+
+    def key(self, side: Side) -> str:
+        """The property that holds the idempotency key on a side."""
+        return self.key_properties[side]
+
+    def owner(self, side: Side) -> str:
+        """The record owner property on a side."""
+        return self.owner_properties[side]
 
     def synced_fields(self) -> tuple[FieldRule, ...]:
         """Fields that flow in at least one direction."""
@@ -133,12 +150,12 @@ class NotesMapping(MappingBase):
     def properties(self, side: Side) -> list[str]:
         """Every note property the engine reads on a side."""
         names = [
-            self.key_property,
+            self.key(side),
             self.share.property,
             self.reply_to_property,
             self.attachments_property,
         ]
-        names += [self.owner_property, *(f.prop(side) for f in self.synced_fields())]
+        names += [self.owner(side), *(f.prop(side) for f in self.synced_fields())]
         return list(dict.fromkeys(n for n in names if n))
 
 
@@ -154,7 +171,7 @@ class DealMapping(MappingBase):
 
     def properties(self, side: Side) -> list[str]:
         """Every property the engine reads on a side."""
-        names = [self.key_property]
+        names = [self.key(side)]
         names += [f.prop(side) for f in self.synced_fields() if f.prop(side)]
         rule = self.registration if side == "partner" else self.conversion
         names.append(rule.property)
@@ -286,11 +303,12 @@ def _semantic_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
                 ([*where, "value_map"], "value_map applies to string and enum fields only")
             )
     for side in ("partner", "vendor"):
-        if (side, data["key_property"]) in writers:
+        key = _per_side(data["key_property"])[side]
+        if (side, key) in writers:
             found.append(
                 (
                     ["key_property"],
-                    f"key property {data['key_property']!r} is also written by field {writers[(side, data['key_property'])]!r}",
+                    f"key property {key!r} is also written by field {writers[(side, key)]!r}",
                 )
             )
     return found
@@ -318,9 +336,9 @@ def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
     brake = deletion.get("brake", {})
     return {
         "path": str(path),
-        "key_property": data["key_property"],
+        "key_properties": _per_side(data["key_property"]),
         "fields": fields,
-        "owner_property": data.get("owner_property", "hubspot_owner_id"),
+        "owner_properties": _per_side(data.get("owner_property", "hubspot_owner_id")),
         "deletion": {k: DeletionPolicy(**v) for k, v in deletion.items() if k != "brake"},
         "max_deletions": int(brake.get("max_deletions", 20)),
         "max_deletion_fraction": float(brake.get("max_fraction", 0.10)),
@@ -339,6 +357,13 @@ def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
             for side, specs in data.get("custom_properties", {}).items()
         },
     }
+
+
+def _per_side(value: str | Mapping[str, str]) -> dict[Side, str]:
+    """A property named once for both sides, or per side."""
+    if isinstance(value, str):
+        return {"partner": value, "vendor": value}
+    return {"partner": value["partner"], "vendor": value["vendor"]}
 
 
 def _checked(path: str | Path, kind: str) -> dict[str, Any]:

@@ -88,14 +88,14 @@ def _may_cross(
     mapping = ctx.notes_mapping
     if record.id in linked:
         return True
-    key = record.properties.get(mapping.key_property)
+    key = record.properties.get(mapping.key(side))
     if key:
         return parse_key(ctx.pair, key) is not None
     if not any(d in twins[side] for d in deals):
         return False
     flag = (record.properties.get(mapping.share.property) or "").strip().lower()
     if flag:
-        return flag == mapping.share.equals.lower()
+        return mapping.share.matches(record.properties, ctx.pair)
     return bool((record.properties.get(mapping.reply_to_property) or "").strip())
 
 
@@ -284,7 +284,7 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
                     )
                 )
                 continue
-            author = owners_by_id[side].get(record.properties.get(mapping.owner_property) or "")
+            author = owners_by_id[side].get(record.properties.get(mapping.owner(side)) or "")
             files = tuple(
                 sorted(
                     {
@@ -397,7 +397,7 @@ def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOut
             if not batch:
                 continue
             inputs = [WriteInput(c.key, _create_props(ctx, c, mover, new_twin)) for c in batch]
-            outcomes = ctx.connectors[target].upsert(NOTES, mapping.key_property, inputs)
+            outcomes = ctx.connectors[target].upsert(NOTES, mapping.key(target), inputs)
             pairs = []
             for create, outcome in zip(batch, outcomes, strict=True):
                 creates[create.key] = outcome
@@ -451,7 +451,7 @@ def _create_props(
     ctx: RunContext, create: NoteCreate, mover: FileMover, new_twin: dict
 ) -> dict[str, str]:
     mapping = ctx.notes_mapping
-    props = {k: v for k, v in create.properties.items() if k != mapping.key_property}
+    props = {k: v for k, v in create.properties.items() if k != mapping.key(create.target)}
     if create.reply_to_source:
         parent = new_twin.get((other(create.target), create.reply_to_source))
         if parent:

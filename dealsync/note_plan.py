@@ -220,7 +220,7 @@ def _is_shared(
     """Shared when marked so; a reply to a shared note is shared unless marked private."""
     flag = (note.record.raw.get(inp.mapping.share.property) or "").strip().lower()
     if flag:
-        return flag == inp.mapping.share.equals.lower()
+        return inp.mapping.share.matches(note.record.raw, inp.pair)
     parent = (note.record.raw.get(inp.mapping.reply_to_property) or "").strip()
     if not parent:
         return False
@@ -242,7 +242,7 @@ def _plan_unlinked(
     plan: NotePlan,
 ) -> None:
     mapping = inp.mapping
-    key = note.record.raw.get(mapping.key_property)
+    key = note.record.raw.get(mapping.key(side))
     if key:
         origin = parse_key(inp.pair, key)
         if origin is not None and origin[0] != side:
@@ -274,7 +274,7 @@ def _plan_unlinked(
     )
     body_prop = _prop(mapping, "body", target)
     if owner_id:
-        properties[mapping.owner_property] = owner_id
+        properties[mapping.owner(target)] = owner_id
     elif note.author_email:
         properties[body_prop] = author_line(note.author_name, note.author_email) + properties.get(
             body_prop, ""

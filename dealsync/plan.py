@@ -157,7 +157,7 @@ def _plan_unlinked(
     inp: PlanInput, side: Side, record: SideRecord, plan: Plan, created_from: set
 ) -> None:
     mapping = inp.mapping
-    key = record.raw.get(mapping.key_property)
+    key = record.raw.get(mapping.key(side))
     if key:
         origin = parse_key(inp.pair, key)
         if origin is not None and origin[0] != side:
@@ -191,7 +191,7 @@ def _plan_unlinked(
         plan.next_owner_turn = choice.next_turn
         owner_note = choice.note
         if choice.owner_id:
-            properties[mapping.owner_property] = choice.owner_id
+            properties[mapping.owner(target)] = choice.owner_id
         if choice.used_fallback:
             plan.notes.append(f"partner deal {record.id}: {choice.note}")
     else:
@@ -207,7 +207,7 @@ def _plan_unlinked(
                 )
             )
             return
-        properties[mapping.owner_property] = owner_id
+        properties[mapping.owner(target)] = owner_id
         owner_note = f"partner contact {email}"
     key = key_for(inp.pair, side, record.id)
     plan.creates.append(Create(target, record.id, key, properties, base, owner_note))
@@ -227,7 +227,7 @@ def _create_payload(
         value = record.values.get(rule.name)
         if rule.direction.flows_to(target) and value is not None:
             properties[rule.prop(target)] = rule.write(target, value)  # type: ignore[index]
-    properties[mapping.key_property] = key_for(pair, source, record.id)
+    properties[mapping.key(target)] = key_for(pair, source, record.id)
     base: dict[str, Value] = {}
     for rule in _synced(mapping, "always"):
         base[rule.name] = _twin_value(rule, source, target, record, properties)

@@ -29,24 +29,47 @@ def _parses(field_type: FieldType):
     return pa.Check(check, element_wise=True, error=f"not a valid {field_type.value}")
 
 
+def _property_columns(mapping: MappingBase, side: Side) -> dict[str, pa.Column]:
+    """Every property the mapping reads on a side must be a column; typed ones must parse."""
+    types = {rule.prop(side): rule.type for rule in mapping.synced_fields() if rule.prop(side)}
+    columns = {}
+    for prop in mapping.properties(side):
+        field_type = types.get(prop)
+        checks = [_parses(field_type)] if field_type and field_type is not FieldType.STRING else []
+        columns[prop] = pa.Column(None, checks, nullable=True, required=True)
+    return columns
+
+
 def raw_hubspot_records(
     mapping: MappingBase, side: Side, object_type: str = "deals"
 ) -> pa.DataFrameSchema:
     """Raw records as HubSpot returns them: a numeric id, a modification time, the mapped properties."""
-    types = {rule.prop(side): rule.type for rule in mapping.synced_fields() if rule.prop(side)}
     columns: dict[str, pa.Column] = {
         "id": pa.Column(
             str, pa.Check.str_matches(_ID.pattern, error="id must be numeric"), unique=True
         ),
         "hs_lastmodifieddate": pa.Column(str, _parses(FieldType.DATETIME), nullable=False),
+        **_property_columns(mapping, side),
     }
-    for prop in mapping.properties(side):
-        field_type = types.get(prop)
-        checks = [_parses(field_type)] if field_type and field_type is not FieldType.STRING else []
-        columns[prop] = pa.Column(None, checks, nullable=True, required=True)
     return pa.DataFrameSchema(
-        columns, name=f"raw hubspot deals ({side})", strict=False, coerce=False
+        columns, name=f"raw hubspot {object_type} ({side})", strict=False, coerce=False
     )
+
+
+def raw_bottlecrm_records(
+    mapping: MappingBase, side: Side, object_type: str = "deals"
+) -> pa.DataFrameSchema:
+    """Raw BottleCRM opportunities as the connector flattens them: an id and the mapped properties."""
+    columns: dict[str, pa.Column] = {
+        "id": pa.Column(str, pa.Check.str_length(min_value=1), unique=True),
+        **_property_columns(mapping, side),
+    }
+    return pa.DataFrameSchema(
+        columns, name=f"raw bottlecrm {object_type} ({side})", strict=False, coerce=False
+    )
+
+
+RAW_SCHEMAS = {"hubspot": raw_hubspot_records, "bottlecrm": raw_bottlecrm_records}
 
 
 def canonical_deals(mapping: DealMapping) -> pa.DataFrameSchema:

@@ -171,6 +171,17 @@ class FileRow(Base):
     )
 
 
+class SnapshotRow(Base):
+    """The content hash of a record as last synced, for CRMs found by comparing complete scans."""
+
+    __tablename__ = "snapshots"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
 class Lease(Base):
     """Who is syncing a pair right now; a lease whose heartbeat is older than its TTL is free again."""
 

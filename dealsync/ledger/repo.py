@@ -23,6 +23,7 @@ from dealsync.ledger.models import (
     PairState,
     QuarantineRow,
     Run,
+    SnapshotRow,
     utcnow,
 )
 from dealsync.model import Link, Value, from_json, to_json
@@ -372,6 +373,42 @@ class Ledger:
                     s.add(PairState(pair=pair, owner_turn=outcome.owner_turn))
                 else:
                     state.owner_turn = outcome.owner_turn
+
+    # ---- snapshots -----------------------------------------------------------------------
+    def snapshot(self, pair: str, side: str, object_type: str = "deals") -> dict[str, str]:
+        """record id -> content hash of the last synced scan of a side."""
+        with self.sessions() as s:
+            rows = s.execute(
+                sa.select(SnapshotRow.record_id, SnapshotRow.content_hash).where(
+                    SnapshotRow.pair == pair,
+                    SnapshotRow.side == side,
+                    SnapshotRow.object_type == object_type,
+                )
+            )
+            return dict(rows.all())
+
+    def save_snapshot(
+        self, pair: str, side: str, hashes: dict[str, str], object_type: str = "deals"
+    ) -> None:
+        """Replace a side's snapshot with the hashes of a complete scan."""
+        with self.sessions.begin() as s:
+            s.execute(
+                sa.delete(SnapshotRow).where(
+                    SnapshotRow.pair == pair,
+                    SnapshotRow.side == side,
+                    SnapshotRow.object_type == object_type,
+                )
+            )
+            s.add_all(
+                SnapshotRow(
+                    pair=pair,
+                    side=side,
+                    object_type=object_type,
+                    record_id=rid,
+                    content_hash=digest,
+                )
+                for rid, digest in hashes.items()
+            )
 
     # ---- files ---------------------------------------------------------------------------
     def files_by_ids(self, pair: str, side: str, file_ids: Iterable[str]) -> dict[str, FileRow]:

@@ -34,7 +34,7 @@ def test_the_default_mapping_encodes_the_shared_deal_rules():
     assert rules["vendor_amount"].direction is Direction.VENDOR_TO_PARTNER
     for name in ("pipeline", "deal_stage", "owner"):
         assert rules[name].direction is Direction.NONE
-    assert mapping.key_property == "dealsync_key"
+    assert mapping.key("partner") == mapping.key("vendor") == "dealsync_key"
     assert mapping.policy("partner").action == mapping.policy("vendor").action == "archive"
     assert (mapping.max_deletions, mapping.max_deletion_fraction) == (20, 0.10)
     assert any(p.unique and p.name == "dealsync_key" for p in mapping.custom_properties["vendor"])
