@@ -44,7 +44,17 @@ PAGE = 100
 DIRECT_FIELDS = ("name", "stage", "amount", "currency", "closed_on", "description")
 
 
-def _flatten(deal: Mapping[str, Any], custom_keys: Iterable[str] = ()) -> Record:
+TAG_GROUP = "tags_"  # tags_product <-> the deal's tags named "Product: <value>", as a multi-select
+
+
+def group_prefix(prop: str) -> str:
+    """The tag-name prefix of a tag-group property: tags_product -> "Product: "."""
+    return prop[len(TAG_GROUP) :].replace("_", " ").capitalize() + ": "
+
+
+def _flatten(
+    deal: Mapping[str, Any], custom_keys: Iterable[str] = (), groups: Iterable[str] = ()
+) -> Record:
     properties: dict[str, str | None] = {}
     for name in DIRECT_FIELDS:
         value = deal.get(name)
@@ -53,7 +63,13 @@ def _flatten(deal: Mapping[str, Any], custom_keys: Iterable[str] = ()) -> Record
         (p.get("user_details") or {}).get("email", "") for p in deal.get("assigned_to") or []
     )
     properties["assigned_to"] = ";".join(e for e in emails if e) or None
-    properties["tags"] = ";".join(sorted(t["name"] for t in deal.get("tags") or [])) or None
+    tag_names = sorted(t["name"] for t in deal.get("tags") or [])
+    properties["tags"] = ";".join(tag_names) or None
+    for group in groups:
+        prefix = group_prefix(group)
+        properties[group] = (
+            ";".join(sorted(n[len(prefix) :] for n in tag_names if n.startswith(prefix))) or None
+        )
     values = deal.get("custom_fields") or {}
     # Every defined custom field is a property, set or not; one the org lacks is simply absent.
     for key in {*custom_keys, *values}:
@@ -80,6 +96,7 @@ class BottleCrmConnector:
         self._tags: dict[str, str] | None = None
         self._profiles: dict[str, str] | None = None
         self._custom_keys: set[str] | None = None
+        self._groups: set[str] = set()  # tag-group properties callers asked for
 
     def _custom_field_keys(self) -> set[str]:
         """Keys of the org's opportunity custom fields (read once per connector)."""
@@ -102,7 +119,7 @@ class BottleCrmConnector:
                 "GET", OPPORTUNITIES, params={"limit": PAGE, "offset": offset}
             ).json()
             deals = page.get("opportunities") or []
-            yield [_flatten(d, self._custom_field_keys()) for d in deals]
+            yield [_flatten(d, self._custom_field_keys(), self._groups) for d in deals]
             offset += len(deals)
             if not deals or offset >= int(page.get("opportunities_count") or 0):
                 return
@@ -111,6 +128,7 @@ class BottleCrmConnector:
         self, object_type: str, since_ms: int | None, properties: Sequence[str]
     ) -> Iterator[ChangePage]:
         """A complete scan of the opportunities the token can see (there is no change feed)."""
+        self._groups.update(p for p in properties if p.startswith(TAG_GROUP))
         self._only_deals(object_type)
         for records in self._scan():
             yield ChangePage(tuple(records), None)
@@ -138,6 +156,7 @@ class BottleCrmConnector:
         archived: bool = False,
     ) -> dict[str, Record]:
         """Records by id, or by a custom-field key (`cf_<key>`) found with a scan; never archived ones."""
+        self._groups.update(p for p in properties if p.startswith(TAG_GROUP))
         self._only_deals(object_type)
         wanted = list(dict.fromkeys(ids))
         if archived or not wanted:
@@ -154,28 +173,42 @@ class BottleCrmConnector:
         for deal_id in wanted:
             body = self.detail(deal_id)
             if body is not None:
-                found[deal_id] = _flatten(body["opportunity_obj"], self._custom_field_keys())
+                found[deal_id] = _flatten(
+                    body["opportunity_obj"], self._custom_field_keys(), self._groups
+                )
         return found
 
     # ---- writing ---------------------------------------------------------------------------
     def _payload(
-        self, properties: Mapping[str, str | None], current: Record | None = None
+        self, properties: Mapping[str, str | None], current_tags: list[str] | None = None
     ) -> dict[str, Any]:
-        """Flattened properties as BottleCRM's JSON: custom fields, tag ids (merged), profile ids."""
+        """Flattened properties as BottleCRM's JSON: custom fields, tag ids (groups merged), profile ids."""
         payload: dict[str, Any] = {}
         custom: dict[str, str] = {}
+        tags = list(current_tags or [])
+        touches_tags = False
         for name, value in properties.items():
             if name in DIRECT_FIELDS:
                 payload[name] = value if value not in ("",) else None
             elif name.startswith("cf_"):
                 custom[name[3:]] = value or ""
             elif name == "tags":
-                payload["tags"] = [self._tag_id(t) for t in (value or "").split(";") if t.strip()]
+                tags, touches_tags = (
+                    [t.strip() for t in (value or "").split(";") if t.strip()],
+                    True,
+                )
             elif name == "assigned_to":
                 owners = [o.strip() for o in (value or "").split(";") if o.strip()]
                 payload["assigned_to"] = [self._profile_id(o) if "@" in o else o for o in owners]
-            else:
+            elif not name.startswith(TAG_GROUP):
                 raise RecordRejected(f"BottleCRM has no property {name!r} on opportunities", 400)
+        for name, value in properties.items():
+            if name.startswith(TAG_GROUP):
+                prefix = group_prefix(name)
+                wanted = [prefix + v.strip() for v in (value or "").split(";") if v.strip()]
+                tags, touches_tags = [t for t in tags if not t.startswith(prefix)] + wanted, True
+        if touches_tags:
+            payload["tags"] = [self._tag_id(t) for t in dict.fromkeys(tags)]
         if custom:
             payload["custom_fields"] = custom
         return payload
@@ -198,6 +231,7 @@ class BottleCrmConnector:
         return profile
 
     def _write_one(self, item: WriteInput, create: bool) -> WriteOutcome:
+        self._groups.update(p for p in item.properties if p.startswith(TAG_GROUP))
         try:
             if create:
                 body = self.http.request(
@@ -210,15 +244,26 @@ class BottleCrmConnector:
                 deal_id = str(body["id"])
             else:
                 deal_id = str(item.id)
+                current = None
+                if "tags" not in item.properties and any(
+                    p.startswith(TAG_GROUP) for p in item.properties
+                ):
+                    # A tag group replaces only its own tags: start from the deal's current ones.
+                    before = self.detail(deal_id)
+                    if before is None:
+                        raise RecordRejected(f"opportunity {deal_id} was not found", 404)
+                    current = [t["name"] for t in before["opportunity_obj"].get("tags") or []]
                 self.http.request(
-                    "PATCH", OPPORTUNITY.format(id=deal_id), json=self._payload(item.properties)
+                    "PATCH",
+                    OPPORTUNITY.format(id=deal_id),
+                    json=self._payload(item.properties, current),
                 )
             detail = self.detail(deal_id)
             if detail is None:
                 raise RecordRejected(f"opportunity {deal_id} was not found", 404)
             return WriteOutcome(
                 item.ref,
-                _flatten(detail["opportunity_obj"], self._custom_field_keys()),
+                _flatten(detail["opportunity_obj"], self._custom_field_keys(), self._groups),
                 created=create,
             )
         except ConnectorError as exc:

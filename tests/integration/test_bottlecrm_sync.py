@@ -59,7 +59,7 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
                 {
                     "name": "Beta Cloud",
                     "stage": "PROSPECTING",
-                    "tags": "dealsync-shared;Priority",
+                    "tags": "dealsync-shared;Priority;Product: Billing",
                     "closed_on": "2026-12-24",
                     "cf_dealsync_pain": "slow reports",
                 },
@@ -88,9 +88,9 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
     )
     scanned = {r.id: r for page in crm.pull_changes("deals", None, []) for r in page.records}
     assert scanned[reg_id].properties["cf_dealsync_vendor_stage"] == "Appointment scheduled"
-    assert (
-        scanned[reg_id].properties["tags"] == "Priority;dealsync-shared"
-    )  # the user's own tag is kept
+    assert scanned[reg_id].properties["tags"] == "Priority;Product: Billing;dealsync-shared"
+    product = pair.deal("vendor", vendor_twin["id"], "dealsync_product_interest")
+    assert product["dealsync_product_interest"] == "Billing"  # from the "Product: " tag
     partner_twin = next(
         r
         for r in scanned.values()
@@ -103,7 +103,13 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
     quiet = _run(pair.config)
     assert quiet.created == quiet.updated == quiet.deleted == {"partner": 0, "vendor": 0}
 
-    pair.edit("vendor", vendor_twin["id"], dealstage="closedwon", closedate="2027-01-31")
+    pair.edit(
+        "vendor",
+        vendor_twin["id"],
+        dealstage="closedwon",
+        closedate="2027-01-31",
+        dealsync_product_interest="Analytics;Billing",
+    )
     assert crm.update("deals", [WriteInput("e", {"cf_dealsync_next_steps": "sign"}, id=reg_id)])[
         0
     ].ok
@@ -111,6 +117,8 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
     assert changed.updated == {"partner": 1, "vendor": 1}
     after = crm.read("deals", [reg_id], [])[reg_id].properties
     assert after["closed_on"] == "2027-01-31" and after["cf_dealsync_vendor_stage"] == "Closed won"
+    # Product interest is a tag group: only the "Product: " tags change, the user's own tags stay.
+    assert after["tags"] == "Priority;Product: Analytics;Product: Billing;dealsync-shared"
     assert (
         pair.deal("vendor", vendor_twin["id"], "dealsync_next_steps")["dealsync_next_steps"]
         == "sign"
