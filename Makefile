@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PY312 ?= $(shell pyenv root 2>/dev/null)/versions/3.12.1/bin/python3
 BOTTLECRM := .bottlecrm
 
-.PHONY: demo test serve lint format bench lock clean bottlecrm
+.PHONY: demo demo-bottlecrm test serve lint format bench lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/dealsync demo
+
+# The demo with a third partner on a real BottleCRM beside the HubSpot ones.
+demo-bottlecrm: $(STAMP) $(BOTTLECRM)/template.db
+	$(BIN)/dealsync demo --bottlecrm
 
 test: $(STAMP) $(BOTTLECRM)/template.db
 	$(BIN)/ruff check .

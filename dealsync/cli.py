@@ -361,12 +361,19 @@ def serve(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    bottlecrm: Annotated[
+        bool,
+        typer.Option(
+            "--bottlecrm", help="Add partner beta on a real BottleCRM (needs `make bottlecrm`)."
+        ),
+    ] = False,
+) -> None:
     """Start a vendor and a partner sandbox, seed them, pull both through the connector, summarise."""
     from dealsync.demo import run_demo
 
     try:
-        run_demo(console)
+        run_demo(console, with_bottlecrm=bottlecrm)
     except KeyboardInterrupt:
         err_console.print("Interrupted: the sandboxes were stopped.")
         raise typer.Exit(130) from None

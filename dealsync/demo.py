@@ -138,8 +138,8 @@ def _who_sees_what(console: Console, crms: list[DemoCrm]) -> None:
     console.print(table)
 
 
-def run_demo(console: Console) -> None:
-    """Three sandboxes, `init`, registrations, a conversion, notes and files, five syncs."""
+def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
+    """Three sandboxes (and a BottleCRM partner), `init`, registrations, a conversion, notes, files, syncs."""
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dealsync-demo-")))
         with console.status("Starting a vendor and two partner sandbox CRMs..."):
@@ -151,11 +151,23 @@ def run_demo(console: Console) -> None:
         )
         for crm in (vendor, acme, globex):
             console.print(f"{crm.name} CRM on {crm.server.base_url}")
+        partners: dict[str, tuple[str, ...]] = {
+            p.name: (p.server.base_url, p.server.token) for p in (acme, globex)
+        }
+        beta = None
+        if with_bottlecrm:
+            from bottlecrm.server import BottleCrmServer
+            from connectors.bottlecrm import BottleCrmConnector
+
+            with console.status("Starting a real BottleCRM for partner beta..."):
+                beta_server = stack.enter_context(BottleCrmServer(org_name="Beta"))
+            beta = BottleCrmConnector(
+                beta_server.base_url, beta_server.token, connection="beta's user"
+            )
+            partners["beta"] = (beta_server.base_url, beta_server.token, "bottlecrm")
+            console.print(f"beta BottleCRM on {beta_server.base_url}")
         config_file = write_local_config(
-            folder,
-            vendor.server.base_url,
-            vendor.server.token,
-            {p.name: (p.server.base_url, p.server.token) for p in (acme, globex)},
+            folder, vendor.server.base_url, vendor.server.token, partners
         )
         config = load_config(config_file)
         ledger = Ledger(config.ledger_url)
@@ -171,7 +183,7 @@ def run_demo(console: Console) -> None:
             run_partners(
                 config,
                 ledger,
-                ["acme", "globex"],
+                list(partners),
                 False,
                 False,
                 False,
@@ -208,6 +220,8 @@ def run_demo(console: Console) -> None:
             dealsync_welcome_note="Welcome Ann! Initech wants 40 seats.",
         )
         vendor.create(dealname="Vendor-only deal", amount="1000")
+        if beta is not None:
+            _seed_beta(beta, vendor)
         sync(
             "Sync 1: registrations become vendor deals with an owner; the conversion reaches acme with its welcome note"
         )
@@ -276,10 +290,58 @@ def run_demo(console: Console) -> None:
             "Sync 5: nothing changed, so nothing is written (dealsync's own writes are not echoed back)"
         )
         _who_sees_what(console, [vendor, acme, globex])
+        if beta is not None:
+            _show_beta(console, beta)
         ledger.close()
         console.print(
             "Done: the sandboxes stop now. `make test` proves all of this against real servers."
         )
+
+
+def _seed_beta(beta, vendor: DemoCrm) -> None:
+    """Partner beta works in BottleCRM: a tagged registration with a product tag, a conversion for it."""
+    from connectors.base import WriteInput
+
+    beta.create(
+        "deals",
+        [
+            WriteInput(
+                "r",
+                {
+                    "name": "Beta analytics rollout",
+                    "stage": "PROSPECTING",
+                    "closed_on": "2027-02-15",
+                    "tags": "dealsync-shared;Product: Analytics;Key account",
+                    "cf_dealsync_pain": "manual reports",
+                },
+            ),
+            WriteInput("p", {"name": "Beta private deal", "stage": "PROSPECTING"}),
+        ],
+    )
+    vendor.create(
+        dealname="Umbrella renewal (via Beta)",
+        amount="30000",
+        dealstage="contractsent",
+        dealsync_partner="beta",
+        dealsync_partner_owner_email="ann@partner.test",
+    )
+
+
+def _show_beta(console: Console, beta) -> None:
+    table = Table(title="Partner beta's BottleCRM now", title_justify="left")
+    for column in ("deal", "tags", "owner", "vendor stage", "vendor amount"):
+        table.add_column(column)
+    for page in beta.pull_changes("deals", None, ["tags_product"]):
+        for r in page.records:
+            p = r.properties
+            table.add_row(
+                p["name"],
+                p.get("tags") or "",
+                p.get("assigned_to") or "",
+                p.get("cf_dealsync_vendor_stage") or "",
+                p.get("cf_dealsync_vendor_amount") or "",
+            )
+    console.print(table)
 
 
 def _first_deal(crm: DemoCrm) -> str:

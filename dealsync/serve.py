@@ -141,7 +141,7 @@ class PrefectStack:
 
 
 def write_local_config(
-    folder: Path, vendor_url: str, vendor_token: str, partners: dict[str, tuple[str, str]]
+    folder: Path, vendor_url: str, vendor_token: str, partners: dict[str, tuple[str, ...]]
 ) -> Path:
     """A dealsync.yaml for local sandboxes; tokens go to the environment, the file holds references."""
     os.environ["LOCAL_VENDOR_TOKEN"] = vendor_token
@@ -152,12 +152,12 @@ def write_local_config(
         "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}",
         "partners:",
     ]
-    for partner_id, (url, token) in partners.items():
+    for partner_id, (url, token, *kind) in partners.items():
         variable = f"LOCAL_{partner_id.upper()}_TOKEN"
         os.environ[variable] = token
         lines += [
             f"  - id: {partner_id}",
-            f'    crm: {{kind: hubspot, base_url: "{url}", token: "env:{variable}"}}',
+            f'    crm: {{kind: {kind[0] if kind else "hubspot"}, base_url: "{url}", token: "env:{variable}"}}',
         ]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "dealsync.yaml"
