@@ -601,17 +601,7 @@ def commit(
     quarantined += [
         Quarantined(s.side, s.record_id, "plan", [s.reason], {}, False) for s in plan.skips
     ]
-    for item in quarantined:
-        ctx.ledger.quarantine(
-            ctx.run_id,
-            ctx.pair,
-            item.side,
-            item.record_id,
-            item.stage,
-            item.reasons,
-            item.payload,
-            item.retriable,
-        )
+    record_quarantine(ctx, quarantined)
     still_bad = {(q.side, q.record_id) for q in quarantined}
     for side in SIDES:
         healthy = [rid for rid in validated.records[side] if (side, rid) not in still_bad]
@@ -653,6 +643,22 @@ def _welcome_notes(
         if create.target == "partner" and outcome.ok and outcome.record and text:
             found.append((create.source_id, outcome.record.id, text, str(int(time.time() * 1000))))
     return found
+
+
+def record_quarantine(ctx: RunContext, items: list[Quarantined]) -> None:
+    """Put each item in the ledger's quarantine (or refresh its reasons and attempts)."""
+    for item in items:
+        ctx.ledger.quarantine(
+            ctx.run_id,
+            ctx.pair,
+            item.side,
+            item.record_id,
+            item.stage,
+            item.reasons,
+            item.payload,
+            item.retriable,
+            item.object_type,
+        )
 
 
 def conflict_rows(conflicts: list[Conflict], prefix: str = "") -> list[dict[str, Any]]:

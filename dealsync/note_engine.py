@@ -14,7 +14,7 @@ import pandas as pd
 from connectors.base import Record, WriteInput, WriteOutcome
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
-from dealsync.engine import Quarantined, RunContext, audit_row, conflict_rows
+from dealsync.engine import Quarantined, RunContext, audit_row, conflict_rows, record_quarantine
 from dealsync.isolation import IsolationError, check_partner_writes, partner_ids_of
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
@@ -568,18 +568,7 @@ def commit_notes(
             for s in plan.skips
         ]
     )
-    for item in everything:
-        ctx.ledger.quarantine(
-            ctx.run_id,
-            ctx.pair,
-            item.side,
-            item.record_id,
-            item.stage,
-            item.reasons,
-            item.payload,
-            item.retriable,
-            item.object_type,
-        )
+    record_quarantine(ctx, everything)
     bad = {(q.side, q.record_id) for q in everything}
     resolved = 0
     for side in SIDES:
