@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # BottleCRM (a real partner CRM for the tests) needs Python 3.12 and its own venv.
-PY312 ?= $(shell pyenv root 2>/dev/null)/versions/3.12.1/bin/python3
+PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/bin/python3) \
+	$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 BOTTLECRM := .bottlecrm
 
 .PHONY: demo demo-bottlecrm test serve lint format bench lock clean bottlecrm
@@ -53,6 +54,7 @@ lock:
 bottlecrm: $(BOTTLECRM)/template.db
 
 $(BOTTLECRM)/template.db: bottlecrm/requirements.lock bottlecrm/dealsync_bottlecrm_settings.py
+	@test -n "$(PY312)" || { echo "BottleCRM needs Python 3.12: pyenv install 3.12.1, or make PY312=/path/to/python3.12"; exit 1; }
 	test -x $(BOTTLECRM)/venv/bin/python || $(PY312) -m venv $(BOTTLECRM)/venv
 	$(BOTTLECRM)/venv/bin/python -m pip install --quiet -r bottlecrm/requirements.lock
 	mkdir -p $(BOTTLECRM)/media && rm -f $(BOTTLECRM)/template.db.tmp
