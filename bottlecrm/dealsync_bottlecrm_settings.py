@@ -22,3 +22,8 @@ SECRET_KEY = os.environ.get(
 )
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DOMAIN_NAME = "http://127.0.0.1"
+# BottleCRM logs to server.log and security_audit.log in the working directory: keep them with the
+# server's database instead of in whatever folder it was started from.
+_LOG_DIR = os.path.dirname(os.environ["BOTTLECRM_DB"])
+LOGGING["handlers"]["logfile"]["filename"] = os.path.join(_LOG_DIR, "server.log")  # noqa: F405
+LOGGING["handlers"]["security_audit"]["filename"] = os.path.join(_LOG_DIR, "security_audit.log")  # noqa: F405

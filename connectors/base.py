@@ -105,6 +105,7 @@ class Capabilities:
     idempotent_create: Literal["upsert", "lookup"]
     max_batch: int
     files_on: Literal["notes", "deals"]
+    note_authors: bool = True  # whether a note's author can be set when creating it
 
 
 class Connector(Protocol):

@@ -5,6 +5,10 @@ snapshot-style: `pull_changes` is always a complete scan (the engine compares it
 hashes of the last synced snapshot). Records are flattened into string properties so that mappings
 address them like HubSpot properties: `name`, `stage`, `amount`, `currency`, `closed_on`, `description`,
 `assigned_to` (owner emails, `;`-joined), `tags` (tag names, `;`-joined) and `cf_<key>` per custom field.
+
+Comments are the object `notes`: `comment`, `is_internal` ("true"/"false"), `commented_by` (the author's
+email) and `commented_on`. They are listed only inside a deal's detail, so they are found deal by deal
+(`associations("deals", "notes", deal_ids)`) and then read from what that listing returned.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ USERS = "/api/users/"
 TAGS = "/api/tags/"
 CUSTOM_FIELDS = "/api/custom-fields/"
 PAGE = 100
+NOTES = "notes"
+NOTE_FIELDS = ("comment", "is_internal")  # what can be written on a comment
 DIRECT_FIELDS = ("name", "stage", "amount", "currency", "closed_on", "description")
 
 
@@ -79,12 +85,39 @@ def _flatten(
     return Record(id=str(deal["id"]), properties=properties, created_at=created, updated_at=created)
 
 
+def _comment_record(deal_id: str, comment: Mapping[str, Any]) -> Record:
+    author = ((comment.get("commented_by") or {}).get("user_details") or {}).get("email")
+    stamp = comment.get("commented_on") or ""
+    return Record(
+        id=str(comment["id"]),
+        properties={
+            "comment": comment.get("comment") or "",
+            "is_internal": "true" if comment.get("is_internal") else "false",
+            "commented_by": author,
+            "commented_on": stamp or None,
+        },
+        created_at=stamp,
+        updated_at=stamp,
+        associations={"deals": (deal_id,)},
+    )
+
+
+def _attachment_infos(detail: Mapping[str, Any]) -> tuple[FileInfo, ...]:
+    return tuple(
+        FileInfo(str(a["id"]), a.get("file_name") or "", 0) for a in detail.get("attachments", [])
+    )
+
+
 class BottleCrmConnector:
     """Talks to one BottleCRM org through its REST API with an ADMIN personal access token."""
 
     kind = "bottlecrm"
     capabilities = Capabilities(
-        change_detection="snapshot", idempotent_create="lookup", max_batch=1, files_on="deals"
+        change_detection="snapshot",
+        idempotent_create="lookup",
+        max_batch=1,
+        files_on="deals",
+        note_authors=False,
     )
 
     def __init__(
@@ -97,6 +130,8 @@ class BottleCrmConnector:
         self._profiles: dict[str, str] | None = None
         self._custom_keys: set[str] | None = None
         self._groups: set[str] = set()  # tag-group properties callers asked for
+        self._comments: dict[str, Record] = {}  # comments seen in deal details, by id
+        self._attachments: dict[str, tuple[FileInfo, ...]] = {}  # deal id -> its attachments
 
     def _custom_field_keys(self) -> set[str]:
         """Keys of the org's opportunity custom fields (read once per connector)."""
@@ -155,7 +190,12 @@ class BottleCrmConnector:
         id_property: str | None = None,
         archived: bool = False,
     ) -> dict[str, Record]:
-        """Records by id, or by a custom-field key (`cf_<key>`) found with a scan; never archived ones."""
+        """Records by id, or by a custom-field key (`cf_<key>`) found with a scan; never archived ones.
+
+        Comments are served from the deal details read by `associations("deals", "notes", ...)`.
+        """
+        if object_type == NOTES:
+            return {} if archived else {i: self._comments[i] for i in ids if i in self._comments}
         self._groups.update(p for p in properties if p.startswith(TAG_GROUP))
         self._only_deals(object_type)
         wanted = list(dict.fromkeys(ids))
@@ -272,7 +312,9 @@ class BottleCrmConnector:
             return WriteOutcome(item.ref, error=exc)
 
     def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
-        """Create opportunities one by one (there is no batch API)."""
+        """Create opportunities, or comments on the deal each input is associated with, one by one."""
+        if object_type == NOTES:
+            return [self._write_comment(item) for item in inputs]
         self._only_deals(object_type)
         return [self._write_one(item, create=True) for item in inputs]
 
@@ -296,23 +338,96 @@ class BottleCrmConnector:
         return outcomes
 
     def update(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
-        """PATCH each opportunity (PUT would wipe tags and owners)."""
+        """PATCH each opportunity or comment (PUT would wipe tags and owners)."""
+        if object_type == NOTES:
+            return [self._write_comment(item) for item in inputs]
         self._only_deals(object_type)
         return [self._write_one(item, create=False) for item in inputs]
 
     def archive(self, object_type: str, ids: Sequence[str]) -> list[WriteOutcome]:
-        """Delete opportunities (BottleCRM deletes for good); one already gone counts as deleted."""
-        self._only_deals(object_type)
+        """Delete opportunities or comments (for good); one already gone counts as deleted."""
+        path = COMMENT if object_type == NOTES else OPPORTUNITY
+        if object_type != NOTES:
+            self._only_deals(object_type)
         outcomes = []
-        for deal_id in ids:
+        for record_id in ids:
             try:
-                self.http.request("DELETE", OPPORTUNITY.format(id=deal_id))
-                outcomes.append(WriteOutcome(deal_id))
+                self.http.request("DELETE", path.format(id=record_id))
+                self._comments.pop(record_id, None)
+                outcomes.append(WriteOutcome(record_id))
             except RecordRejected as exc:
                 outcomes.append(
-                    WriteOutcome(deal_id) if exc.status == 404 else WriteOutcome(deal_id, error=exc)
+                    WriteOutcome(record_id)
+                    if exc.status == 404
+                    else WriteOutcome(record_id, error=exc)
                 )
         return outcomes
+
+    # ---- comments as notes ----------------------------------------------------------------
+    def associations(
+        self, from_type: str, to_type: str, ids: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Comment ids per deal (one detail read per deal), or the deal of each known comment."""
+        if (from_type, to_type) == (NOTES, "deals"):
+            return {i: self._comments[i].associations["deals"] for i in ids if i in self._comments}
+        if (from_type, to_type) != ("deals", NOTES):
+            raise ConnectorError(f"BottleCRM has no associations from {from_type} to {to_type}")
+        found: dict[str, tuple[str, ...]] = {}
+        for deal_id in dict.fromkeys(ids):
+            body = self.detail(deal_id)
+            if body is None:
+                continue
+            records = [_comment_record(deal_id, c) for c in body.get("comments", [])]
+            self._comments.update({r.id: r for r in records})
+            self._attachments[deal_id] = _attachment_infos(body)
+            found[deal_id] = tuple(r.id for r in records)
+        return found
+
+    def associate(
+        self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]], type_id: int
+    ) -> None:
+        """Nothing to do: a comment is created on its deal and never moves."""
+        for note_id, deal_id in pairs:
+            known = self._comments.get(note_id)
+            if known is None or known.associations["deals"] != (deal_id,):
+                raise ConnectorError(f"BottleCRM comment {note_id} is not on deal {deal_id}")
+
+    def _write_comment(self, item: WriteInput) -> WriteOutcome:
+        """Create (on the input's associated deal) or PATCH one comment, then read it back."""
+        unknown = sorted(set(item.properties) - set(NOTE_FIELDS))
+        try:
+            if unknown:
+                raise RecordRejected(f"BottleCRM comments have no {', '.join(unknown)}", 400)
+            text = item.properties.get("comment")
+            internal = (item.properties.get("is_internal") or "").lower() == "true"
+            if item.id is None:
+                deal_id = next(
+                    (to_id for kind, to_id, _ in item.associations if kind == "deals"), None
+                )
+                if deal_id is None or not (text or "").strip():
+                    raise RecordRejected("a comment needs a deal and some text", 400)
+                comment_id = self.add_comment(deal_id, text or "", internal)
+            else:
+                comment_id = str(item.id)
+                known = self._comments.get(comment_id)
+                if known is None:
+                    raise RecordRejected(f"comment {comment_id} was not found", 404)
+                deal_id = known.associations["deals"][0]
+                change: dict[str, Any] = {}
+                if text is not None:
+                    change["comment"] = text
+                if "is_internal" in item.properties:
+                    change["is_internal"] = internal
+                self.http.request("PATCH", COMMENT.format(id=comment_id), json=change)
+            self.associations("deals", NOTES, [deal_id])
+            record = self._comments.get(comment_id)
+            if record is None:
+                raise RecordRejected(f"comment {comment_id} was not found", 404)
+            return WriteOutcome(item.ref, record, created=item.id is None)
+        except ConnectorError as exc:
+            if isinstance(exc, AuthError | DailyLimitReached):
+                raise
+            return WriteOutcome(item.ref, error=exc)
 
     # ---- comments and attachments ----------------------------------------------------------
     def comments(self, deal_id: str) -> list[dict[str, Any]]:
@@ -358,10 +473,16 @@ class BottleCrmConnector:
 
     def attachments(self, deal_id: str) -> list[FileInfo]:
         """A deal's attachments (sizes are not listed by BottleCRM: 0)."""
-        body = self.detail(deal_id) or {}
-        return [
-            FileInfo(str(a["id"]), a.get("file_name") or "", 0) for a in body.get("attachments", [])
-        ]
+        return list(_attachment_infos(self.detail(deal_id) or {}))
+
+    def deal_attachments(self, deal_ids: Iterable[str]) -> dict[str, tuple[FileInfo, ...]]:
+        """Attachments per deal, from this connector's earlier detail reads where there were any;
+        a deal that does not exist is absent."""
+        wanted = list(dict.fromkeys(deal_ids))
+        missing = [d for d in wanted if d not in self._attachments]
+        if missing:
+            self.associations("deals", NOTES, missing)
+        return {d: self._attachments[d] for d in wanted if d in self._attachments}
 
     def attach(self, deal_id: str, name: str, content: bytes | BinaryIO) -> FileInfo:
         """Upload a file onto a deal."""
@@ -371,6 +492,7 @@ class BottleCrmConnector:
             OPPORTUNITY.format(id=deal_id),
             files={"opportunity_attachment": (name, content)},
         ).json()
+        self._attachments.pop(deal_id, None)
         new = [a for a in body.get("attachments", []) if str(a["id"]) not in before]
         if len(new) != 1:
             raise ConnectorError(
@@ -386,6 +508,8 @@ class BottleCrmConnector:
 
     def delete_file(self, file_id: str) -> None:
         """Delete an attachment; one already gone is fine."""
+        for deal_id, infos in self._attachments.items():
+            self._attachments[deal_id] = tuple(i for i in infos if i.id != file_id)
         try:
             self.http.request("DELETE", ATTACHMENT.format(id=file_id))
         except RecordRejected as exc:

@@ -17,6 +17,10 @@ DEFAULT_CONFIG = "dealsync.yaml"
 # The deal mapping a partner gets when its entry names none, by the kind of its CRM.
 DEFAULT_MAPPINGS = {"hubspot": DEFAULT_MAPPING, "bottlecrm": "mappings/bottlecrm_shared_deal.yaml"}
 DEFAULT_LEDGER = "sqlite:///.dealsync/ledger.db"
+DEFAULT_NOTES_MAPPINGS = {
+    "hubspot": DEFAULT_NOTES_MAPPING,
+    "bottlecrm": "mappings/bottlecrm_shared_notes.yaml",
+}
 CRM_KINDS = ("hubspot", "bottlecrm")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -228,10 +232,8 @@ def _notify(data: Any, where: str) -> tuple[NotifyTarget, ...]:
 
 
 def _notes_mapping_path(raw: str | None, base: Path, kind: str) -> Path | None:
-    """Notes sync HubSpot notes; a BottleCRM partner has no notes mapping yet unless one is named."""
-    if raw is None and kind != "hubspot":
-        return None
-    return _mapping_path(raw, base, DEFAULT_NOTES_MAPPING)
+    """The pair's notes mapping: the one named, or the default for the partner CRM's kind."""
+    return _mapping_path(raw, base, DEFAULT_NOTES_MAPPINGS[kind])
 
 
 def _mapping_path(raw: str | None, base: Path, default: str = DEFAULT_MAPPING) -> Path:

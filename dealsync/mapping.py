@@ -90,7 +90,7 @@ class MappingBase:
     """What deal and note mappings share: fields, key, deletion policy, custom properties."""
 
     path: str
-    key_properties: Mapping[Side, str]
+    key_properties: Mapping[Side, str | None]
     fields: tuple[FieldRule, ...]
     deletion: Mapping[str, DeletionPolicy] = field(default_factory=dict)
     max_deletions: int = 20
@@ -101,8 +101,8 @@ class MappingBase:
     )
 
     def key(self, side: Side) -> str:
-        """The property that holds the idempotency key on a side."""
-        return self.key_properties[side]
+        """The property that holds the idempotency key on a side ('' where the CRM has none)."""
+        return self.key_properties[side] or ""
 
     def owner(self, side: Side) -> str:
         """The record owner property on a side."""
@@ -141,19 +141,39 @@ class MappingBase:
 
 @dataclass(frozen=True, kw_only=True)
 class NotesMapping(MappingBase):
-    """A checked notes mapping: which notes are shared, comments, attachments, authors."""
+    """A checked notes mapping: which notes are shared, comments, attachments, authors.
 
-    share: ShareRule
-    reply_to_property: str = "dealsync_reply_to"
-    attachments_property: str = "hs_attachment_ids"
+    Per-side properties may be None where a CRM has no such thing (BottleCRM comments hold no key,
+    no reply-to and no files: creates are found again through the ledger's intents).
+    """
+
+    share_rules: Mapping[Side, ShareRule]
+    reply_to_properties: Mapping[Side, str | None] = field(
+        default_factory=lambda: {"partner": "dealsync_reply_to", "vendor": "dealsync_reply_to"}
+    )
+    attachments_properties: Mapping[Side, str | None] = field(
+        default_factory=lambda: {"partner": "hs_attachment_ids", "vendor": "hs_attachment_ids"}
+    )
+
+    def share(self, side: Side) -> ShareRule:
+        """What marks a note shared on a side."""
+        return self.share_rules[side]
+
+    def reply_to(self, side: Side) -> str | None:
+        """The property naming the note a comment answers on a side, if that CRM has one."""
+        return self.reply_to_properties[side]
+
+    def attachments(self, side: Side) -> str | None:
+        """The property listing a note's file ids on a side, if files live on notes there."""
+        return self.attachments_properties[side]
 
     def properties(self, side: Side) -> list[str]:
         """Every note property the engine reads on a side."""
         names = [
             self.key(side),
-            self.share.property,
-            self.reply_to_property,
-            self.attachments_property,
+            self.share(side).property,
+            self.reply_to(side),
+            self.attachments(side),
         ]
         names += [self.owner(side), *(f.prop(side) for f in self.synced_fields())]
         return list(dict.fromkeys(n for n in names if n))
@@ -329,6 +349,7 @@ def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
             value_map=dict(spec.get("value_map", {})),
             transforms=tuple(spec.get("transforms", [])),
             required_on_create=bool(spec.get("required_on_create", False)),
+            formats=dict(spec.get("format", {})),
         )
         for spec in data["fields"]
     )
@@ -359,11 +380,11 @@ def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
     }
 
 
-def _per_side(value: str | Mapping[str, str]) -> dict[Side, str]:
-    """A property named once for both sides, or per side."""
-    if isinstance(value, str):
-        return {"partner": value, "vendor": value}
-    return {"partner": value["partner"], "vendor": value["vendor"]}
+def _per_side(value: Any) -> dict[Side, Any]:
+    """A setting given once for both sides, or per side (`{partner: .., vendor: ..}`)."""
+    if isinstance(value, Mapping) and set(value) == {"partner", "vendor"}:
+        return {"partner": value["partner"], "vendor": value["vendor"]}
+    return {"partner": value, "vendor": value}
 
 
 def _checked(path: str | Path, kind: str) -> dict[str, Any]:
@@ -402,7 +423,7 @@ def load_notes_mapping(path: str | Path) -> NotesMapping:
     data = _checked(path, "notes")
     return NotesMapping(
         **_common(data, path),
-        share=ShareRule(**data["share"]),
-        reply_to_property=data.get("reply_to_property", "dealsync_reply_to"),
-        attachments_property=data.get("attachments_property", "hs_attachment_ids"),
+        share_rules={side: ShareRule(**rule) for side, rule in _per_side(data["share"]).items()},
+        reply_to_properties=_per_side(data.get("reply_to_property", "dealsync_reply_to")),
+        attachments_properties=_per_side(data.get("attachments_property", "hs_attachment_ids")),
     )

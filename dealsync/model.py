@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -10,8 +9,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
 
-# dealsync's own "<author> wrote:" line on notes whose author has no account on the other side.
-AUTHOR_LINE = re.compile(r'^<p class="dealsync-author">.*?</p>', re.DOTALL)
+from dealsync.note_text import TextFormat, html_to_text, normalize_text, strip_author, text_to_html
 
 # The fixed registry of value transforms a mapping may name (no eval, no imports).
 TRANSFORMS: dict[str, Callable[[str], str]] = {
@@ -19,7 +17,7 @@ TRANSFORMS: dict[str, Callable[[str], str]] = {
     "lower": str.lower,
     "upper": str.upper,
     "collapse_whitespace": lambda text: " ".join(text.split()),
-    "strip_author": lambda text: AUTHOR_LINE.sub("", text, count=1),
+    "strip_author": strip_author,
 }
 
 Side = Literal["partner", "vendor"]
@@ -144,10 +142,15 @@ class FieldRule:
     value_map: Mapping[str, str] = field(default_factory=dict)  # vendor value -> partner value
     transforms: tuple[str, ...] = ()
     required_on_create: bool = False
+    formats: Mapping[str, TextFormat] = field(default_factory=dict)  # side -> how it holds text
 
     def prop(self, side: Side) -> str | None:
         """The CRM property of this field on a side."""
         return self.partner if side == "partner" else self.vendor
+
+    def format(self, side: Side) -> TextFormat:
+        """How a side holds this field's text."""
+        return self.formats.get(side, "text")
 
     def read(self, side: Side, raw: Mapping[str, str | None]) -> Value:
         """This field's canonical value from a side's raw properties; raises BadValue."""
@@ -157,6 +160,9 @@ class FieldRule:
             return None
         for name in self.transforms:
             text = TRANSFORMS[name](text)
+        if self.formats:
+            # Texts compare as plain text when the two sides hold them differently.
+            text = html_to_text(text) if self.format(side) == "html" else normalize_text(text)
         if side == "partner" and self.value_map:
             text = next((v for v, p in self.value_map.items() if p == text), text)
         return canonical(self.type, text)
@@ -164,6 +170,8 @@ class FieldRule:
     def write(self, side: Side, value: Value) -> str:
         """The string to write for a canonical value on a side."""
         text = to_crm(value)
+        if self.formats and self.format(side) == "html" and value is not None:
+            text = text_to_html(text)
         if side == "partner" and self.value_map and isinstance(value, str):
             text = self.value_map.get(value, text)
         return text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections import defaultdict
@@ -11,9 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.base import Record, WriteInput, WriteOutcome
+from connectors.base import Record, WriteInput, WriteOutcome, content_hash
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
+from dealsync.deal_files import stream_to, sync_deal_files, too_big
 from dealsync.engine import Quarantined, RunContext, audit_row, conflict_rows, record_quarantine
 from dealsync.isolation import IsolationError, check_partner_writes, partner_ids_of
 from dealsync.ledger.repo import RunCommit
@@ -24,11 +24,12 @@ from dealsync.note_plan import (
     NotePlan,
     NotePlanInput,
     NoteRecord,
+    adopt_interrupted_creates,
     make_note_plan,
 )
 from dealsync.plan import parse_key
 from validation.quarantine import SchemaLevelError, split_valid
-from validation.schemas import raw_hubspot_records
+from validation.schemas import RAW_SCHEMAS
 
 NOTES = "notes"
 NOTE_TO_DEAL = 214
@@ -59,6 +60,9 @@ class NotesPulled:
     stash: dict[str, StashedFile] = field(default_factory=dict)  # sha256 -> a readable copy
     quarantined: list[Quarantined] = field(default_factory=list)
     welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
+    snapshots: dict[Side, dict[str, str]] = field(
+        default_factory=dict
+    )  # complete scans: id -> hash
 
 
 @dataclass
@@ -88,15 +92,35 @@ def _may_cross(
     mapping = ctx.notes_mapping
     if record.id in linked:
         return True
-    key = record.properties.get(mapping.key(side))
+    key = record.properties.get(mapping.key(side)) if mapping.key(side) else None
     if key:
         return parse_key(ctx.pair, key) is not None
     if not any(d in twins[side] for d in deals):
         return False
-    flag = (record.properties.get(mapping.share.property) or "").strip().lower()
+    share = mapping.share(side)
+    flag = (record.properties.get(share.property) or "").strip().lower()
     if flag:
-        return mapping.share.matches(record.properties, ctx.pair)
-    return bool((record.properties.get(mapping.reply_to_property) or "").strip())
+        return share.matches(record.properties, ctx.pair)
+    reply_to = mapping.reply_to(side)
+    return bool(reply_to and (record.properties.get(reply_to) or "").strip())
+
+
+def _scan_notes(
+    ctx: RunContext, side: Side, twins, pulled_hashes: dict[Side, dict[str, str]]
+) -> dict[str, Record]:
+    """A snapshot CRM: every note on the pair's shared deals; the ones changed since the last scan."""
+    connector = ctx.connectors[side]
+    by_deal = connector.associations("deals", NOTES, list(twins[side]))
+    scan = connector.read(
+        NOTES, [n for ids in by_deal.values() for n in ids], ctx.notes_mapping.properties(side)
+    )
+    previous = ctx.ledger.snapshot(ctx.pair, side, NOTES)
+    pulled_hashes[side] = {note_id: content_hash(r) for note_id, r in scan.items()}
+    return {
+        note_id: record
+        for note_id, record in scan.items()
+        if ctx.full_resync or previous.get(note_id) != pulled_hashes[side][note_id]
+    }
 
 
 def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
@@ -108,14 +132,19 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
     deals: dict[Side, dict[str, tuple[str, ...]]] = {"partner": {}, "vendor": {}}
     cursors: dict[Side, int | None] = {}
     links: dict[int, Link] = {}
+    hashes: dict[Side, dict[str, str]] = {}
     for side in SIDES:
         connector = ctx.connectors[side]
-        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
-        cursors[side] = since
         candidates: dict[str, Record] = {}
-        for page in connector.pull_changes(NOTES, since, mapping.properties(side)):
-            candidates.update({r.id: r for r in page.records})
-            cursors[side] = page.cursor
+        if connector.capabilities.change_detection == "snapshot":
+            cursors[side] = None
+            candidates = _scan_notes(ctx, side, twins, hashes)
+        else:
+            since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
+            cursors[side] = since
+            for page in connector.pull_changes(NOTES, since, mapping.properties(side)):
+                candidates.update({r.id: r for r in page.records})
+                cursors[side] = page.cursor
         # Notes that were already on a deal when it became shared are not "changed": read them too.
         new_deals = [
             link.partner_id if side == "partner" else link.vendor_id for link in new_deal_links
@@ -139,12 +168,12 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
             if _may_cross(ctx, side, record, note_deals.get(note_id, ()), twins, linked):
                 records[side][note_id] = record
                 deals[side][note_id] = note_deals.get(note_id, ())
-    gone = _note_counterparts(ctx, records, deals, links)
-    return NotesPulled(records, deals, list(links.values()), gone, cursors, twins)
+    gone = _note_counterparts(ctx, records, deals, links, hashes)
+    return NotesPulled(records, deals, list(links.values()), gone, cursors, twins, snapshots=hashes)
 
 
 def _note_counterparts(
-    ctx: RunContext, records, deals, links: dict[int, Link]
+    ctx: RunContext, records, deals, links: dict[int, Link], scanned: dict[Side, dict[str, str]]
 ) -> set[tuple[Side, str]]:
     gone: set[tuple[Side, str]] = set()
     mapping = ctx.notes_mapping
@@ -162,8 +191,11 @@ def _note_counterparts(
     all_links = ctx.ledger.active_links(ctx.pair, NOTES)
     for side in SIDES:
         ids = [lk.partner_id if side == "partner" else lk.vendor_id for lk in all_links]
-        archived = ctx.connectors[side].read(NOTES, ids, [], archived=True) if ids else {}
-        gone.update((side, note_id) for note_id in archived)
+        if side in scanned:  # a complete scan: a linked note it did not find was deleted
+            gone.update((side, note_id) for note_id in ids if note_id not in scanned[side])
+        else:
+            archived = ctx.connectors[side].read(NOTES, ids, [], archived=True) if ids else {}
+            gone.update((side, note_id) for note_id in archived)
         for link in all_links:
             if (side, link.partner_id if side == "partner" else link.vendor_id) in gone:
                 links.setdefault(link.id, link)
@@ -171,19 +203,28 @@ def _note_counterparts(
 
 
 # ---- files --------------------------------------------------------------------------------
-def attachment_ids(ctx: RunContext, record: Record) -> list[str]:
-    """The file ids a note lists."""
-    raw = record.properties.get(ctx.notes_mapping.attachments_property) or ""
+def attachment_ids(ctx: RunContext, record: Record, side: Side) -> list[str]:
+    """The file ids a note lists (none where files belong to the deal)."""
+    prop = ctx.notes_mapping.attachments(side)
+    raw = (record.properties.get(prop) or "") if prop else ""
     return [part.strip() for part in raw.split(";") if part.strip()]
+
+
+def files_on_notes(ctx: RunContext) -> bool:
+    """Whether this run syncs files as part of notes (both CRMs keep files on notes)."""
+    mapping = ctx.notes_mapping
+    return "files" in ctx.objects and all(mapping.attachments(side) for side in SIDES)
 
 
 def read_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> None:
     """Know the sha256 of every attached file: from the ledger, or by streaming it once to `folder`."""
-    if "files" not in ctx.objects:
+    if not files_on_notes(ctx):
         return
     for side in SIDES:
         ids = {
-            fid for record in pulled.records[side].values() for fid in attachment_ids(ctx, record)
+            fid
+            for record in pulled.records[side].values()
+            for fid in attachment_ids(ctx, record, side)
         }
         known = ctx.ledger.files_by_ids(ctx.pair, side, ids)
         connector = ctx.connectors[side]
@@ -197,28 +238,10 @@ def read_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> None:
                 if info is None:
                     continue  # deleted: it counts as removed from the note
                 if info.size > ctx.config.max_file_bytes:
-                    pulled.quarantined.append(
-                        Quarantined(
-                            side,
-                            file_id,
-                            "files",
-                            [
-                                f"file {info.name!r} is {info.size:,} bytes, over the {ctx.config.max_file_bytes:,}-byte limit (files.max_bytes); it is not copied"
-                            ],
-                            {"name": info.name, "size": info.size},
-                            False,
-                            "files",
-                        )
-                    )
+                    pulled.quarantined.append(too_big(ctx, side, file_id, info.name, info.size))
                     continue
-                digest = hashlib.sha256()
                 path = os.path.join(folder, f"{side}-{file_id}")
-                size = 0
-                with open(path, "wb") as out:
-                    for chunk in connector.download_file(file_id):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
+                sha, size = stream_to(path, connector.download_file(file_id))
             except ConnectorError as exc:
                 pulled.quarantined.append(
                     Quarantined(
@@ -232,7 +255,6 @@ def read_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> None:
                     )
                 )
                 continue
-            sha = digest.hexdigest()
             pulled.files[side][file_id] = sha
             pulled.stash.setdefault(sha, StashedFile(side, file_id, info.name, size, path))
 
@@ -246,17 +268,25 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
     owners_by_email: dict[Side, dict[str, str]] = {}
     owners_by_id: dict[Side, dict[str, tuple[str, str]]] = {}
     for side in SIDES:
-        owners = [o for o in ctx.connectors[side].owners() if not o.archived]
-        owners_by_email[side] = {o.email.lower(): o.id for o in owners}
+        connector = ctx.connectors[side]
+        owners = [o for o in connector.owners() if not o.archived]
+        # Where a note's author cannot be set, every author is named in an author line instead.
+        owners_by_email[side] = (
+            {o.email.lower(): o.id for o in owners} if connector.capabilities.note_authors else {}
+        )
         owners_by_id[side] = {
             o.id: (o.email, f"{o.first_name} {o.last_name}".strip()) for o in owners
         }
+        owners_by_id[side].update(
+            {email: (email, name) for email, name in owners_by_id[side].values()}
+        )
         raw = pulled.records[side]
         if not raw:
             continue
         frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
+        schema = RAW_SCHEMAS[connector.kind](mapping, side, NOTES)
         try:
-            good, bad = split_valid(frame, raw_hubspot_records(mapping, side, NOTES), "id")
+            good, bad = split_valid(frame, schema, "id")
         except SchemaLevelError as exc:
             raise SchemaLevelError(
                 f"the {side} CRM's notes do not fit {mapping.path}: {exc}; run `dealsync init`."
@@ -284,13 +314,16 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
                     )
                 )
                 continue
-            author = owners_by_id[side].get(record.properties.get(mapping.owner(side)) or "")
+            author_ref = record.properties.get(mapping.owner(side)) or ""
+            author = owners_by_id[side].get(author_ref) or (
+                (author_ref, "") if "@" in author_ref else None
+            )
             files = tuple(
                 sorted(
                     {
                         pulled.files[side][f]
-                        for f in attachment_ids(ctx, record)
-                        if f in pulled.files[side]
+                        for f in attachment_ids(ctx, record, side)
+                        if f in pulled.files.get(side, {})
                     }
                 )
             )
@@ -311,9 +344,12 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
             owners=owners_by_email,
             gone=frozenset(pulled.gone),
             welcome=tuple(pulled.welcome),
-            sync_files="files" in ctx.objects,
+            sync_files=files_on_notes(ctx),
         )
     )
+    keyless = [c.key for c in plan.creates if not mapping.key(c.target)]
+    interrupted = ctx.ledger.earlier_intents(ctx.pair, keyless, ctx.run_id or -1)
+    adopt_interrupted_creates(plan, mapping, notes, interrupted, pulled.links)
     return plan, quarantined
 
 
@@ -396,8 +432,18 @@ def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOut
             batch = [c for c in wave if c.target == target]
             if not batch:
                 continue
-            inputs = [WriteInput(c.key, _create_props(ctx, c, mover, new_twin)) for c in batch]
-            outcomes = ctx.connectors[target].upsert(NOTES, mapping.key(target), inputs)
+            inputs = [
+                WriteInput(
+                    c.key,
+                    _create_props(ctx, c, mover, new_twin),
+                    associations=[("deals", c.deal_id, NOTE_TO_DEAL)],
+                )
+                for c in batch
+            ]
+            if mapping.key(target):
+                outcomes = ctx.connectors[target].upsert(NOTES, mapping.key(target), inputs)
+            else:  # no key on this CRM: an interrupted run's creates were adopted while planning
+                outcomes = ctx.connectors[target].create(NOTES, inputs)
             pairs = []
             for create, outcome in zip(batch, outcomes, strict=True):
                 creates[create.key] = outcome
@@ -411,8 +457,9 @@ def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOut
         inputs = []
         for update in (u for u in plan.updates if u.target == target):
             props = dict(update.properties)
-            if update.files is not None:
-                props[mapping.attachments_property] = ";".join(mover.ids_on(target, update.files))
+            attachments = mapping.attachments(target)
+            if update.files is not None and attachments:
+                props[attachments] = ";".join(mover.ids_on(target, update.files))
             inputs.append(WriteInput(update.note_id, props, id=update.note_id))
         if inputs:
             for outcome in ctx.connectors[target].update(NOTES, inputs):
@@ -452,12 +499,13 @@ def _create_props(
 ) -> dict[str, str]:
     mapping = ctx.notes_mapping
     props = {k: v for k, v in create.properties.items() if k != mapping.key(create.target)}
-    if create.reply_to_source:
+    reply_to, attachments = mapping.reply_to(create.target), mapping.attachments(create.target)
+    if create.reply_to_source and reply_to:
         parent = new_twin.get((other(create.target), create.reply_to_source))
         if parent:
-            props[mapping.reply_to_property] = parent
-    if create.files:
-        props[mapping.attachments_property] = ";".join(mover.ids_on(create.target, create.files))
+            props[reply_to] = parent
+    if create.files and attachments:
+        props[attachments] = ";".join(mover.ids_on(create.target, create.files))
     return props
 
 
@@ -466,7 +514,7 @@ def _delete_removed_files(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) 
     deleted = 0
     for side, sha in dict.fromkeys(plan.removed_files):
         still_used = any(
-            sha in {pulled.files[side].get(f) for f in attachment_ids(ctx, r)}
+            sha in {pulled.files[side].get(f) for f in attachment_ids(ctx, r, side)}
             for r in pulled.records[side].values()
             if not any(u.note_id == r.id and u.target == side for u in plan.updates)
         )
@@ -560,6 +608,7 @@ def commit_notes(
         ctx.pair,
         RunCommit(new_links, bases, states, changes, conflicts, cursors, intents, None, NOTES),
     )
+    _save_note_snapshots(ctx, pulled, plan, outcome)
     everything = (
         quarantined
         + outcome.failures
@@ -604,6 +653,22 @@ def commit_notes(
     return dict(counts)
 
 
+def _save_note_snapshots(
+    ctx: RunContext, pulled: NotesPulled, plan: NotePlan, outcome: NotesOutcome
+) -> None:
+    """Keep the scanned hashes, with the notes this run wrote as the CRM returned them."""
+    written = [(c.target, outcome.creates[c.key]) for c in plan.creates]
+    written += [(side, result) for (side, _), result in outcome.updates.items()]
+    for side, hashes in pulled.snapshots.items():
+        for target, result in written:
+            if target == side and result.ok and result.record is not None:
+                hashes[result.record.id] = content_hash(result.record)
+        for (target, note_id), result in outcome.deletes.items():
+            if target == side and result.ok:
+                hashes.pop(note_id, None)
+        ctx.ledger.save_snapshot(ctx.pair, side, hashes, NOTES)
+
+
 def run_notes(
     ctx: RunContext, new_deal_links: list[Link], welcome: list[tuple[str, str, str, str]], call=None
 ) -> dict[str, Any]:
@@ -615,7 +680,7 @@ def run_notes(
         invoke(read_files, ctx, pulled, folder)
         plan, quarantined = invoke(plan_notes, ctx, pulled)
         if ctx.dry_run:
-            return {
+            report = {
                 "partner notes created": sum(1 for c in plan.creates if c.target == "partner"),
                 "vendor notes created": sum(1 for c in plan.creates if c.target == "vendor"),
                 "notes updated": len(plan.updates),
@@ -623,5 +688,21 @@ def run_notes(
                 "quarantined": len(quarantined),
                 "plan": plan,
             }
-        outcome = invoke(push_notes, ctx, pulled, plan)
-        return invoke(commit_notes, ctx, pulled, plan, outcome, quarantined)
+        else:
+            outcome = invoke(push_notes, ctx, pulled, plan)
+            report = invoke(commit_notes, ctx, pulled, plan, outcome, quarantined)
+        if "files" in ctx.objects and ctx.notes_mapping.attachments("partner") is None:
+            _add_up(report, invoke(sync_deal_files, ctx, pulled, folder))
+        return report
+
+
+def _add_up(report: dict[str, Any], more: dict[str, Any]) -> None:
+    """Fold the files-on-deals phase's figures into the notes report."""
+    for name, value in more.items():
+        if isinstance(value, list):
+            report[name] = [*report.get(name, []), *value]
+        elif isinstance(value, str):
+            report[name] = "; ".join(v for v in (report.get(name), value) if v)
+        else:
+            report[name] = report.get(name, 0) + value
+    report["quarantined"] = report.get("quarantined", 0) + len(more.get("quarantine", []))

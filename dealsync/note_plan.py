@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import html
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dealsync.mapping import NotesMapping
-from dealsync.model import AUTHOR_LINE, Adopt, Conflict, Link, Side, SideRecord, Skip, Value, other
+from dealsync.model import Adopt, Conflict, FieldRule, Link, Side, SideRecord, Skip, Value, other
+from dealsync.note_text import author_line, author_prefix
 from dealsync.plan import key_for, merge_field, parse_key
 
 FILES = "files"
-
-
-def author_line(name: str, email: str) -> str:
-    """The line that names a note's author where that person has no account on the other side."""
-    return (
-        f'<p class="dealsync-author">{html.escape(name or email)} ({html.escape(email)}) wrote:</p>'
-    )
-
-
-def author_prefix(body: str | None) -> str:
-    """The author line a body starts with, or ''."""
-    match = AUTHOR_LINE.match(body or "")
-    return match.group(0) if match else ""
 
 
 @dataclass(frozen=True)
@@ -136,17 +123,20 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
             if note.id not in linked[side]:
                 _plan_unlinked(inp, side, note, linked, plan)
     for vendor_deal, partner_deal, text, stamp in inp.welcome:
+        properties = {
+            _rule(inp.mapping, "body").prop("partner"): text,
+            **_shared_flag(inp, "partner"),
+        }
+        stamp_rule = _rule(inp.mapping, "timestamp")
+        if stamp_rule.direction.flows_to("partner"):
+            properties[stamp_rule.prop("partner")] = stamp  # type: ignore[index]
         plan.creates.append(
             NoteCreate(
                 target="partner",
                 source_id=f"welcome-{vendor_deal}",
                 key=f"{inp.pair}:vendor:{vendor_deal}:welcome",
                 deal_id=partner_deal,
-                properties={
-                    _prop(inp.mapping, "body", "partner"): text,
-                    _prop(inp.mapping, "timestamp", "partner"): stamp,
-                    inp.mapping.share.property: "true",
-                },
+                properties=properties,
                 base={},
                 files=(),
             )
@@ -154,9 +144,14 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
     return plan
 
 
-def _prop(mapping: NotesMapping, name: str, side: Side) -> str:
-    rule = next(r for r in mapping.fields if r.name == name)
-    return rule.prop(side)  # type: ignore[return-value]
+def _rule(mapping: NotesMapping, name: str) -> FieldRule:
+    return next(r for r in mapping.fields if r.name == name)
+
+
+def _shared_flag(inp: NotePlanInput, side: Side) -> dict[str, str]:
+    """The property value that marks a note shared on a side."""
+    rule = inp.mapping.share(side)
+    return {rule.property: rule.equals or ""}
 
 
 def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
@@ -177,7 +172,7 @@ def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
     base = dict(link.base)
     writes: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
     changed: dict[Side, list[str]] = {"partner": [], "vendor": []}
-    for rule in inp.mapping.synced_fields():
+    for rule in (r for r in inp.mapping.synced_fields() if r.when == "always"):
         p, v, b = (
             partner.record.values.get(rule.name),
             vendor.record.values.get(rule.name),
@@ -218,10 +213,12 @@ def _is_shared(
     inp: NotePlanInput, side: Side, note: NoteRecord, linked: Mapping[Side, Mapping[str, Link]]
 ) -> bool:
     """Shared when marked so; a reply to a shared note is shared unless marked private."""
-    flag = (note.record.raw.get(inp.mapping.share.property) or "").strip().lower()
+    rule = inp.mapping.share(side)
+    flag = (note.record.raw.get(rule.property) or "").strip().lower()
     if flag:
-        return inp.mapping.share.matches(note.record.raw, inp.pair)
-    parent = (note.record.raw.get(inp.mapping.reply_to_property) or "").strip()
+        return rule.matches(note.record.raw, inp.pair)
+    reply_to = inp.mapping.reply_to(side)
+    parent = (note.record.raw.get(reply_to) or "").strip() if reply_to else ""
     if not parent:
         return False
     if parent in linked[side]:
@@ -262,7 +259,10 @@ def _plan_unlinked(
     )
     if twin_deal is None:
         return  # not on a deal shared with this partner
-    properties: dict[str, str] = {mapping.share.property: "true"}
+    body_rule = _rule(mapping, "body")
+    if not note.record.values.get("body") and mapping.attachments(target) is None:
+        return  # a files-only note: where files belong to the deal, only its files cross
+    properties: dict[str, str] = _shared_flag(inp, target)
     for rule in mapping.synced_fields():
         value = note.record.values.get(rule.name)
         if value is not None and rule.direction.flows_to(target):
@@ -272,19 +272,21 @@ def _plan_unlinked(
         if note.author_email
         else None
     )
-    body_prop = _prop(mapping, "body", target)
+    body_prop = body_rule.prop(target) or ""
     if owner_id:
         properties[mapping.owner(target)] = owner_id
     elif note.author_email:
-        properties[body_prop] = author_line(note.author_name, note.author_email) + properties.get(
-            body_prop, ""
-        )
-    parent = (note.record.raw.get(mapping.reply_to_property) or "").strip() or None
+        # Without declared formats both CRMs hold HTML (HubSpot notes).
+        fmt = body_rule.format(target) if body_rule.formats else "html"
+        line = author_line(note.author_name, note.author_email, fmt)
+        properties[body_prop] = line + properties.get(body_prop, "")
+    reply_to, target_reply_to = mapping.reply_to(side), mapping.reply_to(target)
+    parent = (note.record.raw.get(reply_to) or "").strip() or None if reply_to else None
+    if parent and target_reply_to is None:
+        parent = None  # the other CRM has no replies: the comment crosses as a note of its own
     if parent and parent in linked[side]:
         link = linked[side][parent]
-        properties[mapping.reply_to_property] = (
-            link.vendor_id if side == "partner" else link.partner_id
-        )
+        properties[target_reply_to] = link.vendor_id if side == "partner" else link.partner_id  # type: ignore[index]
         parent = None
     base = {r.name: note.record.values.get(r.name) for r in mapping.synced_fields()}
     base[FILES] = tuple(sorted(note.files)) if inp.sync_files else ()
@@ -300,3 +302,40 @@ def _plan_unlinked(
             parent,
         )
     )
+
+
+def adopt_interrupted_creates(
+    plan: NotePlan,
+    mapping: NotesMapping,
+    notes: Mapping[Side, Mapping[str, NoteRecord]],
+    interrupted: set[str],
+    links: Iterable[Link] = (),
+) -> None:
+    """Where notes hold no key, a create an interrupted run sent shows up as a new, unlinked note
+    on the twin deal with the same text: link it instead of creating it again (and copying it back)."""
+    body = _rule(mapping, "body")
+    taken = {("partner", lk.partner_id) for lk in links} | {
+        ("vendor", lk.vendor_id) for lk in links
+    }
+    for create in [c for c in plan.creates if c.key in interrupted]:
+        wanted = (create.properties.get(body.prop(create.target) or "") or "").strip()
+        found = next(
+            (
+                note
+                for note in notes.get(create.target, {}).values()
+                if create.deal_id in note.deal_ids
+                and (create.target, note.id) not in taken
+                and (note.record.raw.get(body.prop(create.target) or "") or "").strip() == wanted
+            ),
+            None,
+        )
+        if found is None:
+            continue
+        echo = [c for c in plan.creates if c.target != create.target and c.source_id == found.id]
+        plan.creates = [c for c in plan.creates if c is not create and c not in echo]
+        source = other(create.target)
+        partner_id, vendor_id = (
+            (found.id, create.source_id) if source == "vendor" else (create.source_id, found.id)
+        )
+        plan.adopts.append(Adopt(partner_id, vendor_id, source, create.base))
+        taken.add((create.target, found.id))

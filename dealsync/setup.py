@@ -38,7 +38,11 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
                     continue
                 done.add(key)
                 specs = mapping.custom_properties.get(side, ())
-                created = build_connector(crm, portal).ensure_properties(object_type, specs)
+                created = (
+                    build_connector(crm, portal).ensure_properties(object_type, specs)
+                    if specs
+                    else []
+                )
                 results.append(
                     PreparedObject(portal, object_type, tuple(created), len(specs) - len(created))
                 )

@@ -14,7 +14,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
-from dealsync import engine, note_engine
+from dealsync import deal_files, engine, note_engine
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
@@ -43,6 +43,7 @@ STEP_TASKS = {
     note_engine.plan_notes: _task(note_engine.plan_notes, "plan-notes"),
     note_engine.push_notes: _task(note_engine.push_notes, "push-notes"),
     note_engine.commit_notes: _task(note_engine.commit_notes, "commit-notes"),
+    deal_files.sync_deal_files: _task(deal_files.sync_deal_files, "sync-deal-files"),
 }
 
 

@@ -199,3 +199,28 @@ class PairState(Base):
     pair: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner_turn: Mapped[int] = mapped_column(Integer, default=0)
     registrations_reported: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class DealFileRow(Base):
+    """A file on a shared deal whose partner CRM keeps files on the deal (BottleCRM attachments):
+    the attachment, and the vendor's shared note and file carrying the same bytes."""
+
+    __tablename__ = "deal_files"
+    __table_args__ = (
+        UniqueConstraint("pair", "partner_file_id", name="uq_deal_files_partner"),
+        UniqueConstraint("pair", "vendor_note_id", "vendor_file_id", name="uq_deal_files_vendor"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pair: Mapped[str] = mapped_column(String(64), index=True)
+    deal_link_id: Mapped[int] = mapped_column(Integer, index=True)
+    origin: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    partner_file_id: Mapped[str] = mapped_column(String(64))
+    vendor_note_id: Mapped[str] = mapped_column(String(64))
+    vendor_file_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

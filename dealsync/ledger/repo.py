@@ -18,6 +18,7 @@ from dealsync.ledger.models import (
     ConflictRow,
     CreateIntent,
     Cursor,
+    DealFileRow,
     FileRow,
     LinkRow,
     PairState,
@@ -292,6 +293,23 @@ class Ledger:
                         )
                     )
 
+    def earlier_intents(self, pair: str, keys: Iterable[str], run_id: int) -> set[str]:
+        """Keys whose create an earlier run announced and never confirmed (it may have happened)."""
+        wanted = list(set(keys))
+        if not wanted:
+            return set()
+        with self.sessions() as s:
+            return set(
+                s.scalars(
+                    sa.select(CreateIntent.key).where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.key.in_(wanted),
+                        CreateIntent.state == "pending",
+                        CreateIntent.run_id != run_id,
+                    )
+                )
+            )
+
     # ---- the commit of a run -------------------------------------------------------------
     def commit_run(self, run_id: int, pair: str, outcome: RunCommit) -> None:
         """Write what the CRMs confirmed, in one transaction: links, bases, audit, cursors."""
@@ -443,6 +461,32 @@ class Ledger:
                 row.partner_file_id = file_id
             else:
                 row.vendor_file_id = file_id
+
+    # ---- files on deals (a partner CRM whose files belong to the deal) ---------------------
+    def deal_files(self, pair: str) -> list[DealFileRow]:
+        """The pair's active deal files."""
+        with self.sessions() as s:
+            return list(
+                s.scalars(
+                    sa.select(DealFileRow)
+                    .where(DealFileRow.pair == pair, DealFileRow.state == "active")
+                    .order_by(DealFileRow.id)
+                )
+            )
+
+    def add_deal_file(self, row: DealFileRow) -> None:
+        """Record a file now on both sides (committed at once: the copy exists in both CRMs)."""
+        with self.sessions.begin() as s:
+            s.add(row)
+
+    def end_deal_files(self, ids: Iterable[int], state: str) -> None:
+        """Mark deal files deleted (on both sides) or unlinked (left where they are)."""
+        wanted = list(ids)
+        if wanted:
+            with self.sessions.begin() as s:
+                s.execute(
+                    sa.update(DealFileRow).where(DealFileRow.id.in_(wanted)).values(state=state)
+                )
 
     # ---- reports -------------------------------------------------------------------------
     def conflicts(self, pair: str | None = None, limit: int = 50) -> list[ConflictRow]:

@@ -27,6 +27,8 @@ class ConnectorKit:
     edit_deal: Callable[[str, dict[str, str]], None]
     archive_deal: Callable[[str], None]
     base_properties: dict[str, str]
+    note_text_property: str
+    note_base_properties: dict[str, str]
 
     def deal(self, ref: str, name: str, **more: str) -> WriteInput:
         """A WriteInput for a new deal with this CRM's required properties."""
@@ -62,6 +64,8 @@ def hubspot_kit(sandbox, api) -> ConnectorKit:
         edit_deal,
         archive_deal,
         {},
+        "hs_note_body",
+        {"hs_timestamp": "2026-11-01T00:00:00Z"},
     )
 
 
@@ -87,6 +91,8 @@ def bottlecrm_kit(server: BottleCrmServer) -> ConnectorKit:
         edit_deal,
         archive_deal,
         {"stage": "PROSPECTING"},
+        "comment",
+        {},
     )
 
 

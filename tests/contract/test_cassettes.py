@@ -79,6 +79,38 @@ def test_bottlecrm_upsert_looks_the_key_up_before_creating(recorded_bottlecrm):
 
 
 @pytest.mark.vcr
+def test_bottlecrm_comments_and_attachments(recorded_bottlecrm):
+    sb = recorded_bottlecrm
+    connector = BottleCrmConnector(sb.base_url, sb.token, connection="cassette")
+    deal = connector.create("deals", [WriteInput("d", {"name": "Files", "stage": "PROSPECTING"})])
+    deal_id = deal[0].record.id
+    on_deal = [("deals", deal_id, 214)]
+    made = connector.create(
+        "notes",
+        [
+            WriteInput("shared", {"comment": "Shared words"}, associations=on_deal),
+            WriteInput("private", {"comment": "Ours", "is_internal": "true"}, associations=on_deal),
+            WriteInput("empty", {"comment": "  "}, associations=on_deal),
+        ],
+    )
+    assert [o.ok for o in made] == [True, True, False]  # an empty comment is refused, alone
+    shared, private = made[0].record, made[1].record
+    assert (
+        shared.properties["is_internal"] == "false" and private.properties["is_internal"] == "true"
+    )
+    edited = connector.update("notes", [WriteInput("e", {"comment": "Edited"}, id=shared.id)])
+    assert edited[0].record.properties["comment"] == "Edited"
+    attached = connector.attach(deal_id, "quote.bin", bytes(range(256)) * 40)
+    assert b"".join(connector.download_file(attached.id)) == bytes(range(256)) * 40
+    assert connector.archive("notes", [private.id])[0].ok
+    connector.delete_file(attached.id)
+    fresh = BottleCrmConnector(sb.base_url, sb.token, connection="cassette")
+    listed = fresh.associations("deals", "notes", [deal_id])
+    assert listed == {deal_id: (shared.id,)}
+    assert fresh.deal_attachments([deal_id]) == {deal_id: ()}
+
+
+@pytest.mark.vcr
 def test_partial_batch_failure_and_pull(recorded_sandbox):
     sb = recorded_sandbox
     connector = HubSpotConnector(sb.base_url, sb.token, connection="cassette", lookback_ms=0)

@@ -10,6 +10,7 @@ import pytest
 
 from connectors.base import PropertySpec, WriteInput
 from connectors.errors import ConnectorError
+from tests.contract.conftest import bottlecrm_kit
 
 
 def _create_deals(kit, names: list[str]) -> list[str]:
@@ -127,32 +128,43 @@ def test_a_duplicate_key_is_refused_by_crms_that_enforce_uniqueness(kit):
     assert [o.ok for o in outcomes] == [True, False]
 
 
-def test_notes_or_comments_hang_on_deals(kit):
+def test_notes_hang_on_deals_and_are_edited_and_deleted(kit):
     (deal_id,) = _create_deals(kit, ["with notes"])
-    connector = kit.connector
-    if connector.capabilities.files_on == "notes":
-        outcomes = connector.create(
-            "notes",
-            [
-                WriteInput(
-                    "n1",
-                    {"hs_timestamp": "2026-11-01T00:00:00Z", "hs_note_body": "hi"},
-                    associations=[("deals", deal_id, 214)],
-                )
-            ],
-        )
-        note_id = outcomes[0].record.id
-        assert connector.associations("notes", "deals", [note_id]) == {note_id: (deal_id,)}
-        assert connector.associations("deals", "notes", [deal_id]) == {deal_id: (note_id,)}
-    else:
-        shared = connector.add_comment(deal_id, "shared words")
-        private = connector.add_comment(deal_id, "private words", internal=True)
-        comments = {c["id"]: c for c in connector.comments(deal_id)}
-        assert comments[shared]["comment"] == "shared words" and not comments[shared]["is_internal"]
-        assert comments[private]["is_internal"]
-        connector.edit_comment(shared, "shared, edited")
-        connector.delete_comment(private)
-        assert [c["comment"] for c in connector.comments(deal_id)] == ["shared, edited"]
+    connector, text = kit.connector, kit.note_text_property
+    created = connector.create(
+        "notes",
+        [
+            WriteInput(
+                n, {**kit.note_base_properties, text: words}, associations=[("deals", deal_id, 214)]
+            )
+            for n, words in (("n1", "shared words"), ("n2", "more words"))
+        ],
+    )
+    assert all(o.ok and o.created for o in created), created
+    first, second = (o.record.id for o in created)
+    assert set(connector.associations("deals", "notes", [deal_id])[deal_id]) == {first, second}
+    assert connector.associations("notes", "deals", [first]) == {first: (deal_id,)}
+    edited = connector.update("notes", [WriteInput(first, {text: "shared, edited"}, id=first)])
+    assert edited[0].ok and edited[0].record.properties[text] == "shared, edited"
+    assert connector.archive("notes", [second])[0].ok
+    connector.associations("deals", "notes", [deal_id])  # a snapshot CRM lists notes deal by deal
+    found = connector.read("notes", [first, second], [text])
+    assert {i: r.properties[text] for i, r in found.items()} == {first: "shared, edited"}
+    if not connector.capabilities.note_authors:
+        # The declared difference: BottleCRM comments are always the token user's.
+        assert found[first].properties["commented_by"] in kit.owner_emails
+
+
+def test_bottlecrm_internal_comments_are_flagged(bottlecrm_server):
+    connector = bottlecrm_kit(bottlecrm_server).connector
+    (deal_id,) = [
+        o.record.id
+        for o in connector.create("deals", [WriteInput("d", {"name": "x", "stage": "PROSPECTING"})])
+    ]
+    shared = connector.add_comment(deal_id, "shared words")
+    private = connector.add_comment(deal_id, "private words", internal=True)
+    comments = {c["id"]: c for c in connector.comments(deal_id)}
+    assert not comments[shared]["is_internal"] and comments[private]["is_internal"]
 
 
 def test_owners_are_the_active_users(kit):

@@ -13,6 +13,7 @@ from dealsync.config import load_config
 from dealsync.engine import open_context, run_pair
 from dealsync.ledger import Ledger
 from tests.integration.conftest import Pair
+from tests.integration.test_notes import _download, _note, _notes_on, _upload
 from tests.integration.test_sync import _twin
 
 
@@ -129,3 +130,131 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
     assert deleted.deleted == {"partner": 0, "vendor": 1}
     assert pair.deal("vendor", vendor_twin["id"]) is None
     assert _run(pair.config).deleted == {"partner": 0, "vendor": 0}
+
+
+def _comments(crm: BottleCrmConnector, deal_id: str) -> dict[str, dict]:
+    return {c["comment"]: c for c in crm.comments(deal_id)}
+
+
+def _bytes(crm: BottleCrmConnector, attachment_id: str) -> bytes:
+    return b"".join(crm.download_file(attachment_id))
+
+
+def _registered(pair, crm) -> tuple[str, str]:
+    """A shared BottleCRM deal and its vendor twin, synced."""
+    made = crm.create(
+        "deals",
+        [
+            WriteInput(
+                "r", {"name": "Beta notes", "stage": "PROSPECTING", "tags": "dealsync-shared"}
+            )
+        ],
+    )
+    deal_id = made[0].record.id
+    assert _run(pair.config).created["vendor"] == 1
+    return deal_id, _twin(pair, "vendor", f"beta:partner:{deal_id}")["id"]
+
+
+def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
+    pair, crm = bottle
+    deal_id, vendor_deal = _registered(pair, crm)
+    crm.add_comment(deal_id, "Customer wants a demo\nnext week & <soon>")
+    crm.add_comment(deal_id, "Our margin here is 30%", internal=True)
+    crm.attach(deal_id, "brief.pdf", b"%PDF brief " * 500)
+    pricing = _upload(pair, "vendor", "pricing.txt", b"price list v1")
+    _note(
+        pair,
+        "vendor",
+        vendor_deal,
+        "<p>Pricing <b>attached</b></p>",
+        dealsync_shared="true",
+        hs_attachment_ids=pricing,
+    )
+    _note(pair, "vendor", vendor_deal, "<p>Vendor-only strategy</p>")
+
+    report = _run(pair.config)
+    assert report.notes["vendor notes created"] == 1, report.notes
+    assert report.notes["partner notes created"] == 1
+    assert report.notes["files copied"] == 2
+
+    vendor_notes = {n["id"]: n for n in _notes_on(pair, "vendor", vendor_deal)}
+    from_comment = next(n for n in vendor_notes.values() if "demo" in (n["hs_note_body"] or ""))
+    assert from_comment["dealsync_shared"] == "true"
+    # The author has no vendor account: named in an author line; the text is escaped HTML.
+    assert from_comment["hs_note_body"].startswith('<p class="dealsync-author">')
+    assert "Customer wants a demo<br>next week &amp; &lt;soon&gt;" in from_comment["hs_note_body"]
+    assert not any("margin" in (n["hs_note_body"] or "") for n in vendor_notes.values())
+    file_note = next(n for n in vendor_notes.values() if "brief.pdf" in (n["hs_note_body"] or ""))
+    assert _download(pair, "vendor", file_note["hs_attachment_ids"]) == b"%PDF brief " * 500
+
+    comments = _comments(crm, deal_id)
+    assert "Pricing attached" in comments  # HTML became plain text
+    assert not any("strategy" in text for text in comments)
+    attachments = {a.name: a for a in crm.attachments(deal_id)}
+    assert set(attachments) == {"brief.pdf", "pricing.txt"}
+    assert _bytes(crm, attachments["pricing.txt"].id) == b"price list v1"
+
+    quiet = _run(pair.config)
+    assert not quiet.notes.get("partner notes created") and not quiet.notes.get("files copied")
+    assert not quiet.notes.get("vendor notes updated") and not quiet.notes.get(
+        "partner notes updated"
+    )
+    assert len(_notes_on(pair, "vendor", vendor_deal)) == 4
+    assert len(crm.comments(deal_id)) == 3 and len(crm.attachments(deal_id)) == 2
+
+    # Edits both ways.
+    crm.edit_comment(comments["Customer wants a demo\nnext week & <soon>"]["id"], "Demo on Tuesday")
+    pricing_note = next(n for n in vendor_notes.values() if "Pricing" in (n["hs_note_body"] or ""))
+    pair.api(
+        "vendor",
+        "PATCH",
+        f"/crm/v3/objects/notes/{pricing_note['id']}",
+        json={"properties": {"hs_note_body": "<p>Pricing attached, valid until March</p>"}},
+    )
+    edited = _run(pair.config)
+    assert edited.notes["vendor notes updated"] == 1 and edited.notes["partner notes updated"] == 1
+    body = pair.api("vendor", "GET", f"/crm/v3/objects/notes/{from_comment['id']}").json()
+    assert body["properties"]["hs_note_body"].endswith("<p>Demo on Tuesday</p>")
+    assert body["properties"]["hs_note_body"].startswith('<p class="dealsync-author">')
+    assert "Pricing attached, valid until March" in _comments(crm, deal_id)
+
+    # Deletions both ways: an attachment deleted in BottleCRM, a file removed from a vendor note,
+    # a comment deleted in BottleCRM.
+    crm.delete_file(attachments["brief.pdf"].id)
+    pair.api(
+        "vendor",
+        "PATCH",
+        f"/crm/v3/objects/notes/{pricing_note['id']}",
+        json={"properties": {"hs_attachment_ids": ""}},
+    )
+    crm.delete_comment(_comments(crm, deal_id)["Demo on Tuesday"]["id"])
+    deleted = _run(pair.config)
+    assert deleted.notes["files deleted"] == 2, deleted.notes
+    assert deleted.notes["vendor notes deleted"] == 1
+    assert crm.attachments(deal_id) == []
+    left = {n["id"] for n in _notes_on(pair, "vendor", vendor_deal)}
+    assert file_note["id"] not in left and from_comment["id"] not in left
+    assert _download(pair, "vendor", file_note["hs_attachment_ids"]) is None
+    settled = _run(pair.config)
+    assert not settled.notes.get("files deleted") and not settled.notes.get("vendor notes deleted")
+
+
+def test_a_run_killed_after_creating_comments_does_not_duplicate_them(bottle):
+    pair, crm = bottle
+    deal_id, vendor_deal = _registered(pair, crm)
+    _note(pair, "vendor", vendor_deal, "<p>Kick-off call booked</p>", dealsync_shared="true")
+    loaded = load_config(pair.config)
+
+    def killed_before_the_commit(step, *args):
+        if step.__name__ == "commit_notes":
+            raise KeyboardInterrupt("killed")
+        return step(*args)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pair(open_context(loaded, "beta", Ledger(loaded.ledger_url)), killed_before_the_commit)
+    assert list(_comments(crm, deal_id)) == ["Kick-off call booked"]  # sent, never recorded
+
+    again = _run(pair.config)
+    assert not again.notes.get("partner notes created")  # found through the intent, not re-sent
+    assert list(_comments(crm, deal_id)) == ["Kick-off call booked"]
+    assert not _run(pair.config).notes.get("partner notes updated")

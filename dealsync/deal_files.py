@@ -1,0 +1,435 @@
+"""Files of shared deals where the partner CRM keeps files on the deal (BottleCRM attachments).
+
+A partner attachment crosses as a shared note on the vendor's twin deal carrying the same bytes; a file
+on a vendor shared note crosses as an attachment of the partner deal. Deleting either deletes the other
+(the notes mapping's deletion policy and brake apply). The ledger's `deal_files` rows are the base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.base import FileInfo, WriteInput
+from connectors.errors import ConnectorError
+from dealsync.engine import Quarantined, RunContext, audit_row, record_quarantine
+from dealsync.ledger.models import DealFileRow
+from dealsync.ledger.repo import RunCommit
+from dealsync.mapping import NotesMapping
+from dealsync.model import Side
+from dealsync.note_text import text_to_html
+from dealsync.rules import brake_engaged
+
+NOTES = "notes"
+FILES = "files"
+NOTE_TO_DEAL = 214
+
+
+def file_note_key(pair: str, attachment_id: str) -> str:
+    """The key of the vendor note carrying a partner attachment (not a note key: the notes phase
+    ignores these notes, this phase owns them)."""
+    return f"{pair}:file:{attachment_id}"
+
+
+@dataclass(frozen=True)
+class PartnerFile:
+    """An attachment of a linked partner deal that the vendor does not have yet."""
+
+    link_id: int
+    partner_deal: str
+    vendor_deal: str
+    file: FileInfo
+
+
+@dataclass(frozen=True)
+class VendorFile:
+    """A file on a vendor shared note of a linked deal that the partner does not have yet."""
+
+    link_id: int
+    partner_deal: str
+    note_id: str
+    file_id: str
+
+
+@dataclass
+class DealFilePlan:
+    """The file writes of one run."""
+
+    to_vendor: list[PartnerFile] = field(default_factory=list)
+    to_partner: list[VendorFile] = field(default_factory=list)
+    remove_on_vendor: list[DealFileRow] = field(default_factory=list)
+    remove_on_partner: list[DealFileRow] = field(default_factory=list)
+    archive_notes: set[str] = field(default_factory=set)  # vendor file notes left with no file
+    ended: dict[int, str] = field(default_factory=dict)  # row id -> deleted | unlinked
+    brake: str = ""
+
+
+def plan_deal_files(
+    tracked: list[DealFileRow],
+    links: Mapping[int, tuple[str, str]],
+    partner_now: Mapping[str, tuple[FileInfo, ...]],
+    vendor_notes: Mapping[str, tuple[str, ...]],
+    vendor_candidates: Iterable[tuple[str, str]],
+    mapping: NotesMapping,
+    allow_mass_deletion: bool = False,
+) -> DealFilePlan:
+    """Decide the file writes. Pure.
+
+    `links`: deal link id -> (partner deal, vendor deal); `partner_now`: attachments of the partner
+    deals that exist; `vendor_notes`: file ids of vendor notes that exist (tracked ones and
+    candidates); `vendor_candidates`: (vendor note id, vendor deal) of shared notes seen this run.
+    """
+    plan = DealFilePlan()
+    by_vendor_deal = {vendor: (lid, partner) for lid, (partner, vendor) in links.items()}
+    for row in tracked:
+        if row.deal_link_id not in links:
+            plan.ended[row.id] = "unlinked"  # the deal is no longer shared: leave both copies
+            continue
+        partner_deal = links[row.deal_link_id][0]
+        on_partner = row.partner_file_id in {f.id for f in partner_now.get(partner_deal, ())}
+        on_vendor = row.vendor_file_id in vendor_notes.get(row.vendor_note_id, ())
+        if on_partner and on_vendor:
+            continue
+        if not on_partner and not on_vendor:
+            plan.ended[row.id] = "deleted"
+            continue
+        source: Side = "vendor" if on_partner else "partner"
+        if mapping.policy(source).action != "archive":
+            plan.ended[row.id] = "unlinked"
+        elif on_vendor:
+            plan.remove_on_vendor.append(row)
+        else:
+            plan.remove_on_partner.append(row)
+    removed: dict[str, set[str]] = defaultdict(set)
+    for row in plan.remove_on_vendor:
+        removed[row.vendor_note_id].add(row.vendor_file_id)
+    plan.archive_notes = {
+        row.vendor_note_id
+        for row in plan.remove_on_vendor
+        if row.origin == "partner"
+        and not set(vendor_notes.get(row.vendor_note_id, ())) - removed[row.vendor_note_id]
+    }
+    known_partner = {row.partner_file_id for row in tracked}
+    for link_id, (partner_deal, vendor_deal) in links.items():
+        for info in partner_now.get(partner_deal, ()):
+            if info.id not in known_partner:
+                plan.to_vendor.append(PartnerFile(link_id, partner_deal, vendor_deal, info))
+    known_vendor = {(row.vendor_note_id, row.vendor_file_id) for row in tracked}
+    for note_id, vendor_deal in dict(vendor_candidates).items():
+        if vendor_deal not in by_vendor_deal:
+            continue
+        link_id, partner_deal = by_vendor_deal[vendor_deal]
+        for file_id in vendor_notes.get(note_id, ()):
+            if (note_id, file_id) not in known_vendor:
+                plan.to_partner.append(VendorFile(link_id, partner_deal, note_id, file_id))
+    deletions = len(plan.remove_on_vendor) + len(plan.remove_on_partner)
+    if not allow_mass_deletion and brake_engaged(
+        deletions, len(tracked), mapping.max_deletions, mapping.max_deletion_fraction
+    ):
+        plan.brake = (
+            f"deletion brake: this run would delete {deletions} files of shared deals; none were "
+            "deleted. Check the CRMs, then run again with --allow-mass-deletion if it is right."
+        )
+        plan.remove_on_vendor, plan.remove_on_partner, plan.archive_notes = [], [], set()
+    return plan
+
+
+# ---- the I/O around the plan --------------------------------------------------------------
+@dataclass
+class DealFilesRun:
+    """What the phase did, for the report."""
+
+    copied: int = 0
+    deleted: int = 0
+    events: list[str] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    intents_done: dict[str, str] = field(default_factory=dict)
+    good: dict[Side, list[str]] = field(default_factory=lambda: {"partner": [], "vendor": []})
+
+
+def _attachments(ctx: RunContext, record_props: Mapping[str, str | None]) -> tuple[str, ...]:
+    raw = record_props.get(ctx.notes_mapping.attachments("vendor") or "") or ""
+    return tuple(part.strip() for part in raw.split(";") if part.strip())
+
+
+def gather_and_plan(ctx: RunContext, pulled) -> tuple[DealFilePlan, list[DealFileRow], dict]:
+    """Read both sides' current files of the pair's shared deals and plan."""
+    links = {
+        link.id: (link.partner_id, link.vendor_id)
+        for link in ctx.ledger.active_links(ctx.pair)
+        if link.id is not None
+    }
+    tracked = ctx.ledger.deal_files(ctx.pair)
+    partner_now = ctx.connectors["partner"].deal_attachments([p for p, _ in links.values()])
+    candidates = [(note_id, deals[0]) for note_id, deals in pulled.deals["vendor"].items() if deals]
+    notes = {nid: r.properties for nid, r in pulled.records["vendor"].items()}
+    unread = sorted({row.vendor_note_id for row in tracked} - set(notes))
+    if unread:
+        prop = ctx.notes_mapping.attachments("vendor")
+        found = ctx.connectors["vendor"].read(NOTES, unread, [prop] if prop else [])
+        notes.update({nid: r.properties for nid, r in found.items()})
+    vendor_notes = {nid: _attachments(ctx, props) for nid, props in notes.items()}
+    plan = plan_deal_files(
+        tracked,
+        links,
+        partner_now,
+        vendor_notes,
+        candidates,
+        ctx.notes_mapping,
+        ctx.allow_mass_deletion,
+    )
+    return plan, tracked, vendor_notes
+
+
+def stream_to(path: str, chunks: Iterator[bytes]) -> tuple[str, int]:
+    """Write a download to `path` as it streams; (sha256, size)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def too_big(ctx: RunContext, side: Side, file_id: str, name: str, size: int) -> Quarantined:
+    """The quarantine entry of a file over the configured size limit."""
+    limit = ctx.config.max_file_bytes
+    return Quarantined(
+        side,
+        file_id,
+        FILES,
+        [
+            f"file {name!r} is {size:,} bytes, over the {limit:,}-byte limit (files.max_bytes); it is not copied"
+        ],
+        {"name": name, "size": size},
+        False,
+        FILES,
+    )
+
+
+def copy_to_vendor(ctx: RunContext, item: PartnerFile, folder: str, run: DealFilesRun) -> None:
+    """A partner attachment -> a shared vendor note on the twin deal carrying the same bytes."""
+    partner, vendor, mapping = (
+        ctx.connectors["partner"],
+        ctx.connectors["vendor"],
+        ctx.notes_mapping,
+    )
+    path = os.path.join(folder, f"partner-{item.file.id}")
+    sha, size = stream_to(path, partner.download_file(item.file.id))
+    if size > ctx.config.max_file_bytes:
+        run.quarantined.append(too_big(ctx, "partner", item.file.id, item.file.name, size))
+        return
+    with open(path, "rb") as handle:
+        uploaded = vendor.upload_file(item.file.name, handle, f"/dealsync/{ctx.pair}")
+    body = next(r for r in mapping.fields if r.name == "body").prop("vendor")
+    stamp = next(r for r in mapping.fields if r.name == "timestamp").prop("vendor")
+    share = mapping.share("vendor")
+    key = file_note_key(ctx.pair, item.file.id)
+    props = {
+        body: text_to_html(f"📎 {item.file.name} (attached to the deal in the partner's CRM)"),
+        stamp: str(int(time.time() * 1000)),
+        share.property: share.equals or "true",
+        mapping.attachments("vendor"): uploaded.id,
+    }
+    outcome = vendor.upsert(NOTES, mapping.key("vendor"), [WriteInput(key, props)])[0]
+    if not outcome.ok or outcome.record is None:
+        raise outcome.error or ConnectorError("the vendor note was not created")
+    vendor.associate(NOTES, "deals", [(outcome.record.id, item.vendor_deal)], NOTE_TO_DEAL)
+    ctx.ledger.add_deal_file(
+        DealFileRow(
+            pair=ctx.pair,
+            deal_link_id=item.link_id,
+            origin="partner",
+            sha256=sha,
+            name=item.file.name,
+            partner_file_id=item.file.id,
+            vendor_note_id=outcome.record.id,
+            vendor_file_id=uploaded.id,
+        )
+    )
+    run.copied += 1
+    run.good["partner"].append(item.file.id)
+    run.events.append(
+        f"New shared file {item.file.name!r} from the partner on shared deal {item.vendor_deal} (vendor CRM)"
+    )
+    run.changes.append(
+        audit_row(item.link_id, "vendor", outcome.record.id, "create", "file", None, item.file.name)
+    )
+
+
+def _adopt_earlier_copy(
+    ctx: RunContext, item: VendorFile, name: str, sha: str, folder: str
+) -> FileInfo | None:
+    """An attachment an interrupted run already made (same name, same bytes, not tracked)."""
+    partner = ctx.connectors["partner"]
+    tracked = {row.partner_file_id for row in ctx.ledger.deal_files(ctx.pair)}
+    for info in partner.deal_attachments([item.partner_deal]).get(item.partner_deal, ()):
+        if info.name == name and info.id not in tracked:
+            path = os.path.join(folder, f"check-{info.id}")
+            if stream_to(path, partner.download_file(info.id))[0] == sha:
+                return info
+    return None
+
+
+def copy_to_partner(ctx: RunContext, item: VendorFile, folder: str, run: DealFilesRun) -> None:
+    """A file on a vendor shared note -> an attachment of the partner deal, with the same bytes."""
+    partner, vendor = ctx.connectors["partner"], ctx.connectors["vendor"]
+    info = vendor.file_info(item.file_id)
+    if info is None:
+        return  # deleted in the vendor CRM while the note still lists it: nothing to copy
+    if info.size > ctx.config.max_file_bytes:
+        run.quarantined.append(too_big(ctx, "vendor", item.file_id, info.name, info.size))
+        return
+    path = os.path.join(folder, f"vendor-{item.file_id}")
+    sha, _size = stream_to(path, vendor.download_file(item.file_id))
+    key = f"{ctx.pair}:vendor:file-{item.note_id}-{item.file_id}"
+    assert ctx.run_id is not None
+    earlier = ctx.ledger.earlier_intents(ctx.pair, [key], ctx.run_id)
+    attached = _adopt_earlier_copy(ctx, item, info.name, sha, folder) if earlier else None
+    if attached is None:
+        ctx.ledger.record_intents(ctx.run_id, ctx.pair, [(key, "partner", item.file_id)])
+        with open(path, "rb") as handle:
+            attached = partner.attach(item.partner_deal, info.name, handle)
+    ctx.ledger.add_deal_file(
+        DealFileRow(
+            pair=ctx.pair,
+            deal_link_id=item.link_id,
+            origin="vendor",
+            sha256=sha,
+            name=info.name,
+            partner_file_id=attached.id,
+            vendor_note_id=item.note_id,
+            vendor_file_id=item.file_id,
+        )
+    )
+    run.intents_done[key] = attached.id
+    run.copied += 1
+    run.good["vendor"].append(item.file_id)
+    run.changes.append(
+        audit_row(item.link_id, "partner", attached.id, "create", "file", None, info.name)
+    )
+
+
+def remove_files(
+    ctx: RunContext,
+    plan: DealFilePlan,
+    tracked: list[DealFileRow],
+    vendor_notes: Mapping[str, tuple[str, ...]],
+    run: DealFilesRun,
+) -> None:
+    """Delete on one side what was deleted on the other; a file note left empty is archived."""
+    for row in plan.remove_on_partner:
+        try:
+            ctx.connectors["partner"].delete_file(row.partner_file_id)
+        except ConnectorError as exc:
+            run.quarantined.append(_failed("partner", row.partner_file_id, "deleting", exc))
+            continue
+        plan.ended[row.id] = "deleted"
+        run.deleted += 1
+        run.changes.append(
+            audit_row(
+                row.deal_link_id, "partner", row.partner_file_id, "delete", "file", row.name, None
+            )
+        )
+    by_note: dict[str, list[DealFileRow]] = defaultdict(list)
+    for row in plan.remove_on_vendor:
+        by_note[row.vendor_note_id].append(row)
+    for note_id, rows in by_note.items():
+        try:
+            _remove_from_vendor_note(ctx, plan, note_id, rows, tracked, vendor_notes)
+        except ConnectorError as exc:
+            run.quarantined.append(_failed("vendor", note_id, "removing files from", exc))
+            continue
+        for row in rows:
+            plan.ended[row.id] = "deleted"
+            run.deleted += 1
+            run.changes.append(
+                audit_row(row.deal_link_id, "vendor", note_id, "delete", "file", row.name, None)
+            )
+
+
+def _remove_from_vendor_note(
+    ctx: RunContext,
+    plan: DealFilePlan,
+    note_id: str,
+    rows: list[DealFileRow],
+    tracked: list[DealFileRow],
+    vendor_notes: Mapping[str, tuple[str, ...]],
+) -> None:
+    vendor = ctx.connectors["vendor"]
+    gone = {row.vendor_file_id for row in rows}
+    if note_id in plan.archive_notes:
+        outcome = vendor.archive(NOTES, [note_id])[0]
+    else:
+        keep = ";".join(f for f in vendor_notes.get(note_id, ()) if f not in gone)
+        prop = ctx.notes_mapping.attachments("vendor") or ""
+        outcome = vendor.update(NOTES, [WriteInput(note_id, {prop: keep}, id=note_id)])[0]
+    if not outcome.ok:
+        raise outcome.error or ConnectorError(f"vendor note {note_id} was not changed")
+    ids = {row.id for row in rows}
+    still_used = {r.vendor_file_id for r in tracked if r.id not in ids}
+    still_used |= {f for n, files in vendor_notes.items() if n != note_id for f in files}
+    for file_id in gone - still_used:
+        vendor.delete_file(file_id)
+
+
+def _failed(side: Side, record_id: str, doing: str, exc: ConnectorError) -> Quarantined:
+    return Quarantined(
+        side, record_id, FILES, [f"{doing} the file failed: {exc}"], {}, exc.retriable, FILES
+    )
+
+
+def sync_deal_files(ctx: RunContext, pulled, folder: str) -> dict[str, Any]:
+    """The whole files-on-deals phase: plan, copy both ways, delete, record (a dry run plans only)."""
+    plan, tracked, vendor_notes = gather_and_plan(ctx, pulled)
+    if ctx.dry_run:
+        return {
+            "files to copy": len(plan.to_vendor) + len(plan.to_partner),
+            "files to delete": len(plan.remove_on_vendor) + len(plan.remove_on_partner),
+        }
+    run = DealFilesRun()
+    for item, side, file_id, step in [
+        *((i, "partner", i.file.id, copy_to_vendor) for i in plan.to_vendor),
+        *((i, "vendor", i.file_id, copy_to_partner) for i in plan.to_partner),
+    ]:
+        try:
+            step(ctx, item, folder, run)
+        except ConnectorError as exc:
+            run.quarantined.append(_failed(side, file_id, "copying", exc))  # type: ignore[arg-type]
+    remove_files(ctx, plan, tracked, vendor_notes, run)
+    for state in ("deleted", "unlinked"):
+        ctx.ledger.end_deal_files([rid for rid, s in plan.ended.items() if s == state], state)
+    assert ctx.run_id is not None
+    ctx.ledger.commit_run(
+        ctx.run_id,
+        ctx.pair,
+        RunCommit([], {}, {}, run.changes, [], {}, run.intents_done, None, FILES),
+    )
+    record_quarantine(ctx, run.quarantined)
+    resolved = sum(
+        ctx.ledger.resolve_quarantine(ctx.pair, side, ids, FILES) for side, ids in run.good.items()
+    )
+    return {
+        "files copied": run.copied,
+        "files deleted": run.deleted,
+        "events": run.events,
+        "brake": plan.brake,
+        "resolved": resolved,
+        "quarantine": [
+            {
+                "side": q.side,
+                "record_id": q.record_id,
+                "stage": q.stage,
+                "reasons": q.reasons,
+                "object": FILES,
+            }
+            for q in run.quarantined
+        ],
+    }
