@@ -86,12 +86,20 @@ def _deal_twins(links: list[Link]) -> dict[Side, dict[str, str]]:
 
 
 def _may_cross(
-    ctx: RunContext, side: Side, record: Record, deals: tuple[str, ...], twins, linked: set[str]
+    ctx: RunContext,
+    side: Side,
+    record: Record,
+    deals: tuple[str, ...],
+    twins,
+    linked: set[str],
+    own: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> bool:
     """Visibility: linked notes, this pair's twins, and notes on shared deals that are not private."""
     mapping = ctx.notes_mapping
     if record.id in linked:
         return True
+    if record.id in own:
+        return False  # a welcome note dealsync wrote where notes hold no key: it never crosses back
     key = record.properties.get(mapping.key(side)) if mapping.key(side) else None
     if key:
         return parse_key(ctx.pair, key) is not None
@@ -164,8 +172,9 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
         side_links = ctx.ledger.links_for(ctx.pair, side, candidates, NOTES)
         links.update({link.id: link for link in side_links})
         linked = {link.partner_id if side == "partner" else link.vendor_id for link in side_links}
+        own = ctx.ledger.welcome_notes(ctx.pair, side) if not mapping.key(side) else set()
         for note_id, record in candidates.items():
-            if _may_cross(ctx, side, record, note_deals.get(note_id, ()), twins, linked):
+            if _may_cross(ctx, side, record, note_deals.get(note_id, ()), twins, linked, own):
                 records[side][note_id] = record
                 deals[side][note_id] = note_deals.get(note_id, ())
     gone = _note_counterparts(ctx, records, deals, links, hashes)
@@ -538,7 +547,8 @@ def commit_notes(
 ) -> dict[str, Any]:
     """Record note links, bases, audit and cursors; quarantine what failed; return counts."""
     assert ctx.run_id is not None
-    new_links, intents, changes, events = [], {}, [], []
+    new_links, changes, events = [], [], []
+    intents: dict[str, str] = dict(plan.found)
     for create in plan.creates:
         result = outcome.creates[create.key]
         if not result.ok or result.record is None:

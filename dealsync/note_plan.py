@@ -73,6 +73,9 @@ class NotePlan:
     deletes: list[NoteDelete] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     adopts: list[Adopt] = field(default_factory=list)
+    found: dict[str, str] = field(
+        default_factory=dict
+    )  # interrupted create's key -> the note it made
     skips: list[Skip] = field(default_factory=list)
     new_bases: dict[int, dict[str, Value]] = field(default_factory=dict)
     removed_files: list[tuple[Side, str]] = field(
@@ -333,9 +336,12 @@ def adopt_interrupted_creates(
             continue
         echo = [c for c in plan.creates if c.target != create.target and c.source_id == found.id]
         plan.creates = [c for c in plan.creates if c is not create and c not in echo]
+        plan.found[create.key] = found.id
+        taken.add((create.target, found.id))
+        if create.source_id.startswith("welcome-"):
+            continue  # a welcome note has no twin to link: it is dealsync's own, and stays put
         source = other(create.target)
         partner_id, vendor_id = (
             (found.id, create.source_id) if source == "vendor" else (create.source_id, found.id)
         )
         plan.adopts.append(Adopt(partner_id, vendor_id, source, create.base))
-        taken.add((create.target, found.id))

@@ -310,6 +310,20 @@ class Ledger:
                 )
             )
 
+    def welcome_notes(self, pair: str, side: str) -> set[str]:
+        """Ids of the welcome notes dealsync wrote on a side (they are never copied back)."""
+        with self.sessions() as s:
+            return set(
+                s.scalars(
+                    sa.select(CreateIntent.target_id).where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.target_side == side,
+                        CreateIntent.state == "done",
+                        CreateIntent.key.like("%:welcome"),
+                    )
+                )
+            )
+
     # ---- the commit of a run -------------------------------------------------------------
     def commit_run(self, run_id: int, pair: str, outcome: RunCommit) -> None:
         """Write what the CRMs confirmed, in one transaction: links, bases, audit, cursors."""

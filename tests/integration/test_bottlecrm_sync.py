@@ -45,9 +45,10 @@ def bottle(crm_servers, tmp_path, monkeypatch):
         )
 
 
-def _run(config):
+def _run(config, full_resync: bool = False):
     loaded = load_config(config)
-    return run_pair(open_context(loaded, "beta", Ledger(loaded.ledger_url)))
+    ledger = Ledger(loaded.ledger_url)
+    return run_pair(open_context(loaded, "beta", ledger, full_resync=full_resync))
 
 
 def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
@@ -76,6 +77,7 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
         dealstage="qualifiedtobuy",
         dealsync_partner="beta",
         dealsync_partner_owner_email="ann@partner.test",
+        dealsync_welcome_note="Welcome aboard, Ann: the kick-off is on Monday.",
     )
     report = _run(pair.config)
     assert report.created == {"partner": 1, "vendor": 1}, report.quarantined
@@ -101,8 +103,17 @@ def test_a_bottlecrm_partner_and_a_hubspot_vendor_stay_in_sync(bottle):
     assert partner_twin.properties["cf_dealsync_vendor_amount"] == "7000"
     assert len(pair.deals("vendor")) == 2  # the private deal stayed in BottleCRM
 
-    quiet = _run(pair.config)
+    # The welcome note is the partner deal's first comment, shared, and it never crosses back.
+    welcome = crm.comments(partner_twin.id)
+    assert [(c["comment"], c["is_internal"]) for c in welcome] == [
+        ("Welcome aboard, Ann: the kick-off is on Monday.", False)
+    ]
+
+    quiet = _run(pair.config, full_resync=True)  # everything re-read, nothing to write
     assert quiet.created == quiet.updated == quiet.deleted == {"partner": 0, "vendor": 0}
+    assert (
+        not quiet.notes.get("vendor notes created") and _notes_on(pair, "vendor", conversion) == []
+    )
 
     pair.edit(
         "vendor",
