@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 import requests
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -118,12 +120,15 @@ class DemoCrm:
 
 
 def _plain(html_text: str) -> str:
-    return (
+    """A note body on one line for the demo's table (author lines in brackets, no rich markup)."""
+    text = (
         html_text.replace('<p class="dealsync-author">', "[")
         .replace(" wrote:</p>", "] ")
         .replace("<p>", "")
-        .replace("</p>", "")
+        .replace("</p>", " ")
+        .replace("<br>", " ")
     )
+    return escape(html.unescape(text).strip())
 
 
 def _who_sees_what(console: Console, crms: list[DemoCrm]) -> None:
@@ -239,6 +244,8 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         acme.note(cloud, "<p>Our margin on this is thin</p>", dealsync_shared="false")
         cloud_twin = vendor.find("deals", f"acme:partner:{cloud}")["id"]
         globex.note(_first_deal(globex), "<p>Globex kickoff notes</p>", dealsync_shared="true")
+        if beta is not None:
+            _beta_comments(beta)
         sync("Sync 2: shared notes cross with their files; the private note stays at acme")
         vendor_note = vendor.find("notes", f"acme:partner:{shared_note}")
         copy_id = vendor_note["properties"]["hs_attachment_ids"]
@@ -324,22 +331,41 @@ def _seed_beta(beta, vendor: DemoCrm) -> None:
         dealstage="contractsent",
         dealsync_partner="beta",
         dealsync_partner_owner_email="ann@partner.test",
+        dealsync_welcome_note="Welcome to the Umbrella renewal, Ann.",
     )
+
+
+def _beta_comments(beta) -> None:
+    """Beta comments on its registration (one comment internal) and attaches the scope document."""
+    deal_id = next(
+        r.id
+        for page in beta.pull_changes("deals", None, [])
+        for r in page.records
+        if r.properties["name"] == "Beta analytics rollout"
+    )
+    beta.add_comment(deal_id, "Their CFO signs off in January.")
+    beta.add_comment(deal_id, "Internal: our margin is thin here.", internal=True)
+    beta.attach(deal_id, "scope.pdf", b"%PDF-1.4 Beta scope\n" * 500)
 
 
 def _show_beta(console: Console, beta) -> None:
     table = Table(title="Partner beta's BottleCRM now", title_justify="left")
-    for column in ("deal", "tags", "owner", "vendor stage", "vendor amount"):
+    for column in ("deal", "tags", "owner", "vendor stage", "vendor amount", "comments", "files"):
         table.add_column(column)
     for page in beta.pull_changes("deals", None, ["tags_product"]):
         for r in page.records:
             p = r.properties
+            comments = beta.comments(r.id)
             table.add_row(
                 p["name"],
                 p.get("tags") or "",
                 p.get("assigned_to") or "",
                 p.get("cf_dealsync_vendor_stage") or "",
                 p.get("cf_dealsync_vendor_amount") or "",
+                "\n".join(
+                    ("(internal) " if c["is_internal"] else "") + c["comment"] for c in comments
+                ),
+                ", ".join(a.name for a in beta.attachments(r.id)),
             )
     console.print(table)
 

@@ -53,7 +53,9 @@ def html_to_text(fragment: str) -> str:
 def text_to_html(text: str) -> str:
     """Plain text as an HTML note body: a paragraph per blank-line-separated block."""
     paragraphs = [p for p in normalize_text(text).split("\n\n") if p]
-    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return "".join(
+        f"<p>{html.escape(p, quote=False).replace(chr(10), '<br>')}</p>" for p in paragraphs
+    )
 
 
 def author_line(name: str, email: str, fmt: TextFormat = "html") -> str:
