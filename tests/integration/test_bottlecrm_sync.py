@@ -3,46 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
-from bottlecrm.server import BottleCrmServer
 from connectors.base import WriteInput
 from connectors.bottlecrm import BottleCrmConnector
-from dealsync.cli import app
 from dealsync.config import load_config
 from dealsync.engine import open_context, run_pair
 from dealsync.ledger import Ledger
-from tests.integration.conftest import Pair
 from tests.integration.test_notes import _download, _note, _notes_on, _upload
 from tests.integration.test_sync import _twin
-
-
-@pytest.fixture
-def bottle(crm_servers, tmp_path, monkeypatch):
-    """Partner `beta` on a fresh BottleCRM org, vendor on the sandbox, `dealsync init` done."""
-    vendor = crm_servers["vendor"]
-    vendor.admin("POST", "reset")
-    for email in ("rep1@vendor.test", "rep2@vendor.test"):
-        vendor.admin("POST", "owners", json={"email": email, "firstName": "Rep", "lastName": "X"})
-    with BottleCrmServer() as server:
-        monkeypatch.setenv("TEST_VENDOR_TOKEN", vendor.token)
-        monkeypatch.setenv("TEST_BETA_TOKEN", server.token)
-        config = tmp_path / "dealsync.yaml"
-        config.write_text(
-            f"ledger: sqlite:///{tmp_path}/ledger.db\n"
-            "vendor:\n"
-            f'  crm: {{kind: hubspot, base_url: "{vendor.base_url}", token: "env:TEST_VENDOR_TOKEN"}}\n'
-            "  owner_assignment: {strategy: round_robin, pool: [rep1@vendor.test, rep2@vendor.test]}\n"
-            "partners:\n"
-            "  - id: beta\n"
-            f'    crm: {{kind: bottlecrm, base_url: "{server.base_url}", token: "env:TEST_BETA_TOKEN"}}\n'
-        )
-        result = CliRunner().invoke(app, ["init", "--config", str(config)])
-        assert result.exit_code == 0, result.output
-        yield (
-            Pair({"vendor": vendor}, config, CliRunner()),
-            BottleCrmConnector(server.base_url, server.token),
-        )
 
 
 def _run(config, full_resync: bool = False):

@@ -8,7 +8,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 
+from connectors.base import WriteInput
 from flows.sync import sync_all_partners, sync_partner
+from tests.integration.test_notes import _notes_on
 from tests.integration.test_sync import SHARED, _twin
 
 
@@ -92,3 +94,28 @@ def test_a_second_run_of_the_same_pair_ends_cancelled_with_a_clear_message(
         state = sync_partner("acme", config_path=str(pair.config), return_state=True)
     assert state.is_cancelled() and "already being synced" in state.message
     assert sync_partner("acme", config_path=str(pair.config), return_state=True).is_completed()
+
+
+def test_a_bottlecrm_partner_syncs_through_the_same_flow(prefect_api, bottle):
+    pair, crm = bottle
+    made = crm.create(
+        "deals",
+        [
+            WriteInput(
+                "r", {"name": "Beta via Prefect", "stage": "PROSPECTING", "tags": "dealsync-shared"}
+            )
+        ],
+    )
+    deal_id = made[0].record.id
+    crm.add_comment(deal_id, "Budget confirmed")
+    crm.attach(deal_id, "terms.txt", b"net 30")
+    state = sync_partner("beta", config_path=str(pair.config), return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["created"]["vendor"] == 1
+    assert summary["notes"]["vendor notes created"] == 1 and summary["notes"]["files copied"] == 1
+    assert {"pull", "sync"} <= asyncio.run(_task_names(state.state_details.flow_run_id))
+    twin = _twin(pair, "vendor", f"beta:partner:{deal_id}")["id"]
+    bodies = [n["hs_note_body"] for n in _notes_on(pair, "vendor", twin)]
+    assert len(bodies) == 2 and any("Budget confirmed" in b for b in bodies)
+    assert any("terms.txt" in b for b in bodies)
