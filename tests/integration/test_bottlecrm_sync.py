@@ -151,6 +151,11 @@ def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
     )
     _note(pair, "vendor", vendor_deal, "<p>Vendor-only strategy</p>")
 
+    preview = pair.cli("run", "--dry-run").output
+    assert "files to copy: 2" in preview and "vendor notes created: 1" in preview, preview
+    assert "Pricing attached" not in _comments(crm, deal_id)  # a dry run writes nothing
+    assert len(crm.attachments(deal_id)) == 1
+
     report = _run(pair.config)
     assert report.notes["vendor notes created"] == 1, report.notes
     assert report.notes["partner notes created"] == 1
