@@ -178,7 +178,24 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
                 records[side][note_id] = record
                 deals[side][note_id] = note_deals.get(note_id, ())
     gone = _note_counterparts(ctx, records, deals, links, hashes)
+    gone |= _made_private(ctx, records, links.values())
     return NotesPulled(records, deals, list(links.values()), gone, cursors, twins, snapshots=hashes)
+
+
+def _made_private(
+    ctx: RunContext, records: dict[Side, dict[str, Record]], links
+) -> set[tuple[Side, str]]:
+    """Linked notes now marked private: for the other side they are gone (the deletion policy
+    applies), so nothing written after the change ever crosses."""
+    private: set[tuple[Side, str]] = set()
+    for link in links:
+        for side, note_id in (("partner", link.partner_id), ("vendor", link.vendor_id)):
+            record = records[side].get(note_id)
+            rule = ctx.notes_mapping.share(side)
+            flag = (record.properties.get(rule.property) or "").strip() if record else ""
+            if flag and not rule.matches(record.properties, ctx.pair):
+                private.add((side, note_id))
+    return private
 
 
 def _note_counterparts(

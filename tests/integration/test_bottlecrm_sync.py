@@ -202,6 +202,21 @@ def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
     assert body["properties"]["hs_note_body"].startswith('<p class="dealsync-author">')
     assert "Pricing attached, valid until March" in _comments(crm, deal_id)
 
+    # A synced comment made internal leaves the vendor, and what is written after never crosses.
+    visit = crm.add_comment(deal_id, "Visit planned")
+    assert _run(pair.config).notes["vendor notes created"] == 1
+    crm.associations("deals", "notes", [deal_id])
+    assert crm.update("notes", [WriteInput("i", {"is_internal": "true"}, id=visit)])[0].ok
+    crm.edit_comment(visit, "Visit planned; our cost is 12k")
+    private = _run(pair.config)
+    assert private.notes["vendor notes deleted"] == 1 and not private.notes.get(
+        "vendor notes updated"
+    )
+    assert not any(
+        "Visit" in (n["hs_note_body"] or "") for n in _notes_on(pair, "vendor", vendor_deal)
+    )
+    assert not _run(pair.config, full_resync=True).notes.get("vendor notes created")
+
     # Deletions both ways: an attachment deleted in BottleCRM, a file removed from a vendor note,
     # a comment deleted in BottleCRM.
     crm.delete_file(attachments["brief.pdf"].id)

@@ -314,3 +314,24 @@ def test_a_deleted_file_disappears_from_the_twin_note_and_its_copy_is_deleted(pa
     ).json()
     assert after["properties"]["hs_attachment_ids"] in (None, "")
     assert _download(pair, "partner", copy) is None
+
+
+def test_a_shared_note_made_private_leaves_the_other_crm_and_later_edits_stay_home(pair):
+    reg, vid = _shared_deal(pair)
+    note = _note(pair, "partner", reg, "<p>Visit planned</p>", dealsync_shared="true")
+    pair.cli("run")
+    assert any("Visit" in n["hs_note_body"] for n in _notes_on(pair, "vendor", vid))
+    pair.api(
+        "partner",
+        "PATCH",
+        f"/crm/v3/objects/notes/{note}",
+        json={"properties": {"dealsync_shared": "false", "hs_note_body": "<p>Our cost: 12k</p>"}},
+    )
+    pair.cli("run")
+    assert not any(
+        "Visit" in n["hs_note_body"] or "12k" in n["hs_note_body"]
+        for n in _notes_on(pair, "vendor", vid)
+    )
+    assert pair.cli("run", "--full").exit_code == 0
+    assert _notes_on(pair, "vendor", vid) == []
+    assert _notes_on(pair, "partner", reg)[0]["hs_note_body"] == "<p>Our cost: 12k</p>"
