@@ -36,6 +36,11 @@ def file_note_key(pair: str, attachment_id: str) -> str:
     return f"{pair}:file:{attachment_id}"
 
 
+def attachment_key(pair: str, note_id: str, file_id: str) -> str:
+    """The intent key of the attachment made from a file on a vendor note."""
+    return f"{pair}:vendor:file-{note_id}-{file_id}"
+
+
 @dataclass(frozen=True)
 class PartnerFile:
     """An attachment of a linked partner deal that the vendor does not have yet."""
@@ -151,6 +156,7 @@ class DealFilesRun:
     changes: list[dict[str, Any]] = field(default_factory=list)
     intents_done: dict[str, str] = field(default_factory=dict)
     good: dict[Side, list[str]] = field(default_factory=lambda: {"partner": [], "vendor": []})
+    adopted: set[str] = field(default_factory=set)  # attachments found already there
 
 
 def _attachments(ctx: RunContext, record_props: Mapping[str, str | None]) -> tuple[str, ...]:
@@ -264,10 +270,11 @@ def copy_to_vendor(ctx: RunContext, item: PartnerFile, folder: str, run: DealFil
     )
 
 
-def _adopt_earlier_copy(
+def _same_attachment(
     ctx: RunContext, item: VendorFile, name: str, sha: str, folder: str
 ) -> FileInfo | None:
-    """An attachment an interrupted run already made (same name, same bytes, not tracked)."""
+    """An untracked attachment of the deal with the same name and bytes: one an interrupted run
+    made after recording its intent, or the same file the partner attached too."""
     partner = ctx.connectors["partner"]
     tracked = {row.partner_file_id for row in ctx.ledger.deal_files(ctx.pair)}
     for info in partner.deal_attachments([item.partner_deal]).get(item.partner_deal, ()):
@@ -289,11 +296,12 @@ def copy_to_partner(ctx: RunContext, item: VendorFile, folder: str, run: DealFil
         return
     path = os.path.join(folder, f"vendor-{item.file_id}")
     sha, _size = stream_to(path, vendor.download_file(item.file_id))
-    key = f"{ctx.pair}:vendor:file-{item.note_id}-{item.file_id}"
+    key = attachment_key(ctx.pair, item.note_id, item.file_id)
     assert ctx.run_id is not None
-    earlier = ctx.ledger.earlier_intents(ctx.pair, [key], ctx.run_id)
-    attached = _adopt_earlier_copy(ctx, item, info.name, sha, folder) if earlier else None
-    if attached is None:
+    attached = _same_attachment(ctx, item, info.name, sha, folder)
+    if attached is not None:
+        run.adopted.add(attached.id)
+    else:
         ctx.ledger.record_intents(ctx.run_id, ctx.pair, [(key, "partner", item.file_id)])
         with open(path, "rb") as handle:
             attached = partner.attach(item.partner_deal, info.name, handle)
@@ -395,10 +403,13 @@ def sync_deal_files(ctx: RunContext, pulled, folder: str) -> dict[str, Any]:
             "files to delete": len(plan.remove_on_vendor) + len(plan.remove_on_partner),
         }
     run = DealFilesRun()
+    # Vendor files first: an attachment found to be one of them is not copied back.
     for item, side, file_id, step in [
-        *((i, "partner", i.file.id, copy_to_vendor) for i in plan.to_vendor),
         *((i, "vendor", i.file_id, copy_to_partner) for i in plan.to_partner),
+        *((i, "partner", i.file.id, copy_to_vendor) for i in plan.to_vendor),
     ]:
+        if file_id in run.adopted:
+            continue
         try:
             step(ctx, item, folder, run)
         except ConnectorError as exc:

@@ -257,3 +257,27 @@ def test_a_run_killed_after_creating_comments_does_not_duplicate_them(bottle):
     assert not again.notes.get("partner notes created")  # found through the intent, not re-sent
     assert list(_comments(crm, deal_id)) == ["Kick-off call booked"]
     assert not _run(pair.config).notes.get("partner notes updated")
+
+
+def test_an_attachment_already_there_is_adopted_not_made_again(bottle):
+    pair, crm = bottle
+    deal_id, vendor_deal = _registered(pair, crm)
+    pricing = _upload(pair, "vendor", "pricing.txt", b"price list v1")
+    note = _note(
+        pair,
+        "vendor",
+        vendor_deal,
+        "<p>Prices</p>",
+        dealsync_shared="true",
+        hs_attachment_ids=pricing,
+    )
+    # The same file already on the deal, untracked: what a run killed right after BottleCRM stored
+    # the attachment leaves behind, or the partner attaching the vendor's file too.
+    crm.attach(deal_id, "pricing.txt", b"price list v1")
+
+    report = _run(pair.config)
+    assert report.notes["files copied"] == 1
+    assert [a.name for a in crm.attachments(deal_id)] == ["pricing.txt"]
+    assert [n["id"] for n in _notes_on(pair, "vendor", vendor_deal)] == [note]  # not copied back
+    assert not _run(pair.config).notes.get("files copied")
+    assert len(crm.attachments(deal_id)) == 1
