@@ -9,7 +9,7 @@ PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/
 	$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 BOTTLECRM := .bottlecrm
 
-.PHONY: demo demo-bottlecrm test serve lint format bench lock clean bottlecrm
+.PHONY: demo demo-bottlecrm test serve lint format bench bench-bottlecrm lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pull_changes.py
+
+# What a run costs for a BottleCRM partner (no change feed) against a naive full detail scan.
+bench-bottlecrm: $(STAMP) $(BOTTLECRM)/template.db
+	$(BIN)/python bench/bottlecrm_runs.py
 
 # Re-resolve pinned versions after changing pyproject.toml dependencies.
 lock:
