@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import FileInfo, WriteInput
 from connectors.errors import ConnectorError
@@ -24,6 +24,9 @@ from dealsync.mapping import NotesMapping
 from dealsync.model import Side
 from dealsync.note_text import text_to_html
 from dealsync.rules import brake_engaged
+
+if TYPE_CHECKING:
+    from dealsync.note_engine import NotesPulled
 
 NOTES = "notes"
 FILES = "files"
@@ -164,7 +167,9 @@ def _attachments(ctx: RunContext, record_props: Mapping[str, str | None]) -> tup
     return tuple(part.strip() for part in raw.split(";") if part.strip())
 
 
-def gather_and_plan(ctx: RunContext, pulled) -> tuple[DealFilePlan, list[DealFileRow], dict]:
+def gather_and_plan(
+    ctx: RunContext, pulled: NotesPulled
+) -> tuple[DealFilePlan, list[DealFileRow], dict[str, tuple[str, ...]]]:
     """Read both sides' current files of the pair's shared deals and plan."""
     links = {
         link.id: (link.partner_id, link.vendor_id)
@@ -394,7 +399,7 @@ def _failed(side: Side, record_id: str, doing: str, exc: ConnectorError) -> Quar
     )
 
 
-def sync_deal_files(ctx: RunContext, pulled, folder: str) -> dict[str, Any]:
+def sync_deal_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> dict[str, Any]:
     """The whole files-on-deals phase: plan, copy both ways, delete, record (a dry run plans only)."""
     plan, tracked, vendor_notes = gather_and_plan(ctx, pulled)
     if ctx.dry_run:

@@ -759,6 +759,8 @@ def _run_pair(ctx: RunContext, call: Callable[..., Any] | None) -> RunReport:
 
             report.notes = run_notes(ctx, report.new_links, report.welcome, call)
             report.events += report.notes.pop("events", [])
+            if brake := report.notes.pop("brake", ""):
+                report.messages.append(brake)
         if not ctx.dry_run:
             _track_and_notify(ctx, report)
     except Exception as exc:
