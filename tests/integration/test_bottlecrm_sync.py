@@ -9,7 +9,7 @@ from connectors.bottlecrm import BottleCrmConnector
 from dealsync.config import load_config
 from dealsync.engine import open_context, run_pair
 from dealsync.ledger import Ledger
-from tests.integration.test_notes import _download, _note, _notes_on, _upload
+from tests.integration.test_notes import _download, _note, _notes_on, _owner, _upload
 from tests.integration.test_sync import _twin
 
 
@@ -146,6 +146,7 @@ def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
         "vendor",
         vendor_deal,
         "<p>Pricing <b>attached</b></p>",
+        _owner(pair, "vendor", "rep1@vendor.test"),
         dealsync_shared="true",
         hs_attachment_ids=pricing,
     )
@@ -153,7 +154,7 @@ def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
 
     preview = pair.cli("run", "--dry-run").output
     assert "files to copy: 2" in preview and "vendor notes created: 1" in preview, preview
-    assert "Pricing attached" not in _comments(crm, deal_id)  # a dry run writes nothing
+    assert len(crm.comments(deal_id)) == 2  # a dry run writes nothing
     assert len(crm.attachments(deal_id)) == 1
 
     report = _run(pair.config)
@@ -172,7 +173,8 @@ def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
     assert _download(pair, "vendor", file_note["hs_attachment_ids"]) == b"%PDF brief " * 500
 
     comments = _comments(crm, deal_id)
-    assert "Pricing attached" in comments  # HTML became plain text
+    # HTML became plain text; the vendor rep cannot be a BottleCRM comment's author: named in a line.
+    assert "Rep X (rep1@vendor.test) wrote:\n\nPricing attached" in comments
     assert not any("strategy" in text for text in comments)
     attachments = {a.name: a for a in crm.attachments(deal_id)}
     assert set(attachments) == {"brief.pdf", "pricing.txt"}
@@ -200,7 +202,9 @@ def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
     body = pair.api("vendor", "GET", f"/crm/v3/objects/notes/{from_comment['id']}").json()
     assert body["properties"]["hs_note_body"].endswith("<p>Demo on Tuesday</p>")
     assert body["properties"]["hs_note_body"].startswith('<p class="dealsync-author">')
-    assert "Pricing attached, valid until March" in _comments(crm, deal_id)
+    assert "Rep X (rep1@vendor.test) wrote:\n\nPricing attached, valid until March" in _comments(
+        crm, deal_id
+    )
 
     # A synced comment made internal leaves the vendor, and what is written after never crosses.
     visit = crm.add_comment(deal_id, "Visit planned")
