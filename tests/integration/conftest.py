@@ -185,7 +185,7 @@ def pair(crm_servers, tmp_path, monkeypatch, ledger_url) -> Pair:
 
 
 @pytest.fixture
-def bottle(crm_servers, tmp_path, monkeypatch):
+def bottle(crm_servers, tmp_path, monkeypatch, ledger_url):
     """Partner `beta` on a fresh BottleCRM org, vendor on the sandbox, `dealsync init` done."""
     vendor = crm_servers["vendor"]
     vendor.admin("POST", "reset")
@@ -196,7 +196,7 @@ def bottle(crm_servers, tmp_path, monkeypatch):
         monkeypatch.setenv("TEST_BETA_TOKEN", server.token)
         config = tmp_path / "dealsync.yaml"
         config.write_text(
-            f"ledger: sqlite:///{tmp_path}/ledger.db\n"
+            f"ledger: {ledger_url}\n"
             "vendor:\n"
             f'  crm: {{kind: hubspot, base_url: "{vendor.base_url}", token: "env:TEST_VENDOR_TOKEN"}}\n'
             "  owner_assignment: {strategy: round_robin, pool: [rep1@vendor.test, rep2@vendor.test]}\n"

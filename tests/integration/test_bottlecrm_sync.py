@@ -134,6 +134,7 @@ def _registered(pair, crm) -> tuple[str, str]:
     return deal_id, _twin(pair, "vendor", f"beta:partner:{deal_id}")["id"]
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite", "postgresql"], indirect=True)
 def test_comments_and_attachments_cross_and_internal_comments_stay(bottle):
     pair, crm = bottle
     deal_id, vendor_deal = _registered(pair, crm)
