@@ -98,13 +98,19 @@ def sync_partner(
         partner_id: The partner's id, as in dealsync.yaml (e.g. acme).
         dry_run: Compute and report the plan; write nothing to either CRM or the ledger.
         full_resync: Ignore the cursors and compare every record (finds drift incremental runs miss).
-        objects: What to sync: deals, notes (shared notes and comments), files (attachments of notes).
+        objects: What to sync: deals, notes (shared notes and comments), files (attachments of notes,
+            or of deals for a BottleCRM partner; they need notes too).
         allow_mass_deletion: Release the deletion brake for this run.
         config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
     """
     logger = get_run_logger()
     config = load_config(config_path)
     config.partner(partner_id)  # a clear error for an unknown partner, before anything else
+    if "files" in objects and "notes" not in objects:
+        raise ValueError(
+            f"objects={list(objects)}: files travel with shared notes, so syncing files needs notes "
+            "too; run with objects=['notes', 'files'] (or add deals)"
+        )
     ensure_pair_limit(partner_id)
     ledger = Ledger(config.ledger_url)
     ledger.migrate()

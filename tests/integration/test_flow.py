@@ -119,3 +119,12 @@ def test_a_bottlecrm_partner_syncs_through_the_same_flow(prefect_api, bottle):
     bodies = [n["hs_note_body"] for n in _notes_on(pair, "vendor", twin)]
     assert len(bodies) == 2 and any("Budget confirmed" in b for b in bodies)
     assert any("terms.txt" in b for b in bodies)
+
+
+def test_files_without_notes_is_refused_with_what_to_choose(prefect_api, pair):
+    pair.reset_counts()
+    state = sync_partner("acme", objects=["files"], config_path=str(pair.config), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValueError, match=r"needs notes too; run with objects=\['notes', 'files'\]"):
+        state.result()
+    assert pair.writes("vendor") == pair.writes("partner") == 0
