@@ -23,6 +23,7 @@ from dealsync.mapping import (
     DealMapping,
     FieldErrors,
     NotesMapping,
+    check_notes_fit,
     load_mapping,
     load_notes_mapping,
 )
@@ -166,18 +167,23 @@ def open_context(
 ) -> RunContext:
     """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
     partner = config.partner(partner_id)
+    connectors: dict[Side, Connector] = {
+        "partner": build_connector(partner.crm, f"partner {partner_id}"),
+        "vendor": build_connector(config.vendor_crm, "vendor"),
+    }
+    notes_mapping = (
+        load_notes_mapping(partner.notes_mapping_path) if partner.notes_mapping_path else None
+    )
+    for side, connector in connectors.items():
+        if notes_mapping is not None:
+            check_notes_fit(notes_mapping, side, connector.kind, connector.capabilities.files_on)
     return RunContext(
         pair=partner_id,
         partner=partner,
         mapping=load_mapping(partner.mapping_path),
-        notes_mapping=load_notes_mapping(partner.notes_mapping_path)
-        if partner.notes_mapping_path
-        else None,
+        notes_mapping=notes_mapping,
         ledger=ledger,
-        connectors={
-            "partner": build_connector(partner.crm, f"partner {partner_id}"),
-            "vendor": build_connector(config.vendor_crm, "vendor"),
-        },
+        connectors=connectors,
         config=config,
         dry_run=dry_run,
         full_resync=full_resync,

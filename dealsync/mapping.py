@@ -206,6 +206,23 @@ class DealMapping(MappingBase):
         }
 
 
+def check_notes_fit(mapping: NotesMapping, side: Side, kind: str, files_on: str) -> None:
+    """Refuse a notes mapping that asks a CRM for files on notes where it keeps them on deals."""
+    if files_on == "deals" and mapping.attachments(side):
+        text = Path(mapping.path).read_text()
+        line = _line_of(yaml.compose(text), ["attachments_property"])
+        raise MappingError(
+            [
+                MappingProblem(
+                    mapping.path,
+                    line,
+                    f"the {side} CRM ({kind}) keeps files on deals, not on notes: set "
+                    f"attachments_property to {{{side}: null, ...}} as mappings/bottlecrm_shared_notes.yaml does",
+                )
+            ]
+        )
+
+
 @cache
 def _schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())

@@ -303,6 +303,7 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
         owners_by_id[side] = {
             o.id: (o.email, f"{o.first_name} {o.last_name}".strip()) for o in owners
         }
+        # Some CRMs name a note's author by email (BottleCRM's commented_by): resolve those too.
         owners_by_id[side].update(
             {email: (email, name) for email, name in owners_by_id[side].values()}
         )

@@ -286,3 +286,14 @@ def test_an_attachment_already_there_is_adopted_not_made_again(bottle):
     assert [n["id"] for n in _notes_on(pair, "vendor", vendor_deal)] == [note]  # not copied back
     assert not _run(pair.config).notes.get("files copied")
     assert len(crm.attachments(deal_id)) == 1
+
+
+def test_a_notes_mapping_with_files_on_notes_is_refused_for_bottlecrm(bottle):
+    pair, _crm = bottle
+    pair.config.write_text(
+        pair.config.read_text() + "    notes_mapping: mappings/shared_notes.yaml\n"
+    )
+    result = pair.cli("run", ok=False)
+    assert result.exit_code != 0
+    assert "shared_notes.yaml:" in result.output and "keeps files on deals" in result.output
+    assert "attachments_property" in result.output
