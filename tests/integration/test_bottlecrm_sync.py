@@ -287,6 +287,13 @@ def test_an_attachment_already_there_is_adopted_not_made_again(bottle):
     assert not _run(pair.config).notes.get("files copied")
     assert len(crm.attachments(deal_id)) == 1
 
+    # Deleting it in BottleCRM takes the file off the vendor's note (the note itself stays).
+    crm.delete_file(crm.attachments(deal_id)[0].id)
+    assert _run(pair.config).notes["files deleted"] == 1
+    (kept,) = _notes_on(pair, "vendor", vendor_deal)
+    assert kept["id"] == note and not kept["hs_attachment_ids"]
+    assert _download(pair, "vendor", pricing) is None
+
 
 def test_a_notes_mapping_with_files_on_notes_is_refused_for_bottlecrm(bottle):
     pair, _crm = bottle
