@@ -378,6 +378,10 @@ class BottleCrmConnector:
             if body is None:
                 continue
             records = [_comment_record(deal_id, c) for c in body.get("comments", [])]
+            for gone in [
+                i for i, r in self._comments.items() if r.associations["deals"] == (deal_id,)
+            ]:
+                del self._comments[gone]  # deleted since the last read of this deal
             self._comments.update({r.id: r for r in records})
             self._attachments[deal_id] = _attachment_infos(body)
             found[deal_id] = tuple(r.id for r in records)
@@ -432,16 +436,16 @@ class BottleCrmConnector:
     # ---- comments and attachments ----------------------------------------------------------
     def comments(self, deal_id: str) -> list[dict[str, Any]]:
         """A deal's comments: id, comment, commented_on, author email, is_internal."""
-        body = self.detail(deal_id) or {}
+        ids = self.associations("deals", NOTES, [deal_id]).get(deal_id, ())
         return [
             {
-                "id": str(c["id"]),
-                "comment": c.get("comment") or "",
-                "commented_on": c.get("commented_on"),
-                "email": ((c.get("commented_by") or {}).get("user_details") or {}).get("email"),
-                "is_internal": bool(c.get("is_internal")),
+                "id": note.id,
+                "comment": note.properties["comment"],
+                "commented_on": note.properties["commented_on"],
+                "email": note.properties["commented_by"],
+                "is_internal": note.properties["is_internal"] == "true",
             }
-            for c in body.get("comments", [])
+            for note in (self._comments[i] for i in ids)
         ]
 
     def add_comment(self, deal_id: str, text: str, internal: bool = False) -> str:

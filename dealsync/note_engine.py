@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +61,8 @@ class NotesPulled:
     stash: dict[str, StashedFile] = field(default_factory=dict)  # sha256 -> a readable copy
     quarantined: list[Quarantined] = field(default_factory=list)
     welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
-    snapshots: dict[Side, dict[str, str]] = field(
-        default_factory=dict
-    )  # complete scans: id -> hash
+    # Complete scans (snapshot CRMs): note id -> content hash.
+    snapshots: dict[Side, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _may_cross(
     deals: tuple[str, ...],
     twins,
     linked: set[str],
-    own: set[str] = frozenset(),  # type: ignore[assignment]
+    own: Collection[str] = (),
 ) -> bool:
     """Visibility: linked notes, this pair's twins, and notes on shared deals that are not private."""
     mapping = ctx.notes_mapping
