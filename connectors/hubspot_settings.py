@@ -23,3 +23,4 @@ SEARCH_RESULT_CAP = 10_000
 DEFAULT_LOOKBACK_MS = 5 * 60 * 1000
 MODIFIED = "hs_lastmodifieddate"
 OBJECT_ID = "hs_object_id"
+NOTE_TO_DEAL = 214  # HubSpot-defined association type: note -> deal

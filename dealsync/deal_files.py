@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import FileInfo, WriteInput
 from connectors.errors import ConnectorError
+from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.engine import Quarantined, RunContext, audit_row, record_quarantine
 from dealsync.ledger.models import DealFileRow
 from dealsync.ledger.repo import RunCommit
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 NOTES = "notes"
 FILES = "files"
-NOTE_TO_DEAL = 214
 
 
 def file_note_key(pair: str, attachment_id: str) -> str:

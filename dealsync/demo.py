@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
 from dealsync.runner import run_partners
@@ -24,7 +25,6 @@ from sandbox.traffic import Limits
 
 # The demo writes and reads back at once, so its sandboxes make writes searchable immediately.
 DEMO_LIMITS = Limits(search_lag_ms=0)
-NOTE_ON_DEAL = 214
 
 
 class DemoCrm:
@@ -71,7 +71,7 @@ class DemoCrm:
                     "types": [
                         {
                             "associationCategory": "HUBSPOT_DEFINED",
-                            "associationTypeId": NOTE_ON_DEAL,
+                            "associationTypeId": NOTE_TO_DEAL,
                         }
                     ],
                 }

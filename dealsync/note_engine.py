@@ -14,6 +14,7 @@ import pandas as pd
 from connectors.base import Record, WriteInput, WriteOutcome, content_hash
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
+from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.deal_files import stream_to, sync_deal_files, too_big
 from dealsync.engine import Quarantined, RunContext, audit_row, conflict_rows, record_quarantine
 from dealsync.isolation import IsolationError, check_partner_writes, partner_ids_of
@@ -33,7 +34,6 @@ from validation.quarantine import SchemaLevelError, split_valid
 from validation.schemas import RAW_SCHEMAS
 
 NOTES = "notes"
-NOTE_TO_DEAL = 214
 
 
 @dataclass
