@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -19,6 +20,16 @@ def prefect_api():
     """Prefect's temporary API server, started once for this module (it takes 20-30 s here)."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def _wait_until_free(limit_name: str) -> None:
+    """Wait until a global concurrency limit has no active slot (a condition, not a delay)."""
+    with get_client(sync_client=True) as client:
+        for _ in range(600):
+            if client.read_global_concurrency_limit_by_name(limit_name).active_slots == 0:
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"{limit_name} kept a slot for a minute after its holder released it")
 
 
 async def _artifacts(key: str) -> list:
@@ -82,11 +93,17 @@ def test_a_second_run_of_the_same_pair_ends_cancelled_with_a_clear_message(
     from dealsync.ledger import Ledger
     from dealsync.ledger.lease import PairLease
 
-    monkeypatch.setattr(flows.sync, "PAIR_LIMIT_WAIT_S", 1.0)
     flows.sync.ensure_pair_limit("acme")
+    # Held here for the whole call: the run's short wait can only end in a timeout.
+    usual_wait = flows.sync.PAIR_LIMIT_WAIT_S
+    monkeypatch.setattr(flows.sync, "PAIR_LIMIT_WAIT_S", 1.0)
     with concurrency(flows.sync.pair_limit_name("acme"), occupy=1, strict=True):
         state = sync_partner("acme", config_path=str(pair.config), return_state=True)
     assert state.is_cancelled() and "another run held the pair" in state.message
+    # The next runs must get the slot: wait until the server shows it free, and wait for it as
+    # long as a real run would (a release can take the server a moment to record).
+    monkeypatch.setattr(flows.sync, "PAIR_LIMIT_WAIT_S", usual_wait)
+    _wait_until_free(flows.sync.pair_limit_name("acme"))
 
     # The ledger lease guards the pair too (CLI runs, other Prefect servers).
     ledger = Ledger(load_config(pair.config).ledger_url)
