@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 app = typer.Typer(
     help="Keep shared deals in sync between partner CRMs and the vendor CRM.", no_args_is_help=True
@@ -93,7 +95,7 @@ PartnerOption = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -118,7 +120,7 @@ def mapping_check(file: Annotated[Path, typer.Argument(help="The mapping file to
     data, problems = check_mapping(file)
     if problems:
         for problem in problems:
-            err_console.print(f"[red]{problem}[/red]")
+            err_console.print(Text(str(problem), style="red"))
         raise typer.Exit(1)
     mapping = load_notes_mapping(file) if data.get("object") == "notes" else load_mapping(file)
     flowing = len(mapping.synced_fields())
@@ -238,7 +240,7 @@ def quarantine_list(config: ConfigOption = None, partner: PartnerOption = None) 
             e.side,
             e.record_id,
             e.stage,
-            "; ".join(e.reasons),
+            Text("; ".join(e.reasons)),
             str(e.attempts),
             str(e.last_seen)[:19],
         )
@@ -293,9 +295,9 @@ def conflicts(
             c.pair,
             str(c.link_id),
             c.field,
-            repr(c.base_value),
-            repr(c.partner_value),
-            repr(c.vendor_value),
+            Text(repr(c.base_value)),
+            Text(repr(c.partner_value)),
+            Text(repr(c.vendor_value)),
             c.rule,
             c.winner,
         )

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 from connectors.base import FileInfo, WriteInput
 from connectors.errors import ConnectorError
 from connectors.hubspot_settings import NOTE_TO_DEAL
-from dealsync.engine import Quarantined, RunContext, audit_row, record_quarantine
+from dealsync.engine import (
+    Quarantined,
+    RunContext,
+    TwinWrite,
+    audit_row,
+    create_twins,
+    record_quarantine,
+)
+from dealsync.isolation import check_vendor_writes
 from dealsync.ledger.models import DealFileRow
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import NotesMapping
@@ -249,9 +257,13 @@ def copy_to_vendor(ctx: RunContext, item: PartnerFile, folder: str, run: DealFil
         share.property: share.equals or "true",
         mapping.attachments("vendor"): uploaded.id,
     }
-    outcome = vendor.upsert(NOTES, mapping.key("vendor"), [WriteInput(key, props)])[0]
+    write = TwinWrite(
+        key, "vendor", item.file.id, props, (("deals", item.vendor_deal, NOTE_TO_DEAL),)
+    )
+    outcome = create_twins(ctx, NOTES, mapping.key, [write], intent_object=FILES)[key]
     if not outcome.ok or outcome.record is None:
         raise outcome.error or ConnectorError("the vendor note was not created")
+    run.intents_done[key] = outcome.record.id
     vendor.associate(NOTES, "deals", [(outcome.record.id, item.vendor_deal)], NOTE_TO_DEAL)
     ctx.ledger.add_deal_file(
         DealFileRow(
@@ -307,7 +319,7 @@ def copy_to_partner(ctx: RunContext, item: VendorFile, folder: str, run: DealFil
     if attached is not None:
         run.adopted.add(attached.id)
     else:
-        ctx.ledger.record_intents(ctx.run_id, ctx.pair, [(key, "partner", item.file_id)])
+        ctx.ledger.record_intents(ctx.run_id, ctx.pair, FILES, [(key, "partner", item.file_id)])
         with open(path, "rb") as handle:
             attached = partner.attach(item.partner_deal, info.name, handle)
     ctx.ledger.add_deal_file(
@@ -407,6 +419,7 @@ def sync_deal_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> dict[s
             "files to copy": len(plan.to_vendor) + len(plan.to_partner),
             "files to delete": len(plan.remove_on_vendor) + len(plan.remove_on_partner),
         }
+    check_vendor_writes(ctx.ledger, ctx.pair, "deals", [i.vendor_deal for i in plan.to_vendor])
     run = DealFilesRun()
     # Vendor files first: an attachment found to be one of them is not copied back.
     for item, side, file_id, step in [
@@ -438,14 +451,5 @@ def sync_deal_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> dict[s
         "events": run.events,
         "brake": plan.brake,
         "resolved": resolved,
-        "quarantine": [
-            {
-                "side": q.side,
-                "record_id": q.record_id,
-                "stage": q.stage,
-                "reasons": q.reasons,
-                "object": FILES,
-            }
-            for q in run.quarantined
-        ],
+        "quarantine": [q.row() for q in run.quarantined],
     }

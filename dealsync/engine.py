@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
 from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
-from dealsync.isolation import check_partner_writes
+from dealsync.isolation import check_partner_writes, check_vendor_writes
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairLease
 from dealsync.ledger.repo import RunCommit
@@ -27,8 +27,8 @@ from dealsync.mapping import (
     load_mapping,
     load_notes_mapping,
 )
-from dealsync.model import SIDES, Conflict, Link, Plan, Side, SideRecord, other, to_json
-from dealsync.plan import PlanInput, make_plan, parse_key
+from dealsync.model import SIDES, Conflict, Link, Plan, Side, SideRecord, Skip, other, to_json
+from dealsync.plan import PlanInput, key_of, make_plan, parse_key
 from validation.quarantine import SchemaLevelError, split_valid
 from validation.schemas import RAW_SCHEMAS, canonical_deals
 
@@ -74,6 +74,35 @@ class Quarantined:
     payload: dict[str, Any]
     retriable: bool = True
     object_type: str = OBJECT
+    security: bool = False  # a trust boundary held: shown as a security event in the run report
+
+    def row(self) -> dict[str, Any]:
+        """How run reports show it."""
+        return {
+            "side": self.side,
+            "record_id": self.record_id,
+            "stage": self.stage,
+            "reasons": self.reasons,
+            "object": self.object_type,
+            "security": self.security,
+        }
+
+
+def skipped(skips: list[Skip], object_type: str = OBJECT) -> list[Quarantined]:
+    """The records a plan could not act on, as quarantine entries."""
+    return [
+        Quarantined(
+            s.side,
+            s.record_id,
+            "trust" if s.security else "plan",
+            [s.reason],
+            {},
+            False,
+            object_type,
+            s.security,
+        )
+        for s in skips
+    ]
 
 
 @dataclass
@@ -135,6 +164,16 @@ class RunReport:
     changes: list[dict[str, Any]] = field(default_factory=list)
     active_registrations: int | None = None
 
+    @property
+    def security(self) -> list[str]:
+        """Trust boundaries this run held (forged keys, records of another partner), one line each."""
+        rows = [*self.quarantined, *self.notes.get("quarantine", [])]
+        return [
+            f"{q['side']} {q.get('object', OBJECT)[:-1]} {q['record_id']}: {'; '.join(q['reasons'])}"
+            for q in rows
+            if q.get("security")
+        ]
+
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (what the ledger keeps per run)."""
         return {
@@ -150,6 +189,7 @@ class RunReport:
             "messages": self.messages,
             "notes": {k: v for k, v in self.notes.items() if k not in ("plan", "quarantine")},
             "active_registrations": self.active_registrations,
+            "security": self.security,
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 3),
         }
@@ -195,12 +235,13 @@ def open_context(
 
 # ---- pull --------------------------------------------------------------------------------
 def _relevant(ctx: RunContext, side: Side, record: Record, linked: set[str]) -> bool:
-    """Visibility as a rule: only records this pair may ever see enter the run."""
+    """Visibility as a rule: only records this pair may ever see enter the run (linked ones, shared
+    ones, and ones whose key claims to be this pair's: the planner judges every claim)."""
     if record.id in linked:
         return True
-    key = record.properties.get(ctx.mapping.key(side))
-    if key:
-        return parse_key(ctx.pair, key) is not None
+    key = (record.properties.get(ctx.mapping.key(side)) or "").strip()
+    if key and parse_key(ctx.pair, key) is not None:
+        return True
     rule = ctx.mapping.registration if side == "partner" else ctx.mapping.conversion
     return rule.matches(record.properties, ctx.pair)
 
@@ -248,7 +289,7 @@ def pull(ctx: RunContext) -> Pulled:
         retry = [
             e.record_id
             for e in ctx.ledger.open_quarantine(ctx.pair, side)
-            if e.record_id not in records[side]
+            if e.object_type == OBJECT and e.record_id not in records[side]
         ]
         if retry:
             found = (
@@ -382,6 +423,16 @@ def plan_run(ctx: RunContext, pulled: Pulled, validated: Validated) -> Plan:
         owners[side] = {
             o.email.lower(): o.id for o in ctx.connectors[side].owners() if not o.archived
         }
+    linked = {side: {_side_id(link, side) for link in pulled.links} for side in SIDES}
+    unlinked = {
+        side: [rid for rid in validated.records[side] if rid not in linked[side]] for side in SIDES
+    }
+    keys = [
+        key_of(ctx.mapping, side, validated.records[side][rid])
+        for side in SIDES
+        for rid in unlinked[side]
+    ]
+    taken = ctx.ledger.linked_elsewhere(ctx.pair, OBJECT, unlinked["vendor"])
     inp = PlanInput(
         pair=ctx.pair,
         mapping=ctx.mapping,
@@ -393,6 +444,9 @@ def plan_run(ctx: RunContext, pulled: Pulled, validated: Validated) -> Plan:
         owner_turn=ctx.ledger.owner_turn(ctx.pair),
         active_links=ctx.ledger.count_links(ctx.pair),
         allow_mass_deletion=ctx.allow_mass_deletion,
+        intents=ctx.ledger.intents(ctx.pair, [OBJECT], keys),
+        known=frozenset(ctx.ledger.known_records(ctx.pair, OBJECT, unlinked)),  # type: ignore[arg-type]
+        taken=frozenset(("vendor", vendor_id) for vendor_id in taken),
     )
     return make_plan(inp)
 
@@ -409,25 +463,23 @@ def push(ctx: RunContext, plan: Plan) -> Pushed:
         [u.record_id for u in plan.updates if u.target == "partner" and u.link_id is not None]
         + [d.target_id for d in plan.deletes if d.source == "vendor" and d.action != "unlink"],
     )
-    ctx.ledger.record_intents(
-        ctx.run_id, ctx.pair, [(c.key, c.target, c.source_id) for c in plan.creates]
+    check_vendor_writes(
+        ctx.ledger,
+        ctx.pair,
+        OBJECT,
+        [u.record_id for u in plan.updates if u.target == "vendor" and u.link_id is not None]
+        + [d.target_id for d in plan.deletes if d.source == "partner" and d.action != "unlink"],
+    )
+    held = _hold_deletes_of_other_partners(ctx, plan)
+    creates = create_twins(
+        ctx,
+        OBJECT,
+        ctx.mapping.key,
+        [TwinWrite(c.key, c.target, c.source_id, c.properties) for c in plan.creates],
     )
     total = len(plan.creates) + len(plan.updates) + len(plan.deletes)
-    done = 0
-    creates: dict[str, WriteOutcome] = {}
-    for target in SIDES:
-        batch = [c for c in plan.creates if c.target == target]
-        if batch:
-            inputs = [
-                WriteInput(
-                    c.key, {k: v for k, v in c.properties.items() if k != ctx.mapping.key(target)}
-                )
-                for c in batch
-            ]
-            for outcome in ctx.connectors[target].upsert(OBJECT, ctx.mapping.key(target), inputs):
-                creates[outcome.ref] = outcome
-            done += len(batch)
-            _progress(ctx, "creates", done, total)
+    done = len(plan.creates)
+    _progress(ctx, "creates", done, total)
     updates: dict[tuple[Side, str], WriteOutcome] = {}
     for target in SIDES:
         merged: dict[str, dict[str, str]] = defaultdict(dict)
@@ -486,7 +538,90 @@ def push(ctx: RunContext, plan: Plan) -> Pushed:
         for (side, rid), outcome in deletes.items()
         if not outcome.ok
     ]
-    return Pushed(creates, updates, deletes, failures)
+    return Pushed(creates, updates, deletes, failures + held)
+
+
+@dataclass(frozen=True)
+class TwinWrite:
+    """One twin to create: its key, where, from which source record, with what."""
+
+    key: str
+    target: Side
+    source_id: str
+    properties: Mapping[str, Any]
+    associations: Sequence[tuple[str, str, int]] = ()
+
+
+def create_twins(
+    ctx: RunContext,
+    object_type: str,
+    key_property: Callable[[Side], str | None],
+    wanted: Sequence[TwinWrite],
+    intent_object: str | None = None,
+) -> dict[str, WriteOutcome]:
+    """Create twins by key, recording each intent in the ledger first (as `intent_object`, by
+    default the CRM object). A create an earlier run left pending may have happened: it is an upsert
+    on the key. Any other is a plain create, which a CRM with unique keys refuses when a record
+    already carries the key (someone else's claim, never adopted)."""
+    assert ctx.run_id is not None
+    kind = intent_object or object_type
+    earlier = ctx.ledger.earlier_intents(ctx.pair, kind, [c.key for c in wanted], ctx.run_id)
+    ctx.ledger.record_intents(
+        ctx.run_id, ctx.pair, kind, [(c.key, c.target, c.source_id) for c in wanted]
+    )
+    outcomes: dict[str, WriteOutcome] = {}
+    for target in SIDES:
+        prop = key_property(target)
+        batch = [c for c in wanted if c.target == target]
+        retry = [c for c in batch if c.key in earlier and prop]
+        fresh = [c for c in batch if c not in retry]
+        connector = ctx.connectors[target]
+        if retry:
+            inputs = [
+                WriteInput(c.key, {k: v for k, v in c.properties.items() if k != prop})
+                for c in retry
+            ]
+            outcomes.update({o.ref: o for o in connector.upsert(object_type, prop, inputs)})
+        if fresh:
+            inputs = [
+                WriteInput(
+                    c.key, {**c.properties, **({prop: c.key} if prop else {})}, None, c.associations
+                )
+                for c in fresh
+            ]
+            outcomes.update({o.ref: o for o in connector.create(object_type, inputs)})
+    return outcomes
+
+
+def _hold_deletes_of_other_partners(ctx: RunContext, plan: Plan) -> list[Quarantined]:
+    """The last check before archiving vendor deals: each must still be marked for this partner
+    (read now). A deletion of a deal marked for another partner is held and quarantined."""
+    targets = [d for d in plan.deletes if d.source == "partner" and d.action != "unlink"]
+    if not targets:
+        return []
+    rule = ctx.mapping.conversion
+    current = ctx.connectors["vendor"].read(OBJECT, [d.target_id for d in targets], [rule.property])
+    held = [
+        d
+        for d in targets
+        if d.target_id in current and not rule.matches(current[d.target_id].properties, ctx.pair)
+    ]
+    plan.deletes = [d for d in plan.deletes if d not in held]
+    return [
+        Quarantined(
+            "vendor",
+            d.target_id,
+            "trust",
+            [
+                f"vendor deal {d.target_id} is linked to partner {ctx.pair} but its {rule.property} "
+                f"is {current[d.target_id].properties.get(rule.property) or ''!r}: its deletion is "
+                f"held until it is marked for {ctx.pair} again"
+            ],
+            {},
+            security=True,
+        )
+        for d in held
+    ]
 
 
 def _progress(ctx: RunContext, what: str, done: int, total: int) -> None:
@@ -587,7 +722,7 @@ def commit(
     }
     conflicts = conflict_rows(plan.conflicts)
     cursors = {(side, OBJECT): value for side, value in pulled.cursors.items() if value is not None}
-    ctx.ledger.commit_run(
+    refused = ctx.ledger.commit_run(
         ctx.run_id,
         ctx.pair,
         RunCommit(
@@ -599,14 +734,13 @@ def commit(
             cursors,
             intents_done,
             plan.next_owner_turn,
+            intents_failed=refused_creates(plan.creates, pushed.creates),
         ),
     )
     for side, scanned in pulled.snapshots.items():
         ctx.ledger.save_snapshot(ctx.pair, side, scanned)
-    quarantined = validated.quarantined + pushed.failures
-    quarantined += [
-        Quarantined(s.side, s.record_id, "plan", [s.reason], {}, False) for s in plan.skips
-    ]
+    quarantined = validated.quarantined + pushed.failures + skipped(plan.skips)
+    quarantined += refused_links(refused, "deal")
     record_quarantine(ctx, quarantined)
     still_bad = {(q.side, q.record_id) for q in quarantined}
     for side in SIDES:
@@ -614,13 +748,38 @@ def commit(
         report.resolved += ctx.ledger.resolve_quarantine(ctx.pair, side, healthy)
     report.conflicts = conflicts
     report.changes = changes
-    report.quarantined = [
-        {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
-        for q in quarantined
-    ]
+    report.quarantined = [q.row() for q in quarantined]
     report.messages = list(plan.notes)
     report.brake = plan.brake_reason
     return report
+
+
+def refused_creates(creates: list, outcomes: dict[str, WriteOutcome]) -> list[str]:
+    """Keys of creates the CRM refused for good (they did not happen: their intents failed)."""
+    return [
+        c.key
+        for c in creates
+        if c.key in outcomes
+        and not outcomes[c.key].ok
+        and not getattr(outcomes[c.key].error, "retriable", True)
+    ]
+
+
+def refused_links(links: list[Link], noun: str, object_type: str = OBJECT) -> list[Quarantined]:
+    """Links the ledger refused (one of their records is linked already): the claimant is quarantined."""
+    entries = []
+    for link in links:
+        side = other(link.origin)
+        record_id = link.vendor_id if side == "vendor" else link.partner_id
+        reason = (
+            f"{side} {noun} {record_id} was to be linked with {link.origin} {noun} "
+            f"{link.partner_id if side == 'vendor' else link.vendor_id}, but one of them is linked "
+            "already: nothing was linked (a link is never moved)"
+        )
+        entries.append(
+            Quarantined(side, record_id, "trust", [reason], {}, False, object_type, True)
+        )
+    return entries
 
 
 def _track_and_notify(ctx: RunContext, report: RunReport) -> None:
@@ -725,11 +884,7 @@ def dry_run_report(ctx: RunContext, pulled: Pulled, validated: Validated, plan: 
         }
         for c in plan.conflicts
     ]
-    skipped = [Quarantined(s.side, s.record_id, "plan", [s.reason], {}) for s in plan.skips]
-    report.quarantined = [
-        {"side": q.side, "record_id": q.record_id, "stage": q.stage, "reasons": q.reasons}
-        for q in [*validated.quarantined, *skipped]
-    ]
+    report.quarantined = [q.row() for q in [*validated.quarantined, *skipped(plan.skips)]]
     report.messages = list(plan.notes)
     report.brake = plan.brake_reason
     return report

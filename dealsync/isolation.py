@@ -1,8 +1,9 @@
-"""The last check before anything is written to a partner CRM: it must belong to this pair.
+"""The last check before anything is written to either CRM: it must belong to this pair.
 
-Visibility is decided early (pulls drop what a pair may not see); this guard re-checks every write
-bound for a partner portal against the ledger, so that no mapping, bug or stale record can put a deal,
-note or file of one partner into another partner's CRM.
+Visibility is decided early (pulls drop what a pair may not see, the planner refuses keys the ledger
+did not issue); these guards re-check every write against the ledger, so that no mapping, bug or
+stale record can put a deal, note or file of one partner into another partner's CRM, nor write into
+the vendor's record of another partner.
 """
 
 from __future__ import annotations
@@ -17,22 +18,6 @@ from dealsync.ledger.models import LinkRow
 
 class IsolationError(RuntimeError):
     """A write would cross from one partner's shared data into another partner's CRM; the run stops."""
-
-
-def owners_elsewhere(
-    ledger: Ledger, pair: str, object_type: str, vendor_ids: Iterable[str]
-) -> dict[str, str]:
-    """Vendor records (of these ids) that are linked to a pair other than `pair`: id -> that pair."""
-    ids = list(set(vendor_ids))
-    if not ids:
-        return {}
-    with ledger.session() as s:
-        rows = s.execute(
-            sa.select(LinkRow.vendor_id, LinkRow.pair).where(
-                LinkRow.object_type == object_type, LinkRow.pair != pair, LinkRow.vendor_id.in_(ids)
-            )
-        )
-        return dict(rows.all())
 
 
 def partner_ids_of(ledger: Ledger, pair: str, object_type: str) -> set[str]:
@@ -60,7 +45,7 @@ def check_partner_writes(
     none may be linked to another pair. `partner_targets`: partner record ids about to be written; each
     must be linked to this pair (or be in `extra_allowed`, e.g. deals created earlier in this run).
     """
-    stolen = owners_elsewhere(ledger, pair, object_type, created_from_vendor)
+    stolen = ledger.linked_elsewhere(pair, object_type, created_from_vendor)
     if stolen:
         detail = ", ".join(
             f"vendor {object_type[:-1]} {vid} (partner {other})"
@@ -74,4 +59,30 @@ def check_partner_writes(
     if foreign:
         raise IsolationError(
             f"refusing to write to partner {pair}'s CRM: {object_type} {', '.join(foreign)} are not linked to this pair"
+        )
+
+
+def check_vendor_writes(
+    ledger: Ledger, pair: str, object_type: str, vendor_targets: Iterable[str]
+) -> None:
+    """Raise IsolationError unless every vendor record about to be written is linked to `pair` now."""
+    wanted = sorted(set(vendor_targets))
+    if not wanted:
+        return
+    with ledger.session() as s:
+        owned = set(
+            s.scalars(
+                sa.select(LinkRow.vendor_id).where(
+                    LinkRow.pair == pair,
+                    LinkRow.object_type == object_type,
+                    LinkRow.state == "active",
+                    LinkRow.vendor_id.in_(wanted),
+                )
+            )
+        )
+    foreign = [v for v in wanted if v not in owned]
+    if foreign:
+        raise IsolationError(
+            f"refusing to write to the vendor CRM for partner {pair}: vendor {object_type} "
+            f"{', '.join(foreign)} are not linked to this pair"
         )

@@ -274,6 +274,7 @@ class Skip:
     side: Side
     record_id: str
     reason: str
+    security: bool = False  # a trust boundary held (a forged key, a record of another partner)
 
 
 @dataclass

@@ -15,9 +15,26 @@ from connectors.base import Record, WriteInput, WriteOutcome, content_hash
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
 from connectors.hubspot_settings import NOTE_TO_DEAL
-from dealsync.deal_files import stream_to, sync_deal_files, too_big
-from dealsync.engine import Quarantined, RunContext, audit_row, conflict_rows, record_quarantine
-from dealsync.isolation import IsolationError, check_partner_writes, partner_ids_of
+from dealsync.claims import Intent
+from dealsync.deal_files import FILES, stream_to, sync_deal_files, too_big
+from dealsync.engine import (
+    Quarantined,
+    RunContext,
+    TwinWrite,
+    audit_row,
+    conflict_rows,
+    create_twins,
+    record_quarantine,
+    refused_creates,
+    refused_links,
+    skipped,
+)
+from dealsync.isolation import (
+    IsolationError,
+    check_partner_writes,
+    check_vendor_writes,
+    partner_ids_of,
+)
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
 from dealsync.model import SIDES, Link, Side, other
@@ -100,10 +117,11 @@ def _may_cross(
         return True
     if record.id in own:
         return False  # a welcome note dealsync wrote where notes hold no key: it never crosses back
-    key = record.properties.get(mapping.key(side)) if mapping.key(side) else None
-    if key:
-        return parse_key(ctx.pair, key) is not None
-    if not any(d in twins[side] for d in deals):
+    key = (record.properties.get(mapping.key(side)) or "").strip() if mapping.key(side) else ""
+    on_shared_deal = any(d in twins[side] for d in deals)
+    if key:  # a claim: the planner judges it by the ledger's word
+        return on_shared_deal or parse_key(ctx.pair, key) is not None
+    if not on_shared_deal:
         return False
     share = mapping.share(side)
     flag = (record.properties.get(share.property) or "").strip().lower()
@@ -361,6 +379,7 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
                 author[0] if author else None,
                 author[1] if author else "",
             )
+    intents, known = _ledger_word(ctx, pulled, notes)
     plan = make_note_plan(
         NotePlanInput(
             pair=ctx.pair,
@@ -372,12 +391,49 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
             gone=frozenset(pulled.gone),
             welcome=tuple(pulled.welcome),
             sync_files=files_on_notes(ctx),
+            intents=intents,
+            known=known,
         )
     )
     keyless = [c.key for c in plan.creates if not mapping.key(c.target)]
-    interrupted = ctx.ledger.earlier_intents(ctx.pair, keyless, ctx.run_id or -1)
+    interrupted = ctx.ledger.earlier_intents(ctx.pair, NOTES, keyless, ctx.run_id or -1)
     adopt_interrupted_creates(plan, mapping, notes, interrupted, pulled.links)
     return plan, quarantined
+
+
+def _ledger_word(
+    ctx: RunContext, pulled: NotesPulled, notes: dict[Side, dict[str, NoteRecord]]
+) -> tuple[dict[str, Intent], frozenset[tuple[Side, str]]]:
+    """What the ledger says about the unlinked notes' keys: note intents by key, and the notes it
+    knows (linked before, or made by dealsync: welcome notes and the files phase's file notes)."""
+    mapping = ctx.notes_mapping
+    linked = {side: {_id_on(link, side) for link in pulled.links} for side in SIDES}
+    unlinked = {side: [n for n in notes[side] if n not in linked[side]] for side in SIDES}
+    keys = {
+        side: {
+            n: key
+            for n in unlinked[side]
+            if mapping.key(side)
+            and (key := (notes[side][n].record.raw.get(mapping.key(side)) or "").strip())
+        }
+        for side in SIDES
+    }
+    every_key = [k for by_note in keys.values() for k in by_note.values()]
+    intents = ctx.ledger.intents(ctx.pair, [NOTES], every_key)
+    known = ctx.ledger.known_records(ctx.pair, NOTES, unlinked)
+    # A file note whose files-phase create was interrupted carries that phase's key: its own.
+    made_by_files = ctx.ledger.intents(ctx.pair, [FILES], every_key)
+    known |= {
+        (side, n)
+        for side in SIDES
+        for n, key in keys[side].items()
+        if key in made_by_files and made_by_files[key].target_side == side
+    }
+    return intents, frozenset(known)  # type: ignore[arg-type]
+
+
+def _id_on(link: Link, side: Side) -> str:
+    return link.partner_id if side == "partner" else link.vendor_id
 
 
 # ---- push ---------------------------------------------------------------------------------
@@ -444,8 +500,18 @@ def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOut
         [u.note_id for u in plan.updates if u.target == "partner"]
         + [d.target_id for d in plan.deletes if d.source == "vendor" and d.action != "unlink"],
     )
-    ctx.ledger.record_intents(
-        ctx.run_id, ctx.pair, [(c.key, c.target, c.source_id) for c in plan.creates]
+    check_vendor_writes(
+        ctx.ledger,
+        ctx.pair,
+        "deals",
+        [c.deal_id for c in plan.creates if c.target == "vendor"],
+    )
+    check_vendor_writes(
+        ctx.ledger,
+        ctx.pair,
+        NOTES,
+        [u.note_id for u in plan.updates if u.target == "vendor" and u.link_id is not None]
+        + [d.target_id for d in plan.deletes if d.source == "partner" and d.action != "unlink"],
     )
     mover = FileMover(ctx, pulled)
     creates: dict[str, WriteOutcome] = {}
@@ -459,20 +525,21 @@ def push_notes(ctx: RunContext, pulled: NotesPulled, plan: NotePlan) -> NotesOut
             batch = [c for c in wave if c.target == target]
             if not batch:
                 continue
-            inputs = [
-                WriteInput(
+            # Where notes hold no key, an interrupted run's creates were adopted while planning.
+            ready = [
+                TwinWrite(
                     c.key,
+                    c.target,
+                    c.source_id,
                     _create_props(ctx, c, mover, new_twin),
-                    associations=[("deals", c.deal_id, NOTE_TO_DEAL)],
+                    (("deals", c.deal_id, NOTE_TO_DEAL),),
                 )
                 for c in batch
             ]
-            if mapping.key(target):
-                outcomes = ctx.connectors[target].upsert(NOTES, mapping.key(target), inputs)
-            else:  # no key on this CRM: an interrupted run's creates were adopted while planning
-                outcomes = ctx.connectors[target].create(NOTES, inputs)
+            made = create_twins(ctx, NOTES, mapping.key, ready)
             pairs = []
-            for create, outcome in zip(batch, outcomes, strict=True):
+            for create in batch:
+                outcome = made[create.key]
                 creates[create.key] = outcome
                 if outcome.ok and outcome.record is not None:
                     new_twin[(other(target), create.source_id)] = outcome.record.id
@@ -631,19 +698,28 @@ def commit_notes(
     bases = {lid: base for lid, base in plan.new_bases.items() if lid not in failed}
     conflicts = conflict_rows(plan.conflicts, prefix="note.")
     cursors = {(side, NOTES): value for side, value in pulled.cursors.items() if value is not None}
-    ctx.ledger.commit_run(
+    refused = ctx.ledger.commit_run(
         ctx.run_id,
         ctx.pair,
-        RunCommit(new_links, bases, states, changes, conflicts, cursors, intents, None, NOTES),
+        RunCommit(
+            new_links,
+            bases,
+            states,
+            changes,
+            conflicts,
+            cursors,
+            intents,
+            None,
+            NOTES,
+            refused_creates(plan.creates, outcome.creates),
+        ),
     )
     _save_note_snapshots(ctx, pulled, plan, outcome)
     everything = (
         quarantined
         + outcome.failures
-        + [
-            Quarantined(s.side, s.record_id, "plan", [s.reason], {}, False, NOTES)
-            for s in plan.skips
-        ]
+        + skipped(plan.skips, NOTES)
+        + refused_links(refused, "note", NOTES)
     )
     record_quarantine(ctx, everything)
     bad = {(q.side, q.record_id) for q in everything}
@@ -668,16 +744,7 @@ def commit_notes(
     counts["quarantined"] = len(everything)
     counts["resolved"] = resolved
     counts["conflicts"] = len(conflicts)
-    counts["quarantine"] = [
-        {
-            "side": q.side,
-            "record_id": q.record_id,
-            "stage": q.stage,
-            "reasons": q.reasons,
-            "object": q.object_type,
-        }
-        for q in everything
-    ]
+    counts["quarantine"] = [q.row() for q in everything]
     return dict(counts)
 
 

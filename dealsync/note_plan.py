@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from dealsync.claims import Intent, contested, judge, refusal, twin_of
 from dealsync.mapping import NotesMapping
 from dealsync.model import Adopt, Conflict, FieldRule, Link, Side, SideRecord, Skip, Value, other
 from dealsync.note_text import author_line, author_prefix
@@ -102,6 +103,9 @@ class NotePlanInput:
     # (vendor deal, partner deal, welcome text, timestamp) of conversions created in this run
     welcome: tuple[tuple[str, str, str, str], ...] = ()
     sync_files: bool = True  # False: leave every note's file list as it is
+    # The ledger's word on keys (see claims.py): note create intents by key, notes it already knows.
+    intents: Mapping[str, Intent] = field(default_factory=dict)
+    known: frozenset[tuple[Side, str]] = frozenset()
 
 
 def merge_files(
@@ -121,10 +125,19 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
     }
     for link in inp.links:
         _plan_link(inp, link, plan)
-    for side in ("partner", "vendor"):
-        for note in inp.notes.get(side, {}).values():
-            if note.id not in linked[side]:
-                _plan_unlinked(inp, side, note, linked, plan)
+    unlinked = [
+        (side, note)
+        for side in ("partner", "vendor")
+        for note in inp.notes.get(side, {}).values()
+        if note.id not in linked[side]
+    ]
+    disputed = contested(
+        (key, f"{side}:{note.id}")
+        for side, note in unlinked
+        if (key := _key_of(inp.mapping, side, note))
+    )
+    for side, note in unlinked:
+        _plan_unlinked(inp, side, note, linked, plan, disputed)
     for vendor_deal, partner_deal, text, stamp in inp.welcome:
         properties = {
             _rule(inp.mapping, "body").prop("partner"): text,
@@ -137,7 +150,7 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
             NoteCreate(
                 target="partner",
                 source_id=f"welcome-{vendor_deal}",
-                key=f"{inp.pair}:vendor:{vendor_deal}:welcome",
+                key=welcome_key(inp.pair, vendor_deal),
                 deal_id=partner_deal,
                 properties=properties,
                 base={},
@@ -157,6 +170,16 @@ def _shared_flag(inp: NotePlanInput, side: Side) -> dict[str, str]:
     return {rule.property: rule.equals or ""}
 
 
+def _key_of(mapping: NotesMapping, side: Side, note: NoteRecord) -> str:
+    """The key a note carries on its side (none where that CRM keeps no key on notes)."""
+    prop = mapping.key(side)
+    return (note.record.raw.get(prop) or "").strip() if prop else ""
+
+
+def _on_shared_deal(inp: NotePlanInput, side: Side, note: NoteRecord) -> bool:
+    return any(d in inp.deal_twins.get(side, {}) for d in note.deal_ids)
+
+
 def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
     for side, note_id in (("partner", link.partner_id), ("vendor", link.vendor_id)):
         if (side, note_id) in inp.gone:
@@ -171,6 +194,13 @@ def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
     partner = inp.notes.get("partner", {}).get(link.partner_id)
     vendor = inp.notes.get("vendor", {}).get(link.vendor_id)
     if partner is None or vendor is None:
+        return
+    if not _on_shared_deal(inp, "vendor", vendor):
+        reason = (
+            f"vendor note {vendor.id} is linked to partner {inp.pair} but is no longer on a deal "
+            f"shared with {inp.pair}: nothing of it is synced either way until it is back on one"
+        )
+        plan.skips.append(Skip("vendor", vendor.id, reason))
         return
     base = dict(link.base)
     writes: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
@@ -240,19 +270,13 @@ def _plan_unlinked(
     note: NoteRecord,
     linked: Mapping[Side, Mapping[str, Link]],
     plan: NotePlan,
+    disputed: set[str],
 ) -> None:
     mapping = inp.mapping
-    key = note.record.raw.get(mapping.key(side))
-    if key:
-        origin = parse_key(inp.pair, key)
-        if origin is not None and origin[0] != side:
-            partner_id, vendor_id = (
-                (origin[1], note.id) if side == "vendor" else (note.id, origin[1])
-            )
-            base = {r.name: note.record.values.get(r.name) for r in mapping.synced_fields()}
-            plan.adopts.append(
-                Adopt(partner_id, vendor_id, origin[0], {**base, FILES: tuple(sorted(note.files))})
-            )
+    if (side, note.id) in inp.known:
+        return  # its link ended, or dealsync made it (a welcome note): it never crosses by itself
+    if key := _key_of(mapping, side, note):
+        _plan_claim(inp, side, note, key, linked, plan, disputed)
         return
     if not _is_shared(inp, side, note, linked):
         return  # private notes never leave their CRM
@@ -305,6 +329,48 @@ def _plan_unlinked(
             parent,
         )
     )
+
+
+def _plan_claim(
+    inp: NotePlanInput,
+    side: Side,
+    note: NoteRecord,
+    key: str,
+    linked: Mapping[Side, Mapping[str, Link]],
+    plan: NotePlan,
+    disputed: set[str],
+) -> None:
+    """An unlinked note carrying a key: adopt it only as the twin of this pair's pending create."""
+    verdict = judge(side, note.id, key, inp.intents, inp.known)
+    if verdict.kind == "known":
+        return
+    origin = other(side)
+    if verdict.kind == "adopt" and key not in disputed and verdict.origin_id not in linked[origin]:
+        if is_welcome_key(key):
+            plan.found[key] = note.id  # dealsync's own welcome note: confirmed, never linked
+            return
+        partner_id, vendor_id = twin_of(side, note.id, verdict.origin_id)
+        base = {r.name: note.record.values.get(r.name) for r in inp.mapping.synced_fields()}
+        files = tuple(sorted(note.files)) if inp.sync_files else ()
+        plan.adopts.append(Adopt(partner_id, vendor_id, origin, {**base, FILES: files}))
+        return
+    wants_sharing = _on_shared_deal(inp, side, note) and _is_shared(inp, side, note, linked)
+    if not wants_sharing and parse_key(inp.pair, key) is None:
+        return  # a private note, or one of another partner's deals
+    reason = refusal(inp.pair, side, inp.mapping.key(side) or "key", key, "shared note")
+    if key in disputed:
+        reason += " (several notes carry this key)"
+    plan.skips.append(Skip(side, note.id, reason, security=True))
+
+
+def welcome_key(pair: str, vendor_deal: str) -> str:
+    """The key of the welcome note of a converted vendor deal."""
+    return f"{pair}:vendor:{vendor_deal}:welcome"
+
+
+def is_welcome_key(key: str) -> bool:
+    """Whether a key is a welcome note's (it has no twin: it is dealsync's own note)."""
+    return key.endswith(":welcome")
 
 
 def adopt_interrupted_creates(

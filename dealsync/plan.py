@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dealsync.claims import Intent, contested, judge, refusal, twin_of
 from dealsync.mapping import DealMapping
 from dealsync.model import (
     Adopt,
@@ -42,6 +43,11 @@ class PlanInput:
     owner_turn: int = 0
     active_links: int = 0
     allow_mass_deletion: bool = False
+    # The ledger's word on keys (see claims.py): this pair's create intents by key, the records it
+    # already knows (links in any state, twins it made), and records linked to another pair.
+    intents: Mapping[str, Intent] = field(default_factory=dict)
+    known: frozenset[tuple[Side, str]] = frozenset()
+    taken: frozenset[tuple[Side, str]] = frozenset()
 
 
 def key_for(pair: str, origin: Side, origin_id: str) -> str:
@@ -68,11 +74,20 @@ def make_plan(inp: PlanInput) -> Plan:
     }
     for link in inp.links:
         _plan_link(inp, link, plan)
+    unlinked = [
+        (side, record)
+        for side in ("partner", "vendor")
+        for record in inp.records.get(side, {}).values()
+        if record.id not in linked[side] and not record.archived
+    ]
+    disputed = contested(
+        (key, f"{side}:{record.id}")
+        for side, record in unlinked
+        if (key := key_of(inp.mapping, side, record))
+    )
     created_from: set[tuple[Side, str]] = set()
-    for side in ("partner", "vendor"):
-        for record in inp.records.get(side, {}).values():
-            if record.id not in linked[side] and not record.archived:
-                _plan_unlinked(inp, side, record, plan, created_from)
+    for side, record in unlinked:
+        _plan_unlinked(inp, side, record, plan, created_from, linked, disputed)
     plan.adopts = [
         a
         for a in plan.adopts
@@ -84,6 +99,11 @@ def make_plan(inp: PlanInput) -> Plan:
 
 def _synced(mapping: DealMapping, when: str | None = None) -> list[FieldRule]:
     return [f for f in mapping.synced_fields() if when is None or f.when == when]
+
+
+def key_of(mapping: DealMapping, side: Side, record: SideRecord) -> str:
+    """The key a record carries on its side (blank counts as none)."""
+    return (record.raw.get(mapping.key(side)) or "").strip()
 
 
 def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
@@ -101,6 +121,9 @@ def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
     partner = inp.records.get("partner", {}).get(link.partner_id)
     vendor = inp.records.get("vendor", {}).get(link.vendor_id)
     if partner is None or vendor is None:
+        return
+    if not inp.mapping.conversion.matches(vendor.raw, inp.pair):
+        plan.skips.append(_not_ours(inp, vendor))
         return
     base = dict(link.base)
     writes: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
@@ -153,23 +176,41 @@ def merge_field(
     return other(winner), value
 
 
+def _not_ours(inp: PlanInput, vendor: SideRecord) -> Skip:
+    """A linked vendor deal no longer marked for this partner: its link is held, both ways."""
+    rule = inp.mapping.conversion
+    return Skip(
+        "vendor",
+        vendor.id,
+        f"vendor deal {vendor.id} is linked to partner {inp.pair} but its {rule.property} is "
+        f"{vendor.raw.get(rule.property) or ''!r}: nothing of it is synced either way until it is "
+        f"marked for {inp.pair} again",
+        security=True,
+    )
+
+
 def _plan_unlinked(
-    inp: PlanInput, side: Side, record: SideRecord, plan: Plan, created_from: set
+    inp: PlanInput,
+    side: Side,
+    record: SideRecord,
+    plan: Plan,
+    created_from: set,
+    linked: Mapping[Side, set[str]],
+    disputed: set[str],
 ) -> None:
     mapping = inp.mapping
-    key = record.raw.get(mapping.key(side))
-    if key:
-        origin = parse_key(inp.pair, key)
-        if origin is not None and origin[0] != side:
-            # A twin this pair created whose link never reached the ledger: adopt it.
-            partner_id, vendor_id = (
-                (origin[1], record.id) if side == "vendor" else (record.id, origin[1])
-            )
-            base = {r.name: record.values.get(r.name) for r in _synced(mapping, "always")}
-            plan.adopts.append(Adopt(partner_id, vendor_id, origin[0], base))
-        return  # keyed by another pair, or by this one: never a new share
+    if (side, record.id) in inp.known:
+        return  # its link ended, or dealsync made it: it never registers again by itself
     rule = mapping.registration if side == "partner" else mapping.conversion
-    if not rule.matches(record.raw, inp.pair):
+    wants_sharing = rule.matches(record.raw, inp.pair)
+    if key := key_of(mapping, side, record):
+        _plan_claim(inp, side, record, key, wants_sharing, plan, linked, disputed)
+        return
+    if not wants_sharing:
+        return
+    if (side, record.id) in inp.taken:
+        reason = f"{side} deal {record.id} is already shared with another partner; it is not shared with {inp.pair}"
+        plan.skips.append(Skip(side, record.id, reason, security=True))
         return
     target = other(side)
     missing = [
@@ -216,6 +257,34 @@ def _plan_unlinked(
     if backfill:
         props, changes = backfill
         plan.updates.append(Update(side, record.id, None, props, changes))
+
+
+def _plan_claim(
+    inp: PlanInput,
+    side: Side,
+    record: SideRecord,
+    key: str,
+    wants_sharing: bool,
+    plan: Plan,
+    linked: Mapping[Side, set[str]],
+    disputed: set[str],
+) -> None:
+    """An unlinked record carrying a key: adopt it only as the twin of this pair's pending create."""
+    verdict = judge(side, record.id, key, inp.intents, inp.known)
+    if verdict.kind == "known":
+        return
+    origin = other(side)
+    if verdict.kind == "adopt" and key not in disputed and verdict.origin_id not in linked[origin]:
+        partner_id, vendor_id = twin_of(side, record.id, verdict.origin_id)
+        base = {r.name: record.values.get(r.name) for r in _synced(inp.mapping, "always")}
+        plan.adopts.append(Adopt(partner_id, vendor_id, origin, base))
+        return
+    if not wants_sharing and parse_key(inp.pair, key) is None:
+        return  # another partner's record, or not meant to be shared with this one
+    reason = refusal(inp.pair, side, inp.mapping.key(side), key, "deal")
+    if key in disputed:
+        reason += " (several records carry this key)"
+    plan.skips.append(Skip(side, record.id, reason, security=True))
 
 
 def _create_payload(

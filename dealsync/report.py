@@ -11,7 +11,7 @@ from dealsync.model import Plan
 
 
 def plan_table(plan: Plan, title: str) -> Table:
-    """Every write a plan intends, one row each."""
+    """Every write a plan intends, one row each (values are CRM users' text: never rich markup)."""
     table = Table(title=title, title_justify="left")
     for column in ("action", "side", "record", "what"):
         table.add_column(column)
@@ -21,11 +21,11 @@ def plan_table(plan: Plan, title: str) -> Table:
             "create",
             create.target,
             f"from {create.source_id}",
-            f"{fields}; owner: {create.owner_note or '-'}",
+            Text(f"{fields}; owner: {create.owner_note or '-'}"),
         )
     for update in plan.updates:
         changes = ", ".join(f"{c.field}: {c.old!r} -> {c.new!r}" for c in update.changes)
-        table.add_row("update", update.target, update.record_id, changes)
+        table.add_row("update", update.target, update.record_id, Text(changes))
     for delete in plan.deletes:
         table.add_row(
             delete.action,
@@ -45,7 +45,9 @@ def plan_table(plan: Plan, title: str) -> Table:
             "conflict",
             conflict.winner,
             str(conflict.link_id),
-            f"{conflict.field}: base {conflict.base!r}, partner {conflict.partner!r}, vendor {conflict.vendor!r} -> {conflict.rule} rule",
+            Text(
+                f"{conflict.field}: base {conflict.base!r}, partner {conflict.partner!r}, vendor {conflict.vendor!r} -> {conflict.rule} rule"
+            ),
         )
     if not table.rows:
         table.add_row("-", "-", "-", "nothing to write")
@@ -115,6 +117,8 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
     parts.append(Text(" | ".join(facts)))
     if report.brake:
         parts.append(Text(report.brake, style="bold red"))
+    for event in report.security:
+        parts.append(Text(f"security: {event}", style="bold red"))
     if report.conflicts:
         conflicts = Table(title="Conflicts (both sides changed a field)", title_justify="left")
         for column in ("field", "base", "partner", "vendor", "rule", "winner"):
@@ -122,9 +126,9 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
         for c in report.conflicts:
             conflicts.add_row(
                 c["field"],
-                repr(c.get("base")),
-                repr(c.get("partner")),
-                repr(c.get("vendor")),
+                Text(repr(c.get("base"))),
+                Text(repr(c.get("partner"))),
+                Text(repr(c.get("vendor"))),
                 c["rule"],
                 c["winner"],
             )
@@ -134,7 +138,10 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
         for column in ("side", "record", "stage", "reason"):
             quarantine.add_column(column)
         for q in report.quarantined:
-            quarantine.add_row(q["side"], q["record_id"], q["stage"], "; ".join(q["reasons"]))
+            # Reasons quote what CRM users typed: shown as text, never read as rich markup.
+            quarantine.add_row(
+                q["side"], Text(q["record_id"]), q["stage"], Text("; ".join(q["reasons"]))
+            )
         parts.append(quarantine)
     for note in report.messages:
         parts.append(Text(f"note: {note}", style="yellow"))
@@ -169,6 +176,9 @@ def report_markdown(report: RunReport) -> str:
     ]
     if report.brake:
         lines += ["", f"**{report.brake}**"]
+    if report.security:
+        lines += ["", "**Security events** (held writes, refused keys):"]
+        lines += [f"- {event}" for event in report.security]
     for q in report.quarantined:
         lines.append(
             f"- quarantined {q['side']} deal {q['record_id']} ({q['stage']}): {'; '.join(q['reasons'])}"

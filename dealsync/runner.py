@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from connectors.errors import ConnectorError
@@ -81,5 +82,5 @@ def run_partners(
             print_report(console, report, show_plan=dry_run or show_plan)
         except EXPECTED_FAILURES as exc:
             failed += 1
-            err_console.print(f"[red]partner {partner_id}: run failed:[/red] {exc}")
+            err_console.print(f"[red]partner {partner_id}: run failed:[/red] {escape(str(exc))}")
     return failed

@@ -11,10 +11,12 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,6 +54,15 @@ class LinkRow(Base):
     __table_args__ = (
         UniqueConstraint("pair", "object_type", "partner_id", name="uq_links_partner"),
         UniqueConstraint("pair", "object_type", "vendor_id", name="uq_links_vendor"),
+        # A vendor record is shared with one partner at a time: no pair can link it while another does.
+        Index(
+            "uq_links_vendor_active",
+            "object_type",
+            "vendor_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     pair: Mapped[str] = mapped_column(String(64), index=True)
@@ -139,12 +150,14 @@ class QuarantineRow(Base):
 
 
 class CreateIntent(Base):
-    """A create about to be sent, recorded first so a crashed run's twin can be found by its key."""
+    """A create about to be sent, recorded first: only a pending intent lets a later run adopt the
+    record carrying its key (pending: it may have happened; done: it did; failed: the CRM refused it)."""
 
     __tablename__ = "create_intents"
-    __table_args__ = (UniqueConstraint("pair", "key", name="uq_intents_key"),)
+    __table_args__ = (UniqueConstraint("pair", "object_type", "key", name="uq_intents_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     pair: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(16), default="deals")
     key: Mapped[str] = mapped_column(String(200))
     target_side: Mapped[str] = mapped_column(String(8))
     source_id: Mapped[str] = mapped_column(String(64))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from dealsync.claims import Intent
 from dealsync.ledger.models import (
     ChangeRow,
     ConflictRow,
@@ -30,6 +31,8 @@ from dealsync.ledger.models import (
 from dealsync.model import Link, Value, from_json, to_json
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Which creates make records of an object type (a vendor file note is a note made by the files phase).
+MADE_AS = {"deals": ("deals",), "notes": ("notes", "files")}
 
 
 @dataclass(frozen=True)
@@ -276,24 +279,46 @@ class Ledger:
 
     # ---- creates -------------------------------------------------------------------------
     def record_intents(
-        self, run_id: int, pair: str, intents: Iterable[tuple[str, str, str]]
+        self, run_id: int, pair: str, object_type: str, intents: Iterable[tuple[str, str, str]]
     ) -> None:
-        """Record (key, target side, source id) before the creates are sent."""
+        """Record (key, target side, source id) before the creates are sent.
+
+        An intent an earlier run left pending stays as it is (its create may have happened); one
+        that failed or completed before is pending again, for this run."""
+        wanted = {key: (target, source_id) for key, target, source_id in intents}
+        if not wanted:
+            return
         with self.sessions.begin() as s:
-            existing = set(s.scalars(sa.select(CreateIntent.key).where(CreateIntent.pair == pair)))
-            for key, target, source_id in intents:
-                if key not in existing:
+            existing = {
+                row.key: row
+                for row in s.scalars(
+                    sa.select(CreateIntent).where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.object_type == object_type,
+                        CreateIntent.key.in_(list(wanted)),
+                    )
+                )
+            }
+            for key, (target, source_id) in wanted.items():
+                row = existing.get(key)
+                if row is None:
                     s.add(
                         CreateIntent(
                             pair=pair,
+                            object_type=object_type,
                             key=key,
                             target_side=target,
                             source_id=source_id,
                             run_id=run_id,
                         )
                     )
+                elif row.state != "pending":
+                    row.state, row.run_id, row.target_id = "pending", run_id, None
+                    row.target_side, row.source_id = target, source_id
 
-    def earlier_intents(self, pair: str, keys: Iterable[str], run_id: int) -> set[str]:
+    def earlier_intents(
+        self, pair: str, object_type: str, keys: Iterable[str], run_id: int
+    ) -> set[str]:
         """Keys whose create an earlier run announced and never confirmed (it may have happened)."""
         wanted = list(set(keys))
         if not wanted:
@@ -303,12 +328,94 @@ class Ledger:
                 s.scalars(
                     sa.select(CreateIntent.key).where(
                         CreateIntent.pair == pair,
+                        CreateIntent.object_type == object_type,
                         CreateIntent.key.in_(wanted),
                         CreateIntent.state == "pending",
                         CreateIntent.run_id != run_id,
                     )
                 )
             )
+
+    def intents(
+        self, pair: str, object_types: Iterable[str], keys: Iterable[str]
+    ) -> dict[str, Intent]:
+        """This pair's create intents of these object types carrying these keys, by key."""
+        wanted = list({k for k in keys if k})
+        found: dict[str, Intent] = {}
+        with self.sessions() as s:
+            for start in range(0, len(wanted), 500):
+                rows = s.scalars(
+                    sa.select(CreateIntent).where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.object_type.in_(list(object_types)),
+                        CreateIntent.key.in_(wanted[start : start + 500]),
+                    )
+                )
+                found.update(
+                    {
+                        r.key: Intent(r.key, r.target_side, r.source_id, r.state, r.target_id)  # type: ignore[arg-type]
+                        for r in rows
+                    }
+                )
+        return found
+
+    def known_records(
+        self, pair: str, object_type: str, ids: Mapping[str, Iterable[str]]
+    ) -> set[tuple[str, str]]:
+        """The (side, id) of these records that this pair's ledger knows: linked now or before, or
+        made by one of its creates (a welcome note, a file note). What it knows, a key cannot claim."""
+        known: set[tuple[str, str]] = set()
+        with self.sessions() as s:
+            for side, record_ids in ids.items():
+                wanted = list(set(record_ids))
+                column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
+                for start in range(0, len(wanted), 500):
+                    chunk = wanted[start : start + 500]
+                    linked = s.scalars(
+                        sa.select(column).where(
+                            LinkRow.pair == pair,
+                            LinkRow.object_type == object_type,
+                            LinkRow.state != "disputed",
+                            column.in_(chunk),
+                        )
+                    )
+                    made = s.scalars(
+                        sa.select(CreateIntent.target_id).where(
+                            CreateIntent.pair == pair,
+                            CreateIntent.object_type.in_(MADE_AS[object_type]),
+                            CreateIntent.target_side == side,
+                            CreateIntent.state == "done",
+                            CreateIntent.target_id.in_(chunk),
+                        )
+                    )
+                    known.update((side, i) for i in [*linked, *made] if i)
+                    if object_type == "notes" and side == "vendor":
+                        carriers = s.scalars(
+                            sa.select(DealFileRow.vendor_note_id).where(
+                                DealFileRow.pair == pair, DealFileRow.vendor_note_id.in_(chunk)
+                            )
+                        )
+                        known.update((side, i) for i in carriers)
+        return known
+
+    def linked_elsewhere(
+        self, pair: str, object_type: str, vendor_ids: Iterable[str]
+    ) -> dict[str, str]:
+        """Vendor records (of these ids) actively linked to a pair other than `pair`: id -> that pair."""
+        ids = list(set(vendor_ids))
+        found: dict[str, str] = {}
+        with self.sessions() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(
+                    sa.select(LinkRow.vendor_id, LinkRow.pair).where(
+                        LinkRow.object_type == object_type,
+                        LinkRow.pair != pair,
+                        LinkRow.state == "active",
+                        LinkRow.vendor_id.in_(ids[start : start + 500]),
+                    )
+                )
+                found.update(dict(rows.all()))
+        return found
 
     def welcome_notes(self, pair: str, side: str) -> set[str]:
         """Ids of the welcome notes dealsync wrote on a side (they are never copied back)."""
@@ -325,23 +432,28 @@ class Ledger:
             )
 
     # ---- the commit of a run -------------------------------------------------------------
-    def commit_run(self, run_id: int, pair: str, outcome: RunCommit) -> None:
-        """Write what the CRMs confirmed, in one transaction: links, bases, audit, cursors."""
+    def commit_run(self, run_id: int, pair: str, outcome: RunCommit) -> list[Link]:
+        """Write what the CRMs confirmed, in one transaction: links, bases, audit, cursors.
+
+        A link is written once: a new link for a record this pair already linked (in any state),
+        or for a vendor record another pair links now, is refused and returned, never overwritten.
+        The schema enforces the same (unique constraints), so a race ends in an error, not a takeover.
+        """
+        refused: list[Link] = []
         with self.sessions.begin() as s:
             for link in outcome.new_links:
-                existing = s.scalars(
-                    sa.select(LinkRow).where(
-                        LinkRow.pair == pair,
+                clash = s.scalars(
+                    sa.select(LinkRow.id).where(
                         LinkRow.object_type == outcome.object_type,
                         sa.or_(
-                            LinkRow.partner_id == link.partner_id,
-                            LinkRow.vendor_id == link.vendor_id,
+                            sa.and_(LinkRow.pair == pair, LinkRow.partner_id == link.partner_id),
+                            sa.and_(LinkRow.pair == pair, LinkRow.vendor_id == link.vendor_id),
+                            sa.and_(LinkRow.vendor_id == link.vendor_id, LinkRow.state == "active"),
                         ),
                     )
                 ).first()
-                if existing is not None:
-                    existing.partner_id, existing.vendor_id = link.partner_id, link.vendor_id
-                    existing.state, existing.base = "active", _json_base(dict(link.base))
+                if clash is not None:
+                    refused.append(link)
                     continue
                 s.add(
                     LinkRow(
@@ -362,8 +474,22 @@ class Ledger:
             for key, target_id in outcome.intents_done.items():
                 s.execute(
                     sa.update(CreateIntent)
-                    .where(CreateIntent.pair == pair, CreateIntent.key == key)
+                    .where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.object_type == outcome.object_type,
+                        CreateIntent.key == key,
+                    )
                     .values(state="done", target_id=target_id)
+                )
+            if outcome.intents_failed:
+                s.execute(
+                    sa.update(CreateIntent)
+                    .where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.object_type == outcome.object_type,
+                        CreateIntent.key.in_(outcome.intents_failed),
+                    )
+                    .values(state="failed")
                 )
             s.add_all(
                 ChangeRow(
@@ -405,6 +531,7 @@ class Ledger:
                     s.add(PairState(pair=pair, owner_turn=outcome.owner_turn))
                 else:
                     state.owner_turn = outcome.owner_turn
+        return refused
 
     # ---- snapshots -----------------------------------------------------------------------
     def snapshot(self, pair: str, side: str, object_type: str = "deals") -> dict[str, str]:
@@ -534,6 +661,7 @@ class RunCommit:
     intents_done: dict[str, str]
     owner_turn: int | None = None
     object_type: str = "deals"
+    intents_failed: list[str] = field(default_factory=list)  # creates the CRM refused for good
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -99,10 +99,8 @@ def test_a_mapping_that_reaches_for_another_partners_deal_is_refused(three, tmp_
         "  - id: acme\n", f"  - id: acme\n    mapping: {greedy}\n"
     )
     acme.config.write_text(text)
-    result = acme.cli("run", "--partner", "acme", ok=False)
-    assert (
-        result.exit_code == 1
-        and "refusing to write to partner acme" in result.output
-        and vid in result.output
-    )
+    # The planner refuses it (the vendor deal is linked to globex) and says so as a security event.
+    result = acme.cli("run", "--partner", "acme")
+    assert "security: vendor deal " + vid in result.output
+    assert "already shared with another partner" in result.output
     assert _partner_deals(acme) == []

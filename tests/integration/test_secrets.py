@@ -25,7 +25,7 @@ def test_no_token_in_the_ledger_logs_or_output(pair, caplog, monkeypatch):
         pair.servers["partner"].admin(
             "POST",
             "faults",
-            json={"method": "POST", "path_regex": "notes/batch/upsert", "status": 503, "count": 1},
+            json={"method": "POST", "path_regex": "notes/batch/create", "status": 503, "count": 1},
         )
         outputs.append(pair.cli("run", "--dry-run").output)
         outputs.append(pair.cli("run").output)

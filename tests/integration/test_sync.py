@@ -221,7 +221,7 @@ def test_a_refused_push_is_quarantined_and_retried_next_run(pair):
     pair.servers["vendor"].admin(
         "POST",
         "faults",
-        json={"method": "POST", "path_regex": "batch/upsert", "status": 409, "count": 1},
+        json={"method": "POST", "path_regex": "deals/batch/create", "status": 409, "count": 1},
     )
     result = pair.cli("run")
     assert "push" in result.output and reg in result.output

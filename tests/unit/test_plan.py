@@ -215,8 +215,8 @@ def test_a_twin_created_before_a_crash_is_adopted_not_duplicated():
     world = World()
     pid = world.add("partner", dealname="d", **REG)
     plan = world.plan()
-    # The run created the twin, then died before the ledger commit.
-    world.add("vendor", **plan.creates[0].properties)
+    # The run recorded its intent, created the twin, then died before the ledger commit.
+    world.push(plan)
     world.modified[("partner", pid)] = 0
     world.records["partner"].pop(pid)  # only the twin is seen by the next pull
     replay = world.plan()

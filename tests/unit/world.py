@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from dealsync.claims import Intent
 from dealsync.mapping import DealMapping, load_mapping
 from dealsync.model import Link, Plan, Side
 from dealsync.plan import PlanInput, make_plan
@@ -32,6 +33,7 @@ class World:
     modified: dict[tuple[Side, str], int] = field(default_factory=dict)
     links: dict[int, Link] = field(default_factory=dict)
     owner_turn: int = 0
+    intents: dict[str, Intent] = field(default_factory=dict)  # the ledger's create intents
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     clock: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -79,14 +81,42 @@ class World:
                 owner_rules=ROUND_ROBIN,
                 owner_turn=self.owner_turn,
                 active_links=len(active),
+                intents=dict(self.intents),
+                known=frozenset(self.known()),
             )
         )
+
+    def known(self) -> set[tuple[Side, str]]:
+        """What the ledger knows: records of links in any state, and twins its creates made."""
+        linked = {
+            (side, rid)
+            for link in self.links.values()
+            for side, rid in (("partner", link.partner_id), ("vendor", link.vendor_id))
+        }
+        made = {
+            (i.target_side, i.target_id)
+            for i in self.intents.values()
+            if i.state == "done" and i.target_id
+        }
+        return linked | made
+
+    def push(self, plan: Plan) -> dict[str, str]:
+        """Send a plan's creates as a run does (intents first) without committing: key -> new id."""
+        made = {}
+        for create in plan.creates:
+            self.intents.setdefault(create.key, Intent(create.key, create.target, create.source_id))
+            made[create.key] = self.add(create.target, **create.properties)
+        return made
 
     def sync(self) -> Plan:
         """Plan, then apply the plan as a run whose every write succeeds."""
         plan = self.plan()
+        made = self.push(plan)
         for create in plan.creates:
-            new_id = self.add(create.target, **create.properties)
+            new_id = made[create.key]
+            self.intents[create.key] = Intent(
+                create.key, create.target, create.source_id, "done", new_id
+            )
             partner_id, vendor_id = (
                 (create.source_id, new_id)
                 if create.target == "vendor"
