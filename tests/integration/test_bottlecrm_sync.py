@@ -304,3 +304,56 @@ def test_a_notes_mapping_with_files_on_notes_is_refused_for_bottlecrm(bottle):
     assert result.exit_code != 0
     assert "shared_notes.yaml:" in result.output and "keeps files on deals" in result.output
     assert "attachments_property" in result.output
+
+
+def test_a_cloned_bottlecrm_deal_with_its_twins_key_is_quarantined_not_linked(bottle):
+    pair, crm = bottle
+    conversion = pair.create(
+        "vendor",
+        dealname="Converted for Beta",
+        amount="500",
+        dealsync_partner="beta",
+        dealsync_partner_owner_email="ann@partner.test",
+    )
+    _run(pair.config)
+    key = f"beta:vendor:{conversion}"
+    # BottleCRM keys are not unique: a user clones the twin, key and tag included.
+    clone = crm.create(
+        "deals",
+        [
+            WriteInput(
+                "c",
+                {
+                    "name": "Clone",
+                    "stage": "PROSPECTING",
+                    "tags": "dealsync-shared",
+                    "cf_dealsync_key": key,
+                    "closed_on": "2031-01-01",
+                },
+            )
+        ],
+    )[0].record.id
+    forged = crm.create(
+        "deals",
+        [
+            WriteInput(
+                "f",
+                {
+                    "name": "Forged",
+                    "stage": "PROSPECTING",
+                    "tags": "dealsync-shared",
+                    "cf_dealsync_key": "beta:vendor:999999999",
+                },
+            )
+        ],
+    )[0].record.id
+    for _ in range(2):
+        report = _run(pair.config)
+        assert report.created == {"partner": 0, "vendor": 0} and report.adopted == 0
+        assert report.updated == report.deleted == {"partner": 0, "vendor": 0}
+        refused = {q["record_id"] for q in report.quarantined if q["security"]}
+        assert refused == {clone, forged}, report.quarantined
+    assert not pair.deal("vendor", conversion, "closedate")["closedate"]
+    assert len(pair.deals("vendor")) == 1
+    scanned = {r.id for page in crm.pull_changes("deals", None, []) for r in page.records}
+    assert {clone, forged} <= scanned
