@@ -19,7 +19,8 @@ app = typer.Typer(
 sandbox_app = typer.Typer(help="The local HubSpot-compatible sandbox CRM.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 console = Console()
-err_console = Console(stderr=True)
+# Errors are whole lines a script can grep: never wrapped at the terminal's width.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @sandbox_app.command("serve")
@@ -101,14 +102,15 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _load(config: Path | None):
     from dealsync.config import ConfigError, load_config
-    from dealsync.ledger import Ledger
+    from dealsync.ledger import Ledger, LedgerUnavailable
 
     try:
         loaded = load_config(config)
+        ledger = Ledger.open(loaded.ledger_url)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    ledger = Ledger(loaded.ledger_url)
-    ledger.migrate()
+    except LedgerUnavailable as exc:
+        raise _fail(f"{loaded.path}: {exc}") from None
     return loaded, ledger
 
 
@@ -152,13 +154,9 @@ def init(config: ConfigOption = None) -> None:
             row.portal, row.object_type, ", ".join(row.created) or "-", str(row.already_there)
         )
     console.print(table)
-    console.print(f"Ledger ready at {_redact_url(loaded.ledger_url)}")
+    from dealsync.ledger.repo import redacted
 
-
-def _redact_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    console.print(f"Ledger ready at {redacted(loaded.ledger_url)}")
 
 
 @app.command()
@@ -180,11 +178,11 @@ def run(
 
     loaded, ledger = _load(config)
     ids = [partner] if partner else [p.id for p in loaded.partners]
-    failed = run_partners(
+    code = run_partners(
         loaded, ledger, ids, dry_run, full, allow_mass_deletion, console, err_console
     )
-    if failed:
-        raise typer.Exit(1)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -262,8 +260,8 @@ def quarantine_retry(config: ConfigOption = None, partner: PartnerOption = None)
     if not ids:
         console.print("Nothing in quarantine.")
         return
-    if run_partners(loaded, ledger, ids, False, False, False, console, err_console):
-        raise typer.Exit(1)
+    if code := run_partners(loaded, ledger, ids, False, False, False, console, err_console):
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -12,6 +12,7 @@ import yaml
 
 from dealsync.mapping import DEFAULT_MAPPING, DEFAULT_NOTES_MAPPING
 from dealsync.rules import OwnerAssignment
+from dealsync.yaml_errors import describe as describe_yaml_error
 
 DEFAULT_CONFIG = "dealsync.yaml"
 # The deal mapping a partner gets when its entry names none, by the kind of its CRM.
@@ -88,6 +89,29 @@ class Config:
         )
 
 
+_ENV_REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
+_BLOCK_NAME = re.compile(r"^(prefect:)?[a-z0-9][a-z0-9-]{0,63}$")  # Prefect's block name rules
+_SECRET_LOOKING = re.compile(r"[0-9a-f]{16,}|[A-Za-z0-9_]{32,}")
+
+
+def check_token_reference(reference: str, where: str) -> None:
+    """Refuse a token that is not a reference, without ever repeating it (it may be the secret)."""
+    literal = reference.startswith(("pat-", "Bearer", "bcrm_pat_")) or bool(
+        _SECRET_LOOKING.search(reference.removeprefix("env:"))
+    )
+    if literal:
+        raise ConfigError(
+            f"{where}: looks like a literal token. Never put secrets in the config: use env:NAME or a "
+            "Prefect Secret block name."
+        )
+    if not (_ENV_REFERENCE.match(reference) or _BLOCK_NAME.match(reference)):
+        raise ConfigError(
+            f"{where}: the token reference is neither env:NAME (an environment variable name) nor a "
+            "Secret block name (lowercase letters, digits and dashes). Put the token in an "
+            "environment variable and write env:NAME, or save it as a Prefect Secret block."
+        )
+
+
 def resolve_secret(reference: str, where: str) -> str:
     """`env:NAME` -> the environment variable; anything else -> the Prefect Secret block of that name."""
     if reference.startswith("env:"):
@@ -104,10 +128,12 @@ def resolve_secret(reference: str, where: str) -> str:
 
         return Secret.load(block).get()
     except Exception as exc:  # Prefect raises several kinds here; all mean the same to the user
+        # The reference is not repeated: a pasted token can look like a block name.
         raise ConfigError(
-            f"{where}: cannot load the Prefect Secret block {block!r} ({type(exc).__name__}). Create it "
-            f"(Secret(value=...).save({block!r})) with PREFECT_API_URL set, or use env:NAME."
-        ) from exc
+            f"{where}: the token reference is neither env:NAME nor the name of a Prefect Secret block "
+            f"that exists ({type(exc).__name__}). Save the block (Secret(value=...).save(name)) where "
+            "PREFECT_API_URL points, or use env:NAME."
+        ) from None
 
 
 def config_path(explicit: str | Path | None = None) -> Path:
@@ -150,10 +176,7 @@ def _crm(data: Any, where: str) -> CrmConfig:
     token = _need(
         data, "token", where, str, "Give a reference: env:NAME or a Prefect Secret block name."
     )
-    if token.startswith(("pat-", "Bearer", "bcrm_pat_")):
-        raise ConfigError(
-            f"{where}.token: looks like a literal token. Never put secrets in the config: use env:NAME or a Prefect Secret block name."
-        )
+    check_token_reference(token, f"{where}.token")
     share = data.get("rate_share", 1.0)
     if not isinstance(share, int | float) or not 0 < share <= 1:
         raise ConfigError(
@@ -253,10 +276,12 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(
             f"{file}: no such file. Pass --config PATH, set DEALSYNC_CONFIG, or create {DEFAULT_CONFIG} (see README)."
         )
+    text = file.read_text()
     try:
-        data = yaml.safe_load(file.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        syntax = describe_yaml_error(text, exc)
+        raise ConfigError(f"{file}:{syntax.line}:{syntax.column}: {syntax.message}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected keys ledger, vendor and partners at the top level.")
     base = file.resolve().parent

@@ -23,6 +23,7 @@ from dealsync.model import (
     SideRecord,
     Value,
 )
+from dealsync.yaml_errors import describe as describe_yaml_error
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "schema.json"
 DEFAULT_MAPPING = "mappings/shared_deal.yaml"
@@ -36,9 +37,11 @@ class MappingProblem:
     path: str
     line: int
     message: str
+    column: int = 0
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        where = f"{self.path}:{self.line}" + (f":{self.column}" if self.column else "")
+        return f"{where}: {self.message}"
 
 
 class MappingError(Exception):
@@ -283,8 +286,8 @@ def check_mapping(path: str | Path) -> tuple[dict[str, Any], list[MappingProblem
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return {}, [MappingProblem(name, mark.line + 1 if mark else 0, f"not valid YAML: {exc}")]
+        syntax = describe_yaml_error(text, exc)
+        return {}, [MappingProblem(name, syntax.line, syntax.message, syntax.column)]
     if root is None or not isinstance(data, dict):
         return {}, [MappingProblem(name, 1, "the file is empty or not a mapping of keys to values")]
     validator = jsonschema.Draft202012Validator(_schema())

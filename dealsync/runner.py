@@ -27,6 +27,8 @@ EXPECTED_FAILURES = (
     IsolationError,
     PairBusy,
 )
+# Of those, the ones that say the configuration (or a mapping) is wrong: exit code 2, not 1.
+CONFIGURATION_FAILURES = (ConfigError, MappingError)
 
 
 def run_partners(
@@ -40,8 +42,10 @@ def run_partners(
     err_console: Console,
     show_plan: bool = False,
 ) -> int:
-    """Run each partner in turn; print its report; return how many runs failed."""
+    """Run each partner in turn; print its report. Returns the exit code: 0 when every run completed,
+    2 when a partner's configuration or mapping is wrong, else 1 when a run could not complete."""
     failed = 0
+    misconfigured = 0
     for partner_id in partner_ids:
         try:
             if os.environ.get("PREFECT_API_URL"):
@@ -82,5 +86,6 @@ def run_partners(
             print_report(console, report, show_plan=dry_run or show_plan)
         except EXPECTED_FAILURES as exc:
             failed += 1
+            misconfigured += isinstance(exc, CONFIGURATION_FAILURES)
             err_console.print(f"[red]partner {partner_id}: run failed:[/red] {escape(str(exc))}")
-    return failed
+    return 2 if misconfigured else int(failed > 0)

@@ -112,8 +112,7 @@ def sync_partner(
             "too; run with objects=['notes', 'files'] (or add deals)"
         )
     ensure_pair_limit(partner_id)
-    ledger = Ledger(config.ledger_url)
-    ledger.migrate()
+    ledger = Ledger.open(config.ledger_url)
     try:
         with concurrency(
             pair_limit_name(partner_id), occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S

@@ -7,6 +7,7 @@ import socket
 import threading
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -27,10 +28,60 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
+def _start_time(pid: int) -> str | None:
+    """When a process started (Linux /proc), to tell a PID from a later process reusing it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "-"
+
+
+def holder_name() -> str:
+    """Who holds a lease: host, PID namespace, PID, process start time, and a unique suffix."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{_pid_namespace()}:{pid}:{_start_time(pid) or '-'}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_gone(holder: str) -> bool:
+    """Whether a holder is a process of this host (and PID namespace) that no longer runs.
+
+    Only a certain answer counts: a holder on another host, in another container, or in a format
+    this cannot read is never declared gone (its lease then expires after its TTL)."""
+    parts = holder.split(":")
+    if len(parts) != 5 or parts[0] != socket.gethostname() or parts[1] != _pid_namespace():
+        return False
+    if parts[1] == "-" or not parts[2].isdigit():
+        return False
+    pid, started = int(parts[2]), parts[3]
+    if pid == os.getpid():
+        return False  # this very process (another thread holds it)
+    now = _start_time(pid)
+    if now is not None:
+        return started != "-" and now != started  # the PID now belongs to a later process
+    if Path("/proc/self").exists():
+        return True  # Linux without /proc/<pid>: no such process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class PairLease:
     """Hold a pair's lease for the length of a `with` block, renewing it in the background.
 
-    A run that is killed stops renewing: after `ttl_s` seconds the next run takes the lease over.
+    A run that is killed stops renewing: after `ttl_s` seconds the next run takes the lease over; at
+    once when the holder was a process of this host that no longer exists.
     """
 
     def __init__(
@@ -39,7 +90,7 @@ class PairLease:
         self.ledger, self.pair = ledger, pair
         self.ttl = timedelta(seconds=ttl_s)
         self.heartbeat_s = heartbeat_s
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = holder_name()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -47,11 +98,17 @@ class PairLease:
         """Take the lease, or raise PairBusy naming who holds it."""
         now = utcnow()
         with self.ledger.sessions() as s:
+            current = s.scalar(sa.select(Lease.holder).where(Lease.pair == self.pair))
+            dead = [current] if current and holder_is_gone(current) else []
             taken = s.execute(
                 sa.update(Lease)
                 .where(
                     Lease.pair == self.pair,
-                    sa.or_(Lease.heartbeat_at < now - self.ttl, Lease.holder == self.holder),
+                    sa.or_(
+                        Lease.heartbeat_at < now - self.ttl,
+                        Lease.holder == self.holder,
+                        Lease.holder.in_(dead),
+                    ),
                 )
                 .values(holder=self.holder, acquired_at=now, heartbeat_at=now)
             ).rowcount

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from dealsync.claims import Intent
@@ -65,8 +65,30 @@ def _json_base(base: dict[str, Value]) -> dict[str, Any]:
     return {k: to_json(v) for k, v in base.items()}
 
 
+class LedgerUnavailable(RuntimeError):
+    """The ledger's database cannot be opened: names the URL (never its password) and what to check."""
+
+
+def redacted(url: str) -> str:
+    """A database URL safe to print: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<an unreadable database URL>"
+
+
 class Ledger:
     """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
+
+    @classmethod
+    def open(cls, url: str) -> Ledger:
+        """The ledger at `url`, migrated to the newest schema; LedgerUnavailable when it cannot be."""
+        try:
+            ledger = cls(url)
+            ledger.migrate()
+        except (OSError, sa.exc.SQLAlchemyError) as exc:
+            raise LedgerUnavailable(_unavailable(url, exc)) from None
+        return ledger
 
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -662,6 +684,25 @@ class RunCommit:
     owner_turn: int | None = None
     object_type: str = "deals"
     intents_failed: list[str] = field(default_factory=list)  # creates the CRM refused for good
+
+
+def _unavailable(url: str, exc: Exception) -> str:
+    """What went wrong opening the ledger, in one line, and what to check."""
+    cause = getattr(exc, "orig", None) or exc
+    detail = (getattr(cause, "strerror", None) or str(cause)).strip().splitlines()[0]
+    if getattr(cause, "filename", None):
+        detail = f"{detail}: {cause.filename}"
+    if url.startswith("sqlite"):
+        hint = (
+            "check that the folder of the file exists or can be created (no plain file in its path) "
+            "and is writable"
+        )
+    else:
+        hint = (
+            "check that the database server is running and reachable from here, that the database "
+            "exists, and that the user may connect"
+        )
+    return f"the ledger {redacted(url)} cannot be opened: {detail}. {hint.capitalize()}; or point `ledger:` in the config at another database."
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -83,6 +83,16 @@ def test_tokens_can_come_from_prefect_secret_blocks(prefect_api, pair, monkeypat
     _twin(pair, "vendor", f"acme:partner:{reg}")
 
 
+def test_a_secret_block_that_does_not_exist_is_named_by_its_key_never_its_value(prefect_api, pair):
+    pair.config.write_text(
+        pair.config.read_text().replace("env:TEST_ACME_TOKEN", "pasted-token-look-alike")
+    )
+    result = pair.cli("run", ok=False)
+    assert result.exit_code == 2
+    assert "partners[0].crm.token: the token reference is neither env:NAME" in result.output
+    assert "pasted-token-look-alike" not in result.output
+
+
 def test_a_second_run_of_the_same_pair_ends_cancelled_with_a_clear_message(
     prefect_api, pair, monkeypatch
 ):

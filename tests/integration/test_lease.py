@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -38,3 +41,34 @@ def test_a_lease_left_by_a_killed_run_stops_blocking_after_its_ttl(pair):
     with ledger.sessions.begin() as s:
         s.execute(sa.update(Lease).values(heartbeat_at=utcnow() - timedelta(seconds=TTL_S + 1)))
     pair.cli("run")
+
+
+HOLD = """
+import sys
+from dealsync.ledger import Ledger
+from dealsync.ledger.lease import PairLease
+PairLease(Ledger(sys.argv[1]), "acme").acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_run_killed_on_this_host_does_not_block_the_next_one(pair):
+    url = load_config(pair.config).ledger_url
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    pair.create("partner", dealname="After a kill", **SHARED)
+    assert "already being synced" in pair.cli("run", ok=False).output  # alive: it holds the pair
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    pair.cli("run")  # at once: its holder's process is gone from this host
+    assert len(pair.deals("vendor")) == 1
+
+
+def test_a_holder_on_another_host_keeps_the_lease_until_its_ttl(pair):
+    ledger = Ledger(load_config(pair.config).ledger_url)
+    with ledger.sessions.begin() as s:
+        s.add(Lease(pair="acme", holder="elsewhere:4026531836:1:1:abcd1234"))
+    assert "already being synced" in pair.cli("run", ok=False).output

@@ -92,6 +92,25 @@ def test_mistakes_name_the_file_and_key(tmp_path, change, expected):
     assert str(path) in str(failure.value) and expected in str(failure.value)
 
 
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "sandbox-d4b3b570c94815dfdd298545",
+        "bcrm_pat_Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl",
+        "my token with spaces",
+        "env:NOT A NAME",
+    ],
+)
+def test_a_token_that_is_not_a_reference_is_refused_at_once_and_never_echoed(tmp_path, pasted):
+    path = _write(tmp_path, MINIMAL.replace('token: "env:ACME_TOKEN"', f'token: "{pasted}"'))
+    with pytest.raises(ConfigError) as failure:
+        load_config(path)  # no Prefect server is started to find this out
+    message = str(failure.value)
+    assert "partners[0].crm.token" in message and pasted not in message
+    assert "env:NAME" in message
+
+
 def test_a_missing_env_token_says_which_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("ACME_TOKEN", raising=False)
     config = load_config(_write(tmp_path, MINIMAL))
