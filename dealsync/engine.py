@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.base import Connector, Record, WriteInput, WriteOutcome, content_hash
+from connectors.base import Connector, Record, WriteInput, WriteOutcome
 from connectors.errors import ConnectorError
 from connectors.hubspot import modified_ms
 from dealsync.config import Config, PartnerConfig
@@ -29,6 +29,7 @@ from dealsync.mapping import (
 )
 from dealsync.model import SIDES, Conflict, Link, Plan, Side, SideRecord, Skip, other, to_json
 from dealsync.plan import PlanInput, key_of, make_plan, parse_key
+from dealsync.snapshots import Seen, observe
 from validation.quarantine import SchemaLevelError, split_valid
 from validation.schemas import RAW_SCHEMAS, canonical_deals
 
@@ -114,9 +115,7 @@ class Pulled:
     gone: set[tuple[Side, str]]
     cursors: dict[Side, int | None]
     counts: dict[str, int] = field(default_factory=dict)
-    snapshots: dict[Side, dict[str, str]] = field(
-        default_factory=dict
-    )  # complete scans: id -> hash
+    snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)  # complete scans
 
 
 @dataclass
@@ -258,7 +257,8 @@ def pull(ctx: RunContext) -> Pulled:
     counts: dict[str, int] = {}
     links: dict[int, Link] = {}
     scans: dict[Side, dict[str, Record]] = {}
-    hashes: dict[Side, dict[str, str]] = {}
+    hashes: dict[Side, dict[str, Seen]] = {}
+    scan_ms = int(time.time() * 1000)
     for side in SIDES:
         connector = ctx.connectors[side]
         snapshot = connector.capabilities.change_detection == "snapshot"
@@ -277,9 +277,10 @@ def pull(ctx: RunContext) -> Pulled:
                 if not _relevant(ctx, side, record, linked):
                     continue
                 if snapshot:
-                    scans[side][record.id] = record
-                    hashes[side][record.id] = digest = content_hash(record)
-                    if not ctx.full_resync and previous.get(record.id) == digest:
+                    observed = observe(record, previous, scan_ms)
+                    record = scans[side][record.id] = observed.record
+                    hashes[side][record.id] = observed.seen
+                    if not ctx.full_resync and not observed.changed:
                         continue  # unchanged since the last synced scan
                 changed += 1
                 records[side][record.id] = record

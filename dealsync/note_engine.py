@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from dealsync.note_plan import (
     make_note_plan,
 )
 from dealsync.plan import parse_key
+from dealsync.snapshots import Seen, observe
 from validation.quarantine import SchemaLevelError, split_valid
 from validation.schemas import RAW_SCHEMAS
 
@@ -78,8 +80,8 @@ class NotesPulled:
     stash: dict[str, StashedFile] = field(default_factory=dict)  # sha256 -> a readable copy
     quarantined: list[Quarantined] = field(default_factory=list)
     welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
-    # Complete scans (snapshot CRMs): note id -> content hash.
-    snapshots: dict[Side, dict[str, str]] = field(default_factory=dict)
+    # Complete scans (snapshot CRMs): note id -> content hash and when it was first seen.
+    snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,21 +134,20 @@ def _may_cross(
 
 
 def _scan_notes(
-    ctx: RunContext, side: Side, twins, pulled_hashes: dict[Side, dict[str, str]]
+    ctx: RunContext, side: Side, twins, pulled_hashes: dict[Side, dict[str, Seen]]
 ) -> dict[str, Record]:
-    """A snapshot CRM: every note on the pair's shared deals; the ones changed since the last scan."""
+    """A snapshot CRM: every note on the pair's shared deals; the ones changed since the last scan
+    (stamped with when a scan first saw their content)."""
     connector = ctx.connectors[side]
     by_deal = connector.associations("deals", NOTES, list(twins[side]))
     scan = connector.read(
         NOTES, [n for ids in by_deal.values() for n in ids], ctx.notes_mapping.properties(side)
     )
     previous = ctx.ledger.snapshot(ctx.pair, side, NOTES)
-    pulled_hashes[side] = {note_id: content_hash(r) for note_id, r in scan.items()}
-    return {
-        note_id: record
-        for note_id, record in scan.items()
-        if ctx.full_resync or previous.get(note_id) != pulled_hashes[side][note_id]
-    }
+    scan_ms = int(time.time() * 1000)
+    observed = {note_id: observe(r, previous, scan_ms) for note_id, r in scan.items()}
+    pulled_hashes[side] = {note_id: o.seen for note_id, o in observed.items()}
+    return {note_id: o.record for note_id, o in observed.items() if ctx.full_resync or o.changed}
 
 
 def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
@@ -754,10 +755,11 @@ def _save_note_snapshots(
     """Keep the scanned hashes, with the notes this run wrote as the CRM returned them."""
     written = [(c.target, outcome.creates[c.key]) for c in plan.creates]
     written += [(side, result) for (side, _), result in outcome.updates.items()]
+    now_ms = int(time.time() * 1000)
     for side, hashes in pulled.snapshots.items():
         for target, result in written:
             if target == side and result.ok and result.record is not None:
-                hashes[result.record.id] = content_hash(result.record)
+                hashes[result.record.id] = Seen(content_hash(result.record), now_ms)
         for (target, note_id), result in outcome.deletes.items():
             if target == side and result.ok:
                 hashes.pop(note_id, None)

@@ -193,6 +193,7 @@ class SnapshotRow(Base):
     object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
     record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     content_hash: Mapped[str] = mapped_column(String(64))
+    seen_at_ms: Mapped[int | None] = mapped_column(BigInteger)  # when a scan first saw this content
 
 
 class Lease(Base):

@@ -29,6 +29,7 @@ from dealsync.ledger.models import (
     utcnow,
 )
 from dealsync.model import Link, Value, from_json, to_json
+from dealsync.snapshots import Seen
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Which creates make records of an object type (a vendor file note is a note made by the files phase).
@@ -556,20 +557,22 @@ class Ledger:
         return refused
 
     # ---- snapshots -----------------------------------------------------------------------
-    def snapshot(self, pair: str, side: str, object_type: str = "deals") -> dict[str, str]:
-        """record id -> content hash of the last synced scan of a side."""
+    def snapshot(self, pair: str, side: str, object_type: str = "deals") -> dict[str, Seen]:
+        """record id -> content hash (and when it was first seen) of the last synced scan of a side."""
         with self.sessions() as s:
             rows = s.execute(
-                sa.select(SnapshotRow.record_id, SnapshotRow.content_hash).where(
+                sa.select(
+                    SnapshotRow.record_id, SnapshotRow.content_hash, SnapshotRow.seen_at_ms
+                ).where(
                     SnapshotRow.pair == pair,
                     SnapshotRow.side == side,
                     SnapshotRow.object_type == object_type,
                 )
             )
-            return dict(rows.all())
+            return {rid: Seen(digest, at) for rid, digest, at in rows.all()}
 
     def save_snapshot(
-        self, pair: str, side: str, hashes: dict[str, str], object_type: str = "deals"
+        self, pair: str, side: str, hashes: dict[str, Seen], object_type: str = "deals"
     ) -> None:
         """Replace a side's snapshot with the hashes of a complete scan."""
         with self.sessions.begin() as s:
@@ -586,9 +589,10 @@ class Ledger:
                     side=side,
                     object_type=object_type,
                     record_id=rid,
-                    content_hash=digest,
+                    content_hash=seen.hash,
+                    seen_at_ms=seen.at_ms,
                 )
-                for rid, digest in hashes.items()
+                for rid, seen in hashes.items()
             )
 
     # ---- files ---------------------------------------------------------------------------

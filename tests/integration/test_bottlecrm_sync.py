@@ -357,3 +357,35 @@ def test_a_cloned_bottlecrm_deal_with_its_twins_key_is_quarantined_not_linked(bo
     assert len(pair.deals("vendor")) == 1
     scanned = {r.id for page in crm.pull_changes("deals", None, []) for r in page.records}
     assert {clone, forged} <= scanned
+
+
+def test_newest_wins_by_when_a_scan_first_saw_the_bottlecrm_change(bottle):
+    pair, crm = bottle
+    reg = crm.create(
+        "deals",
+        [
+            WriteInput(
+                "r",
+                {
+                    "name": "Beta Newest",
+                    "stage": "PROSPECTING",
+                    "tags": "dealsync-shared;Product: Billing",
+                },
+            )
+        ],
+    )[0].record.id
+    _run(pair.config)
+    twin = _twin(pair, "vendor", f"beta:partner:{reg}")["id"]
+    # Both sides change product interest (conflict rule: newest); BottleCRM's change comes last.
+    pair.edit("vendor", twin, dealsync_product_interest="Connect")
+    assert crm.update("deals", [WriteInput("e", {"tags_product": "Analytics"}, id=reg)])[0].ok
+    report = _run(pair.config)
+    (conflict,) = report.conflicts
+    assert conflict["field"] == "product_interest" and conflict["winner"] == "partner"
+    assert (
+        pair.deal("vendor", twin, "dealsync_product_interest")["dealsync_product_interest"]
+        == "Analytics"
+    )
+    # BottleCRM records no edit time: the stamp is when a scan first saw the new content.
+    later = _run(pair.config)
+    assert later.conflicts == [] and later.updated == {"partner": 0, "vendor": 0}

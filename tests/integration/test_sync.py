@@ -203,7 +203,7 @@ def test_the_deletion_brake_stops_mass_deletion(pair):
 def test_config_errors_name_the_file_the_key_and_the_fix(pair, monkeypatch):
     monkeypatch.delenv("TEST_ACME_TOKEN")
     result = pair.cli("run", ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the configuration is wrong (docs/operations.md, exit codes)
     assert (
         "partners[0].crm.token" in result.output and "TEST_ACME_TOKEN is not set" in result.output
     )
