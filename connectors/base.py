@@ -22,6 +22,7 @@ class Record:
     archived: bool = False
     archived_at: str | None = None
     associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    merged_from: tuple[str, ...] = ()  # ids of records a user merged into this one (HubSpot)
 
 
 def content_hash(record: Record) -> str:
@@ -106,6 +107,7 @@ class Capabilities:
     max_batch: int
     files_on: Literal["notes", "deals"]
     note_authors: bool = True  # whether a note's author can be set when creating it
+    property_history: bool = False  # whether the CRM tells when each property last changed
 
 
 class Connector(Protocol):
@@ -132,7 +134,15 @@ class Connector(Protocol):
         id_property: str | None = None,
         archived: bool = False,
     ) -> dict[str, Record]:
-        """Records by id (or unique property value), active or archived; missing ones are absent."""
+        """Records by the id (or unique property value) asked for, active or archived; missing ones
+        are absent. An id merged into another record answers with that record (its `id` differs)."""
+        ...
+
+    def property_times(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """When each property of each record last changed (epoch ms), where the CRM keeps history
+        (`capabilities.property_history`); an empty answer elsewhere."""
         ...
 
     def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:

@@ -521,6 +521,12 @@ class BottleCrmConnector:
                 raise
 
     # ---- owners and properties -------------------------------------------------------------
+    def property_times(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """BottleCRM keeps no property history (the engine stamps scans instead): nothing to tell."""
+        return {}
+
     def owners(self) -> list[Owner]:
         """Active users (their profile id is what `assigned_to` takes)."""
         body = self.http.request("GET", USERS).json()

@@ -28,7 +28,10 @@ from connectors.http import HttpClient
 
 def modified_ms(record: Record) -> int:
     """A record's hs_lastmodifieddate in epoch milliseconds."""
-    text = record.properties.get(hs.MODIFIED) or record.updated_at
+    return _epoch_ms(record.properties.get(hs.MODIFIED) or record.updated_at)
+
+
+def _epoch_ms(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
@@ -37,15 +40,24 @@ def _record(body: dict[str, Any]) -> Record:
         name: tuple(str(item["id"]) for item in group.get("results", []))
         for name, group in (body.get("associations") or {}).items()
     }
+    properties = dict(body.get("properties") or {})
+    merged = (properties.pop(hs.MERGED, None) or "").split(";")
+    record_id = str(body["id"])
     return Record(
-        id=str(body["id"]),
-        properties=dict(body.get("properties") or {}),
+        id=record_id,
+        properties=properties,
         created_at=body.get("createdAt", ""),
         updated_at=body.get("updatedAt", ""),
         archived=bool(body.get("archived", False)),
         archived_at=body.get("archivedAt"),
         associations=associations,
+        merged_from=tuple(i for i in merged if i and i != record_id),
     )
+
+
+def _with_merges(properties: Sequence[str]) -> list[str]:
+    """The properties to ask for, plus the merge trail (so a merged record is recognised)."""
+    return [*properties, hs.MERGED] if hs.MERGED not in properties else list(properties)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -66,6 +78,7 @@ class HubSpotConnector:
         idempotent_create="upsert",
         max_batch=hs.BATCH_SIZE,
         files_on="notes",
+        property_history=True,
     )
 
     def __init__(
@@ -164,7 +177,7 @@ class HubSpotConnector:
         after = 0
         path = hs.SEARCH.format(object_type=object_type)
         while True:
-            request = {**body, "properties": list(properties), "limit": hs.SEARCH_PAGE_SIZE}
+            request = {**body, "properties": _with_merges(properties), "limit": hs.SEARCH_PAGE_SIZE}
             if after:
                 request["after"] = str(after)
             page = self.http.request("POST", path, json=request, search=True).json()
@@ -184,7 +197,7 @@ class HubSpotConnector:
     ) -> Iterator[list[Record]]:
         params: dict[str, Any] = {"limit": hs.LIST_PAGE_SIZE, "archived": str(archived).lower()}
         if properties:
-            params["properties"] = ",".join(properties)
+            params["properties"] = ",".join(_with_merges(properties))
         path = hs.OBJECTS.format(object_type=object_type)
         while True:
             page = self.http.request("GET", path, params=params).json()
@@ -206,24 +219,51 @@ class HubSpotConnector:
         id_property: str | None = None,
         archived: bool = False,
     ) -> dict[str, Record]:
-        """Records by id or unique property value, 100 per call; missing ones are left out."""
+        """Records by the id or unique property value asked for, 100 per call; missing ones are left
+        out. A merged id answers with the record it became (a different `id`, listing it in
+        `merged_from`)."""
         found: dict[str, Record] = {}
         path = hs.BATCH.format(object_type=object_type, operation="read")
         for chunk in _chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
+            asked = [*properties, id_property] if id_property else list(properties)
             body: dict[str, Any] = {
                 "inputs": [{"id": key} for key in chunk],
-                "properties": [*properties, id_property] if id_property else list(properties),
+                "properties": asked if archived else _with_merges(asked),
             }
             if id_property:
                 body["idProperty"] = id_property
             response = self.http.request(
                 "POST", path, json=body, params={"archived": str(archived).lower()}
             )
+            wanted = set(chunk)
             for item in response.json().get("results", []):
                 record = _record(item)
                 key = record.properties.get(id_property) if id_property else record.id
                 found[str(key)] = record
+                if not id_property:
+                    found.update({old: record for old in record.merged_from if old in wanted})
         return found
+
+    def property_times(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """When each property last changed, from its history (batch read, 100 records a call)."""
+        times: dict[str, dict[str, int]] = {}
+        path = hs.BATCH.format(object_type=object_type, operation="read")
+        for chunk in _chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
+            body = {
+                "inputs": [{"id": i} for i in chunk],
+                "properties": [],
+                "propertiesWithHistory": list(properties),
+            }
+            for item in self.http.request("POST", path, json=body).json().get("results", []):
+                history = item.get("propertiesWithHistory") or {}
+                times[str(item["id"])] = {
+                    name: max(_epoch_ms(entry["timestamp"]) for entry in entries)
+                    for name, entries in history.items()
+                    if entries
+                }
+        return times
 
     def associations(
         self, from_type: str, to_type: str, ids: Iterable[str]

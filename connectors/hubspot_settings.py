@@ -23,4 +23,5 @@ SEARCH_RESULT_CAP = 10_000
 DEFAULT_LOOKBACK_MS = 5 * 60 * 1000
 MODIFIED = "hs_lastmodifieddate"
 OBJECT_ID = "hs_object_id"
+MERGED = "hs_merged_object_ids"  # ;-joined ids of the records a merge turned into this one
 NOTE_TO_DEAL = 214  # HubSpot-defined association type: note -> deal

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -27,7 +27,19 @@ from dealsync.mapping import (
     load_mapping,
     load_notes_mapping,
 )
-from dealsync.model import SIDES, Conflict, Link, Plan, Side, SideRecord, Skip, other, to_json
+from dealsync.merges import Merge, follow_merges
+from dealsync.model import (
+    SIDES,
+    Conflict,
+    FieldRule,
+    Link,
+    Plan,
+    Side,
+    SideRecord,
+    Skip,
+    other,
+    to_json,
+)
 from dealsync.plan import PlanInput, key_of, make_plan, parse_key
 from dealsync.snapshots import Seen, observe
 from validation.quarantine import SchemaLevelError, split_valid
@@ -116,6 +128,7 @@ class Pulled:
     cursors: dict[Side, int | None]
     counts: dict[str, int] = field(default_factory=dict)
     snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)  # complete scans
+    merges: list[Merge] = field(default_factory=list)  # links that follow (or end with) a merge
 
 
 @dataclass
@@ -251,13 +264,14 @@ def _side_id(link: Link, side: Side) -> str:
 
 def pull(ctx: RunContext) -> Pulled:
     """Changed records of both sides (by cursor, or by comparing a complete scan with the snapshot),
-    plus quarantined ones, counterparts of touched links, and deletions."""
+    plus quarantined ones, counterparts of touched links, deletions, and merges to follow."""
     records: dict[Side, dict[str, Record]] = {"partner": {}, "vendor": {}}
     cursors: dict[Side, int | None] = {}
     counts: dict[str, int] = {}
     links: dict[int, Link] = {}
     scans: dict[Side, dict[str, Record]] = {}
     hashes: dict[Side, dict[str, Seen]] = {}
+    merging = Merging(ctx)
     scan_ms = int(time.time() * 1000)
     for side in SIDES:
         connector = ctx.connectors[side]
@@ -270,6 +284,7 @@ def pull(ctx: RunContext) -> Pulled:
         seen = changed = 0
         for page in connector.pull_changes(OBJECT, since, ctx.properties(side)):
             seen += len(page.records)
+            merging.saw(side, page.records)
             page_links = ctx.ledger.links_for(ctx.pair, side, [r.id for r in page.records])
             links.update({link.id: link for link in page_links})
             linked = {_side_id(link, side) for link in page_links}
@@ -296,13 +311,71 @@ def pull(ctx: RunContext) -> Pulled:
             found = (
                 {r: scans[side][r] for r in retry if r in scans[side]}
                 if snapshot
-                else connector.read(OBJECT, retry, ctx.properties(side))
+                else merging.read(side, retry)
             )
-            records[side].update(found)
+            records[side].update({r.id: r for r in found.values()})
             for link in ctx.ledger.links_for(ctx.pair, side, found):
                 links[link.id] = link
-    gone = _counterparts_and_deletions(ctx, records, links, scans)
-    return Pulled(records, list(links.values()), gone, cursors, counts, hashes)
+    merging.follow(records, links)
+    gone = _counterparts_and_deletions(ctx, records, links, scans, merging)
+    return Pulled(records, list(links.values()), gone, cursors, counts, hashes, merging.merges)
+
+
+class Merging:
+    """Finds the records users merged (HubSpot) while a run reads, and moves their links along."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        object_type: str = OBJECT,
+        properties: Callable[[Side], list[str]] | None = None,
+    ) -> None:
+        self.ctx, self.object_type = ctx, object_type
+        self.properties = properties or ctx.properties
+        self.survivors: dict[Side, dict[str, Record]] = {"partner": {}, "vendor": {}}
+        self.merges: list[Merge] = []
+
+    def saw(self, side: Side, found: Iterable[Record]) -> None:
+        """Note the merge trail of records just read."""
+        for record in found:
+            for old in record.merged_from:
+                self.survivors[side][old] = record
+
+    def read(self, side: Side, ids: list[str]) -> dict[str, Record]:
+        """Records by the id asked for; a merged id answers with its survivor (noted)."""
+        found = self.ctx.connectors[side].read(self.object_type, ids, self.properties(side))
+        self.saw(side, found.values())
+        return found
+
+    def follow(self, records: dict[Side, dict[str, Record]], links: dict[int, Link]) -> None:
+        """Move (or end) the links of merged-away records, for the rest of the run."""
+        done = {(m.side, m.old_id) for m in self.merges}
+        for side in SIDES:
+            pending = {
+                old: r.id for old, r in self.survivors[side].items() if (side, old) not in done
+            }
+            if not pending:
+                continue
+            merged = self.ctx.ledger.links_for(self.ctx.pair, side, pending, self.object_type)
+            if not merged:
+                continue
+            survivors = {pending[_side_id(link, side)] for link in merged}
+            taken = {
+                _side_id(link, side)
+                for link in self.ctx.ledger.links_for(
+                    self.ctx.pair, side, survivors, self.object_type
+                )
+            }
+            for merge in follow_merges(side, pending, merged, taken):
+                self.merges.append(merge)
+                links.pop(merge.link.id, None)  # type: ignore[arg-type]
+                if merge.follows:
+                    links[merge.link.id] = merge.relinked()  # type: ignore[index]
+                    records[side].setdefault(merge.new_id, self.survivors[side][merge.old_id])
+
+    def resolved(self, side: Side) -> set[str]:
+        """Old ids on a side whose merge was followed (they are not deletions)."""
+        return {m.old_id for m in self.merges if m.side == side}
 
 
 def _counterparts_and_deletions(
@@ -310,39 +383,65 @@ def _counterparts_and_deletions(
     records: dict[Side, dict[str, Record]],
     links: dict[int, Link],
     scans: dict[Side, dict[str, Record]],
+    merging: Merging,
 ) -> set[tuple[Side, str]]:
-    """Read the other side of every touched link; find linked records deleted on either side."""
+    """Read the other side of every touched link; find linked records deleted on either side.
+    A linked id that reads as another record, or shows as archived but reads as another record, was
+    merged: its link follows the survivor instead of counting as a deletion."""
     gone: set[tuple[Side, str]] = set()
+    _read_counterparts(ctx, records, links, scans, merging, gone)
+    # Deletions change no modification time: a cursor CRM is asked for archived records, and on a
+    # snapshot CRM a linked record missing from the complete scan is gone (an incomplete scan raised).
+    all_links = [
+        link
+        for link in ctx.ledger.active_links(ctx.pair)
+        if link.id not in {m.link.id for m in merging.merges}
+    ]
+    for side in SIDES:
+        ids = [_side_id(link, side) for link in all_links]
+        if side in scans:
+            gone.update((side, record_id) for record_id in ids if record_id not in scans[side])
+        elif ids:
+            archived = ctx.connectors[side].read(OBJECT, ids, [], archived=True)
+            # An id merged away also shows as archived: it reads as the record it became.
+            merged = {
+                old: r for old, r in merging.read(side, list(archived)).items() if r.id != old
+            }
+            gone.update((side, record_id) for record_id in archived if record_id not in merged)
+    merging.follow(records, links)
+    for side in SIDES:
+        for link in all_links:
+            if (side, _side_id(link, side)) in gone:
+                links.setdefault(link.id, link)  # type: ignore[arg-type]
+    _read_counterparts(ctx, records, links, scans, merging, gone)
+    return gone
+
+
+def _read_counterparts(
+    ctx: RunContext,
+    records: dict[Side, dict[str, Record]],
+    links: dict[int, Link],
+    scans: dict[Side, dict[str, Record]],
+    merging: Merging,
+    gone: set[tuple[Side, str]],
+) -> None:
+    """Read the records of touched links that the run has not read yet (following merges)."""
     for side in SIDES:
         wanted = [
             _side_id(link, side)
             for link in links.values()
             if _side_id(link, side) not in records[side]
+            and (side, _side_id(link, side)) not in gone
         ]
         if not wanted:
             continue
         if side in scans:
             found = {r: scans[side][r] for r in wanted if r in scans[side]}
         else:
-            found = ctx.connectors[side].read(OBJECT, wanted, ctx.properties(side))
-        records[side].update(found)
+            found = merging.read(side, wanted)
+        records[side].update({r: rec for r, rec in found.items() if rec.id == r})
         gone.update((side, record_id) for record_id in wanted if record_id not in found)
-    # Deletions change no modification time: a cursor CRM is asked for archived records, and on a
-    # snapshot CRM a linked record missing from the complete scan is gone (an incomplete scan raised).
-    all_links = ctx.ledger.active_links(ctx.pair)
-    for side in SIDES:
-        ids = [_side_id(link, side) for link in all_links]
-        if side in scans:
-            gone.update((side, record_id) for record_id in ids if record_id not in scans[side])
-        elif ids:
-            gone.update(
-                (side, record_id)
-                for record_id in ctx.connectors[side].read(OBJECT, ids, [], archived=True)
-            )
-        for link in all_links:
-            if (side, _side_id(link, side)) in gone:
-                links.setdefault(link.id, link)
-    return gone
+    merging.follow(records, links)
 
 
 # ---- validate ----------------------------------------------------------------------------
@@ -449,7 +548,46 @@ def plan_run(ctx: RunContext, pulled: Pulled, validated: Validated) -> Plan:
         known=frozenset(ctx.ledger.known_records(ctx.pair, OBJECT, unlinked)),  # type: ignore[arg-type]
         taken=frozenset(("vendor", vendor_id) for vendor_id in taken),
     )
-    return make_plan(inp)
+    plan = make_plan(inp)
+    times = newest_field_times(ctx, OBJECT, plan.conflicts, inp.links, ctx.mapping.fields)
+    if not times:
+        return plan
+    records = {
+        side: {rid: replace(r, field_ms=times.get((side, rid), {})) for rid, r in by_id.items()}
+        for side, by_id in inp.records.items()
+    }
+    return make_plan(replace(inp, records=records))  # decided again, field by field
+
+
+def newest_field_times(
+    ctx: RunContext,
+    object_type: str,
+    conflicts: Iterable[Conflict],
+    links: Iterable[Link],
+    fields: Iterable[FieldRule],
+) -> dict[tuple[Side, str], dict[str, int]]:
+    """For the records in a `newest` conflict only: when each conflicting property last changed, on
+    the sides whose CRM keeps property history (one batch read per 100 records a side)."""
+    by_link = {link.id: link for link in links}
+    rules = {rule.name: rule for rule in fields}
+    wanted: dict[Side, dict[str, set[str]]] = {"partner": {}, "vendor": {}}
+    for conflict in conflicts:
+        if conflict.rule != "newest" or conflict.link_id not in by_link:
+            continue
+        for side in SIDES:
+            record_id = _side_id(by_link[conflict.link_id], side)
+            wanted[side].setdefault(record_id, set()).add(rules[conflict.field].prop(side) or "")
+    times: dict[tuple[Side, str], dict[str, int]] = {}
+    for side in SIDES:
+        connector = ctx.connectors[side]
+        if not wanted[side] or not connector.capabilities.property_history:
+            continue
+        props = sorted(set().union(*wanted[side].values()) - {""})
+        for record_id, per_prop in connector.property_times(
+            object_type, list(wanted[side]), props
+        ).items():
+            times[(side, record_id)] = per_prop
+    return times
 
 
 # ---- push --------------------------------------------------------------------------------
@@ -736,6 +874,8 @@ def commit(
             intents_done,
             plan.next_owner_turn,
             intents_failed=refused_creates(plan.creates, pushed.creates),
+            relinks={m.link.id: (m.side, m.new_id) for m in pulled.merges if m.follows},  # type: ignore[misc]
+            merged_away=[m.link.id for m in pulled.merges if not m.follows],  # type: ignore[misc]
         ),
     )
     for side, scanned in pulled.snapshots.items():
@@ -750,7 +890,7 @@ def commit(
     report.conflicts = conflicts
     report.changes = changes
     report.quarantined = [q.row() for q in quarantined]
-    report.messages = list(plan.notes)
+    report.messages = [m.message("deal") for m in pulled.merges] + list(plan.notes)
     report.brake = plan.brake_reason
     return report
 
@@ -921,6 +1061,7 @@ def _run_pair(ctx: RunContext, call: Callable[..., Any] | None) -> RunReport:
 
             report.notes = run_notes(ctx, report.new_links, report.welcome, call)
             report.events += report.notes.pop("events", [])
+            report.messages += report.notes.pop("messages", [])
             if brake := report.notes.pop("brake", ""):
                 report.messages.append(brake)
         if not ctx.dry_run:

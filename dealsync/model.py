@@ -187,6 +187,11 @@ class SideRecord:
     raw: Mapping[str, str | None]
     modified_ms: int = 0
     archived: bool = False
+    field_ms: Mapping[str, int] = field(default_factory=dict)  # property -> when it last changed
+
+    def changed_ms(self, prop: str | None) -> int:
+        """When a property last changed: its own time where the CRM keeps history, else the record's."""
+        return self.field_ms.get(prop or "", self.modified_ms)
 
 
 @dataclass(frozen=True)

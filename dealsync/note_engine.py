@@ -7,7 +7,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -19,12 +19,14 @@ from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.claims import Intent
 from dealsync.deal_files import FILES, stream_to, sync_deal_files, too_big
 from dealsync.engine import (
+    Merging,
     Quarantined,
     RunContext,
     TwinWrite,
     audit_row,
     conflict_rows,
     create_twins,
+    newest_field_times,
     record_quarantine,
     refused_creates,
     refused_links,
@@ -38,6 +40,7 @@ from dealsync.isolation import (
 )
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
+from dealsync.merges import Merge
 from dealsync.model import SIDES, Link, Side, other
 from dealsync.note_plan import (
     NoteCreate,
@@ -82,6 +85,7 @@ class NotesPulled:
     welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
     # Complete scans (snapshot CRMs): note id -> content hash and when it was first seen.
     snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)
+    merges: list[Merge] = field(default_factory=list)  # links that follow (or end with) a merge
 
 
 @dataclass
@@ -159,7 +163,8 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
     deals: dict[Side, dict[str, tuple[str, ...]]] = {"partner": {}, "vendor": {}}
     cursors: dict[Side, int | None] = {}
     links: dict[int, Link] = {}
-    hashes: dict[Side, dict[str, str]] = {}
+    hashes: dict[Side, dict[str, Seen]] = {}
+    merging = Merging(ctx, NOTES, mapping.properties)
     for side in SIDES:
         connector = ctx.connectors[side]
         candidates: dict[str, Record] = {}
@@ -170,6 +175,7 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
             since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
             cursors[side] = since
             for page in connector.pull_changes(NOTES, since, mapping.properties(side)):
+                merging.saw(side, page.records)
                 candidates.update({r.id: r for r in page.records})
                 cursors[side] = page.cursor
         # Notes that were already on a deal when it became shared are not "changed": read them too.
@@ -186,7 +192,7 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
         ]
         extra = [n for n in {*on_new, *retry} if n not in candidates]
         if extra:
-            candidates.update(connector.read(NOTES, extra, mapping.properties(side)))
+            candidates.update({r.id: r for r in merging.read(side, extra).values()})
         note_deals = connector.associations(NOTES, "deals", list(candidates))
         side_links = ctx.ledger.links_for(ctx.pair, side, candidates, NOTES)
         links.update({link.id: link for link in side_links})
@@ -196,9 +202,19 @@ def pull_notes(ctx: RunContext, new_deal_links: list[Link]) -> NotesPulled:
             if _may_cross(ctx, side, record, note_deals.get(note_id, ()), twins, linked, own):
                 records[side][note_id] = record
                 deals[side][note_id] = note_deals.get(note_id, ())
-    gone = _note_counterparts(ctx, records, deals, links, hashes)
+    merging.follow(records, links)
+    gone = _note_counterparts(ctx, records, deals, links, hashes, merging)
     gone |= _made_private(ctx, records, links.values())
-    return NotesPulled(records, deals, list(links.values()), gone, cursors, twins, snapshots=hashes)
+    return NotesPulled(
+        records,
+        deals,
+        list(links.values()),
+        gone,
+        cursors,
+        twins,
+        snapshots=hashes,
+        merges=merging.merges,
+    )
 
 
 def _made_private(
@@ -218,33 +234,55 @@ def _made_private(
 
 
 def _note_counterparts(
-    ctx: RunContext, records, deals, links: dict[int, Link], scanned: dict[Side, dict[str, str]]
+    ctx: RunContext,
+    records,
+    deals,
+    links: dict[int, Link],
+    scanned: dict[Side, dict[str, Seen]],
+    merging: Merging,
 ) -> set[tuple[Side, str]]:
+    """Read the other note of every touched link, find deleted ones, follow merged ones."""
     gone: set[tuple[Side, str]] = set()
-    mapping = ctx.notes_mapping
+    _read_note_counterparts(ctx, records, deals, links, merging, gone)
+    followed = {m.link.id for m in merging.merges}
+    all_links = [lk for lk in ctx.ledger.active_links(ctx.pair, NOTES) if lk.id not in followed]
     for side in SIDES:
-        wanted = [
-            lk.partner_id if side == "partner" else lk.vendor_id
-            for lk in links.values()
-            if (lk.partner_id if side == "partner" else lk.vendor_id) not in records[side]
-        ]
-        if wanted:
-            found = ctx.connectors[side].read(NOTES, wanted, mapping.properties(side))
-            records[side].update(found)
-            deals[side].update(ctx.connectors[side].associations(NOTES, "deals", list(found)))
-            gone.update((side, note_id) for note_id in wanted if note_id not in found)
-    all_links = ctx.ledger.active_links(ctx.pair, NOTES)
-    for side in SIDES:
-        ids = [lk.partner_id if side == "partner" else lk.vendor_id for lk in all_links]
+        ids = [_id_on(lk, side) for lk in all_links]
         if side in scanned:  # a complete scan: a linked note it did not find was deleted
             gone.update((side, note_id) for note_id in ids if note_id not in scanned[side])
-        else:
-            archived = ctx.connectors[side].read(NOTES, ids, [], archived=True) if ids else {}
-            gone.update((side, note_id) for note_id in archived)
+        elif ids:
+            archived = ctx.connectors[side].read(NOTES, ids, [], archived=True)
+            # A note merged away also shows as archived: it reads as the note it became.
+            merged = {o for o, r in merging.read(side, list(archived)).items() if r.id != o}
+            gone.update((side, note_id) for note_id in archived if note_id not in merged)
+    merging.follow(records, links)
+    for side in SIDES:
         for link in all_links:
-            if (side, link.partner_id if side == "partner" else link.vendor_id) in gone:
-                links.setdefault(link.id, link)
+            if (side, _id_on(link, side)) in gone:
+                links.setdefault(link.id, link)  # type: ignore[arg-type]
+    _read_note_counterparts(ctx, records, deals, links, merging, gone)
     return gone
+
+
+def _read_note_counterparts(
+    ctx: RunContext, records, deals, links: dict[int, Link], merging: Merging, gone: set
+) -> None:
+    """Read the notes of touched links the run has not read yet, with their deals."""
+    for side in SIDES:
+        wanted = [
+            _id_on(lk, side)
+            for lk in links.values()
+            if _id_on(lk, side) not in records[side] and (side, _id_on(lk, side)) not in gone
+        ]
+        if wanted:
+            found = merging.read(side, wanted)
+            records[side].update({n: r for n, r in found.items() if r.id == n})
+            gone.update((side, note_id) for note_id in wanted if note_id not in found)
+    merging.follow(records, links)
+    for side in SIDES:
+        missing = [n for n in records[side] if n not in deals[side]]
+        if missing:
+            deals[side].update(ctx.connectors[side].associations(NOTES, "deals", missing))
 
 
 # ---- files --------------------------------------------------------------------------------
@@ -381,21 +419,29 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
                 author[1] if author else "",
             )
     intents, known = _ledger_word(ctx, pulled, notes)
-    plan = make_note_plan(
-        NotePlanInput(
-            pair=ctx.pair,
-            mapping=mapping,
-            links=tuple(pulled.links),
-            notes=notes,
-            deal_twins=pulled.deal_twins,
-            owners=owners_by_email,
-            gone=frozenset(pulled.gone),
-            welcome=tuple(pulled.welcome),
-            sync_files=files_on_notes(ctx),
-            intents=intents,
-            known=known,
-        )
+    inp = NotePlanInput(
+        pair=ctx.pair,
+        mapping=mapping,
+        links=tuple(pulled.links),
+        notes=notes,
+        deal_twins=pulled.deal_twins,
+        owners=owners_by_email,
+        gone=frozenset(pulled.gone),
+        welcome=tuple(pulled.welcome),
+        sync_files=files_on_notes(ctx),
+        intents=intents,
+        known=known,
     )
+    plan = make_note_plan(inp)
+    if times := newest_field_times(ctx, NOTES, plan.conflicts, inp.links, mapping.fields):
+        timed = {
+            side: {
+                n: replace(note, record=replace(note.record, field_ms=times.get((side, n), {})))
+                for n, note in by_id.items()
+            }
+            for side, by_id in notes.items()
+        }
+        plan = make_note_plan(replace(inp, notes=timed))  # decided again, field by field
     keyless = [c.key for c in plan.creates if not mapping.key(c.target)]
     interrupted = ctx.ledger.earlier_intents(ctx.pair, NOTES, keyless, ctx.run_id or -1)
     adopt_interrupted_creates(plan, mapping, notes, interrupted, pulled.links)
@@ -713,6 +759,8 @@ def commit_notes(
             None,
             NOTES,
             refused_creates(plan.creates, outcome.creates),
+            relinks={m.link.id: (m.side, m.new_id) for m in pulled.merges if m.follows},  # type: ignore[misc]
+            merged_away=[m.link.id for m in pulled.merges if not m.follows],  # type: ignore[misc]
         ),
     )
     _save_note_snapshots(ctx, pulled, plan, outcome)
@@ -742,6 +790,7 @@ def commit_notes(
     counts["files copied"] = outcome.files_copied
     counts["files deleted"] = outcome.files_deleted
     counts["events"] = events
+    counts["messages"] = [m.message("note") for m in pulled.merges]
     counts["quarantined"] = len(everything)
     counts["resolved"] = resolved
     counts["conflicts"] = len(conflicts)

@@ -170,7 +170,13 @@ def merge_field(
         return "partner", v
     if v == b:
         return "vendor", p
-    winner = resolve_conflict(rule.conflict, p, v, partner.modified_ms, vendor.modified_ms)
+    winner = resolve_conflict(
+        rule.conflict,
+        p,
+        v,
+        partner.changed_ms(rule.prop("partner")),
+        vendor.changed_ms(rule.prop("vendor")),
+    )
     plan.conflicts.append(Conflict(link.id, rule.name, b, p, v, rule.conflict, winner))
     value = p if winner == "partner" else v
     return other(winner), value

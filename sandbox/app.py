@@ -139,13 +139,36 @@ class Api:
 
     # ---- records ---------------------------------------------------------------------------
     def _render(
-        self, conn, object_type: str, rows: list, wanted: list[str] | None, associations: list[str]
+        self,
+        conn,
+        object_type: str,
+        rows: list,
+        wanted: list[str] | None,
+        associations: list[str],
+        with_history: list[str] | None = None,
     ) -> list[dict]:
         known = self.store.properties(conn, object_type)
         rendered = [
             self.store.record_json(r, wanted, object_type, DEFAULT_PROPERTIES[object_type], known)
             for r in rows
         ]
+        if with_history:
+            history = self.store.history(
+                conn, [r.id for r in rows], [n for n in with_history if n in known]
+            )
+            for record, row in zip(rendered, rows, strict=True):
+                record["propertiesWithHistory"] = {
+                    name: [
+                        {
+                            "value": value or "",
+                            "timestamp": iso_ms(stamp),
+                            "sourceType": "API",
+                            "sourceId": "sandbox",
+                        }
+                        for value, stamp in entries
+                    ]
+                    for name, entries in history[row.id].items()
+                }
         for to_raw in associations:
             to_type = canonical_object_type(to_raw)
             if to_type is None:
@@ -176,6 +199,7 @@ class Api:
                     page,
                     _wanted_properties(q.getlist("properties")),
                     _wanted_properties(q.getlist("associations")) or [],
+                    _wanted_properties(q.getlist("propertiesWithHistory")),
                 )
             }
         if more:
@@ -199,6 +223,7 @@ class Api:
                 [row],
                 _wanted_properties(q.getlist("properties")),
                 _wanted_properties(q.getlist("associations")) or [],
+                _wanted_properties(q.getlist("propertiesWithHistory")),
             )
         return _json(record)
 
@@ -295,6 +320,24 @@ class Api:
             (record,) = self._fetch_rendered(conn, object_type, [row.id], list(values))
         return _json(record)
 
+    async def merge_objects(self, request: Request) -> Response:
+        """POST .../{type}/merge {primaryObjectId, objectIdToMerge}: both become one new record."""
+        object_type = _object_type(request)
+        body = await _body(request)
+        primary_id = str(body.get("primaryObjectId") or "")
+        other_id = str(body.get("objectIdToMerge") or "")
+        if not primary_id or not other_id:
+            raise bad_request("primaryObjectId and objectIdToMerge are both required.")
+        with self.store.engine.begin() as conn:
+            primary = self.store.get_or_404(conn, object_type, primary_id)
+            other = self.store.get_or_404(conn, object_type, other_id)
+            if primary.id == other.id:
+                raise bad_request("A record cannot be merged with itself.")
+            props = self.store.properties(conn, object_type)
+            new_id = self.store.merge(conn, object_type, primary, other, props, now_ms())
+            (record,) = self._fetch_rendered(conn, object_type, [new_id])
+        return _json(record)
+
     async def archive_object(self, request: Request) -> Response:
         object_type = _object_type(request)
         key = request.path_params["object_id"]
@@ -324,7 +367,9 @@ class Api:
                 elif row.id not in seen:
                     seen.add(row.id)
                     rows.append(row)
-            results = self._render(conn, object_type, rows, wanted, [])
+            results = self._render(
+                conn, object_type, rows, wanted, [], body.get("propertiesWithHistory") or None
+            )
         errors = []
         if missing:
             errors.append(
@@ -1165,6 +1210,7 @@ def build_app(
         ("/crm/v3/objects/{object_type}", ["GET"], api.list_objects, None),
         ("/crm/v3/objects/{object_type}", ["POST"], api.create_object, None),
         ("/crm/v3/objects/{object_type}/search", ["POST"], api.search, None),
+        ("/crm/v3/objects/{object_type}/merge", ["POST"], api.merge_objects, None),
         ("/crm/v3/objects/{object_type}/batch/read", ["POST"], api.batch_read, None),
         ("/crm/v3/objects/{object_type}/batch/create", ["POST"], api.batch_create, None),
         ("/crm/v3/objects/{object_type}/batch/update", ["POST"], api.batch_update, None),

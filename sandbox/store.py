@@ -48,8 +48,19 @@ object_table = sa.Table(
     # Wall-clock time of the last write; search hides records written within the visibility lag.
     sa.Column("written_ms", sa.BigInteger, nullable=False),
     sa.Column("props", sa.Text, nullable=False),
+    # A record merged into another: reads of its id answer with the record it became.
+    sa.Column("merged_into", sa.BigInteger),
     sa.Index("ix_objects_list", "object_type", "archived", "id"),
     sa.Index("ix_objects_modified", "object_type", "archived", "updated_ms", "id"),
+)
+history_table = sa.Table(
+    "property_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("object_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("value", sa.String),
+    sa.Column("timestamp_ms", sa.BigInteger, nullable=False),
 )
 unique_table = sa.Table(
     "unique_values",
@@ -118,6 +129,10 @@ def make_engine(db_path: str | None) -> Engine:
         search_sql.register_functions(dbapi_conn)
 
     metadata.create_all(engine)
+    with engine.begin() as conn:  # a portal file kept from an earlier version lacks newer columns
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
+        if "merged_into" not in columns:
+            conn.execute(sa.text("ALTER TABLE objects ADD COLUMN merged_into BIGINT"))
     return engine
 
 
@@ -179,6 +194,7 @@ class Store:
             for table in (
                 property_table,
                 object_table,
+                history_table,
                 unique_table,
                 association_table,
                 owner_table,
@@ -402,6 +418,7 @@ class Store:
         values: Mapping[str, str | None],
         props: dict[str, PropertyDef],
         stamp: int,
+        remember: bool = True,
     ) -> int:
         """Insert a record with already-coerced values; the caller checked uniqueness."""
         (object_id,) = self.next_ids(conn, 1)
@@ -418,7 +435,39 @@ class Store:
             )
         )
         self._index_unique(conn, object_type, object_id, stored, props)
+        if remember:
+            self._remember(conn, object_id, stored, stamp)
         return object_id
+
+    def _remember(
+        self, conn: Connection, object_id: int, values: Mapping[str, str | None], stamp: int
+    ) -> None:
+        """Add values to the records' property history (what propertiesWithHistory shows)."""
+        if values:
+            conn.execute(
+                sa.insert(history_table),
+                [
+                    {"object_id": object_id, "name": k, "value": v, "timestamp_ms": stamp}
+                    for k, v in values.items()
+                ],
+            )
+
+    def history(
+        self, conn: Connection, object_ids: Iterable[int], names: Iterable[str]
+    ) -> dict[int, dict[str, list[tuple[str | None, int]]]]:
+        """(value, timestamp) per record and property, newest first."""
+        ids, wanted = list(object_ids), list(names)
+        found: dict[int, dict[str, list[tuple[str | None, int]]]] = {i: {} for i in ids}
+        if not ids or not wanted:
+            return found
+        rows = conn.execute(
+            sa.select(history_table)
+            .where(history_table.c.object_id.in_(ids), history_table.c.name.in_(wanted))
+            .order_by(history_table.c.timestamp_ms.desc(), history_table.c.id.desc())
+        )
+        for row in rows:
+            found[row.object_id].setdefault(row.name, []).append((row.value, row.timestamp_ms))
+        return found
 
     def update(
         self,
@@ -431,6 +480,7 @@ class Store:
     ) -> None:
         """Apply coerced values to an existing active record."""
         stored = json.loads(row.props)
+        changed = {k: v for k, v in values.items() if stored.get(k) != v}
         for name, value in values.items():
             if value is None:
                 stored.pop(name, None)
@@ -442,6 +492,55 @@ class Store:
             .values(props=json.dumps(stored), updated_ms=stamp, written_ms=now_ms())
         )
         self._index_unique(conn, object_type, row.id, values, props)
+        self._remember(conn, row.id, changed, stamp)
+
+    def merge(
+        self,
+        conn: Connection,
+        object_type: str,
+        primary,
+        secondary,
+        props: dict[str, PropertyDef],
+        stamp: int,
+    ) -> int:
+        """Merge two active records into a new one, as HubSpot does: the primary's values win, the
+        secondary fills the gaps; both ids then answer with the new record (`hs_merged_object_ids`
+        lists them); associations and property history move to it; the originals are archived."""
+        first, second = json.loads(primary.props), json.loads(secondary.props)
+        merged_ids = {str(primary.id), str(secondary.id)}
+        for old in (first, second):
+            merged_ids |= {i for i in (old.get("hs_merged_object_ids") or "").split(";") if i}
+        values = {**second, **first, "hs_merged_object_ids": ";".join(sorted(merged_ids))}
+        for row in (primary, secondary):
+            self.archive(conn, object_type, row.id, stamp)
+        new_id = self.create(conn, object_type, values, props, stamp, remember=False)
+        originals = [primary.id, secondary.id]
+        conn.execute(
+            sa.update(object_table)
+            .where(object_table.c.id.in_(originals))
+            .values(merged_into=new_id)
+        )
+        conn.execute(
+            sa.update(history_table)
+            .where(history_table.c.object_id.in_(originals))
+            .values(object_id=new_id)
+        )
+        for old_id in originals:
+            outgoing = conn.execute(
+                sa.select(association_table).where(association_table.c.from_id == old_id)
+            ).all()
+            for link in outgoing:
+                self.associate(
+                    conn, object_type, new_id, link.to_type, link.to_id, link.type_id, link.category
+                )
+            conn.execute(
+                sa.delete(association_table).where(
+                    sa.or_(
+                        association_table.c.from_id == old_id, association_table.c.to_id == old_id
+                    )
+                )
+            )
+        return new_id
 
     def archive(self, conn: Connection, object_type: str, object_id: int, stamp: int) -> bool:
         """Archive a record (hs_lastmodifieddate unchanged); False when it was not active."""
@@ -492,13 +591,18 @@ class Store:
             key = str(object_id)
         if not str(key).isdigit():
             return None
-        return conn.execute(
+        row = conn.execute(
             sa.select(object_table).where(
-                object_table.c.id == int(key),
-                object_table.c.object_type == object_type,
-                object_table.c.archived.is_(archived),
+                object_table.c.id == int(key), object_table.c.object_type == object_type
             )
         ).first()
+        for _ in range(20):  # a merged id answers with the record it became (merges can chain)
+            if row is None or not row.archived or archived or row.merged_into is None:
+                break
+            row = conn.execute(
+                sa.select(object_table).where(object_table.c.id == row.merged_into)
+            ).first()
+        return row if row is not None and bool(row.archived) == archived else None
 
     def get_or_404(
         self, conn: Connection, object_type: str, key: str, id_property: str | None = None

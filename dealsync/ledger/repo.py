@@ -489,6 +489,25 @@ class Ledger:
                         created_run_id=run_id,
                     )
                 )
+            for link_id, (side, new_id) in outcome.relinks.items():
+                row = s.get(LinkRow, link_id)
+                column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
+                clash = s.scalars(
+                    sa.select(LinkRow.id).where(
+                        LinkRow.object_type == outcome.object_type,
+                        LinkRow.id != link_id,
+                        column == new_id,
+                        sa.or_(LinkRow.pair == pair, LinkRow.state == "active")
+                        if side == "vendor"
+                        else LinkRow.pair == pair,
+                    )
+                ).first()
+                if clash is not None:
+                    row.state = "merged"
+                    continue
+                setattr(row, "partner_id" if side == "partner" else "vendor_id", new_id)
+            for link_id in outcome.merged_away:
+                s.get(LinkRow, link_id).state = "merged"
             for link_id, base in outcome.bases.items():
                 row = s.get(LinkRow, link_id)
                 row.base = _json_base(base)
@@ -688,6 +707,9 @@ class RunCommit:
     owner_turn: int | None = None
     object_type: str = "deals"
     intents_failed: list[str] = field(default_factory=list)  # creates the CRM refused for good
+    # Links of records a user merged: follow the survivor (link id -> side, new id), or end.
+    relinks: dict[int, tuple[str, str]] = field(default_factory=dict)
+    merged_away: list[int] = field(default_factory=list)
 
 
 def _unavailable(url: str, exc: Exception) -> str:

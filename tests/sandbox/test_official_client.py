@@ -208,3 +208,48 @@ def test_unique_property_and_upsert(client):
         "acme:p:1", id_property="dealsync_key", properties=["dealname"]
     )
     assert by_key.properties["dealname"] == "One, renamed"
+
+
+def test_merge_makes_one_new_record_that_both_old_ids_answer_with(client):
+    from hubspot.crm.deals import PublicMergeInput
+
+    first = _create(client, dealname="First", amount="100")
+    second = _create(client, dealname="Second", closedate="2026-12-24")
+    merged = client.crm.deals.basic_api.merge(
+        PublicMergeInput(primary_object_id=first.id, object_id_to_merge=second.id)
+    )
+    assert merged.id not in (first.id, second.id)
+    for old in (first.id, second.id):
+        read = client.crm.deals.basic_api.get_by_id(
+            old, properties=["dealname", "amount", "closedate", "hs_merged_object_ids"]
+        )
+        assert read.id == merged.id
+        assert read.properties["dealname"] == "First" and read.properties["amount"] == "100"
+        assert read.properties["closedate"] == "2026-12-24T00:00:00.000Z"  # filled from the other
+        assert set(read.properties["hs_merged_object_ids"].split(";")) == {first.id, second.id}
+    listed = client.crm.deals.basic_api.get_page(limit=100)
+    assert [d.id for d in listed.results] == [merged.id]
+
+
+def test_property_history_is_kept_newest_first(client):
+    deal = _create(client, dealname="v1")
+    client.crm.deals.basic_api.update(
+        deal.id, SimplePublicObjectInput(properties={"dealname": "v2", "amount": "5"})
+    )
+    client.crm.deals.basic_api.update(
+        deal.id,
+        SimplePublicObjectInput(properties={"amount": "5"}),  # unchanged: no entry
+    )
+    read = client.crm.deals.basic_api.get_by_id(
+        deal.id, properties_with_history=["dealname", "amount"]
+    )
+    history = read.properties_with_history
+    assert [h.value for h in history["dealname"]] == ["v2", "v1"]
+    assert [h.value for h in history["amount"]] == ["5"]
+    assert history["dealname"][0].timestamp >= history["dealname"][1].timestamp
+    batch = client.crm.deals.batch_api.read(
+        BatchReadInputSimplePublicObjectId(
+            inputs=[{"id": deal.id}], properties=["dealname"], properties_with_history=["dealname"]
+        )
+    )
+    assert [h.value for h in batch.results[0].properties_with_history["dealname"]] == ["v2", "v1"]
