@@ -312,16 +312,33 @@ def serve(
             "--sandboxes", help="Also start a local vendor and partner sandbox CRM and use them."
         ),
     ] = False,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the Prefect server and the sandboxes keep their files (default: ./.dealsync)."
+        ),
+    ] = None,
 ) -> None:
-    """Start a local Prefect server, create the work pool, deploy prefect.yaml and start a worker."""
+    """Start a local Prefect server, create the work pool, deploy prefect.yaml and start a worker;
+    Ctrl-C or SIGTERM stops all of them."""
+    from dealsync.serve import PROJECT_DIR, stop_on_signals
+
+    with stop_on_signals():
+        try:
+            _serve(config, port, sandboxes, state_dir or PROJECT_DIR / ".dealsync")
+        except KeyboardInterrupt:
+            console.print("Stopped the worker, the server and the sandboxes.")
+
+
+def _serve(config: Path | None, port: int, sandboxes: bool, state: Path) -> None:
     from contextlib import ExitStack
 
-    from dealsync.serve import PROJECT_DIR, PrefectStack, write_local_config
+    from dealsync.serve import PrefectStack, write_local_config
     from sandbox.server import SandboxProcess
 
     with ExitStack() as stack:
         if sandboxes:
-            folder = PROJECT_DIR / ".dealsync" / "serve"
+            folder = state / "serve"
             folder.mkdir(parents=True, exist_ok=True)
             vendor = stack.enter_context(
                 SandboxProcess(db_path=folder / "vendor.db", token="local-vendor")
@@ -342,7 +359,7 @@ def serve(
         env = {"DEALSYNC_CONFIG": str(loaded.path.resolve())}
         env.update({k: v for k, v in os.environ.items() if k.startswith("LOCAL_")})
         prefect = stack.enter_context(
-            PrefectStack(home=PROJECT_DIR / ".dealsync" / "prefect", port=port, worker_env=env)
+            PrefectStack(home=state / "prefect", port=port, worker_env=env)
         )
         with console.status("Starting the Prefect server (20-30 s)..."):
             prefect.start_server()
@@ -351,13 +368,14 @@ def serve(
         prefect.start_worker()
         console.print(
             f"[green]Ready.[/green] Open http://127.0.0.1:{port}, Deployments, sync-partner, Run (custom run for "
-            "parameters). sync-all-partners runs every 15 minutes, audit nightly. Logs: .dealsync/prefect/. "
-            "Ctrl-C stops everything."
+            f"parameters). sync-all-partners runs every 15 minutes, audit nightly. Logs: {state / 'prefect'}. "
+            "Ctrl-C (or SIGTERM) stops everything."
         )
         try:
             signal.pause()
         except KeyboardInterrupt:
             console.print("Stopping the worker, the server and the sandboxes...")
+            raise
 
 
 @app.command()

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,26 @@ import requests
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WORK_POOL = "dealsync"
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP (what systemd, Docker and `timeout` send) stop the
+    program as Ctrl-C does, so that everything it started is stopped on the way out."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        # Once stopping has begun, more signals must not cut the clean-up short.
+        for name in ("SIGTERM", "SIGHUP", "SIGINT"):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    handled = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {number: signal.signal(number, interrupt) for number in handled}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def prefect_executable() -> str:
