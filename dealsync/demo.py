@@ -216,7 +216,7 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         )
         acme.create(dealname="Acme private deal")  # not shared: never leaves acme's CRM
         globex.create(dealname="Globex migration", dealsync_shared="true")
-        vendor.create(
+        initech = vendor.create(
             dealname="Initech expansion (via Acme)",
             amount="48000",
             dealstage="qualifiedtobuy",
@@ -273,6 +273,12 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         acme.edit(cloud, dealsync_next_steps="Contract review", closedate="2027-02-01")
         acme.archive(pilot)
         nameless = acme.create(dealsync_shared="true", closedate="2027-03-01")
+        # An old export re-imported into globex's CRM carries a key that names acme's vendor deal.
+        reimported = globex.create(
+            dealname="Globex renewal (re-imported)",
+            dealsync_shared="true",
+            dealsync_key=f"globex:vendor:{initech}",
+        )
         vendor.call(
             "PATCH",
             f"/crm/v3/objects/notes/{vendor_note['id']}",
@@ -281,18 +287,26 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         console.print(
             "vendor: stage, amount, close date; acme: next steps and close date (a conflict: the vendor wins close "
             f"dates); acme deletes the pilot; registration {nameless} has no name; the vendor removes the proposal "
-            "from its copy of the note; the vendor rep's comment answers the shared note"
+            "from its copy of the note; the vendor rep's comment answers the shared note; globex re-imports "
+            f"an old export whose deal {reimported} carries a key naming acme's vendor deal {initech}"
         )
         sync(
-            "Sync 3: updates both ways, the conflict decided by its rule, deletions mirrored, the bad record quarantined"
+            "Sync 3: updates both ways, the conflict decided by its rule, deletions mirrored, the bad record "
+            "quarantined, the re-imported key refused as a security event (nothing of acme's reaches globex)"
         )
         console.print(
             f"acme's proposal file {file_id} after the vendor removed it: {'deleted' if acme.download(file_id) is None else 'still there'}"
         )
 
-        console.print(Panel("Step 4: acme names the quarantined deal", style="bold"))
+        console.print(
+            Panel(
+                "Step 4: acme names the quarantined deal; globex clears the re-imported key",
+                style="bold",
+            )
+        )
         acme.edit(nameless, dealname="Acme Billing upgrade")
-        sync("Sync 4: the fixed record leaves quarantine and syncs")
+        globex.edit(reimported, dealsync_key="")
+        sync("Sync 4: the fixed records leave quarantine and register as deals of their own")
         sync(
             "Sync 5: nothing changed, so nothing is written (dealsync's own writes are not echoed back)"
         )
