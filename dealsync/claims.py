@@ -34,7 +34,7 @@ class Intent:
 class Verdict:
     """What a record's key proves: a record the ledger knows, the twin of a pending create, or nothing."""
 
-    kind: Literal["known", "adopt", "refuse"]
+    kind: Literal["known", "adopt", "refuse", "ignore"]
     origin_id: str = ""  # adopt: the source record of the pending create, on the other side
     reason: str = ""  # refuse: what the user can do
 
@@ -78,6 +78,43 @@ def judge(
         if intent.state == "done" and intent.target_id == record_id:
             return KNOWN
     return Verdict("refuse")
+
+
+def decide(
+    pair: str,
+    side: Side,
+    record_id: str,
+    key: str,
+    intents: Mapping[str, Intent],
+    known: Collection[tuple[Side, str]],
+    *,
+    disputed: Collection[str],
+    origin_linked: Collection[str],
+    wants_sharing: bool,
+    key_property: str,
+    noun: str,
+) -> Verdict:
+    """The whole policy for an unlinked record carrying a key: known (leave it), adopt it as the twin
+    of a pending create (when no other record claims the key and its source is not linked already),
+    refuse it with a reason when it asks to be shared or names this pair, else ignore it (it is
+    another partner's record, or not meant to be shared)."""
+    verdict = judge(side, record_id, key, intents, known)
+    if verdict.kind == "known":
+        return verdict
+    if verdict.kind == "adopt" and key not in disputed and verdict.origin_id not in origin_linked:
+        return verdict
+    if not wants_sharing and not names_pair(pair, key):
+        return Verdict("ignore")
+    reason = refusal(pair, side, key_property, key, noun)
+    if key in disputed:
+        reason += f" (several {noun}s carry this key)"
+    return Verdict("refuse", reason=reason)
+
+
+def names_pair(pair: str, key: str) -> bool:
+    """Whether a key has the shape of one this pair issues (`<pair>:<side>:<id>`)."""
+    parts = key.split(":")
+    return len(parts) == 3 and parts[0] == pair and parts[1] in ("partner", "vendor")
 
 
 def contested(claims: Iterable[tuple[str, str]]) -> set[str]:

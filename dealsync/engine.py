@@ -373,9 +373,23 @@ class Merging:
                     links[merge.link.id] = merge.relinked()  # type: ignore[index]
                     records[side].setdefault(merge.new_id, self.survivors[side][merge.old_id])
 
-    def resolved(self, side: Side) -> set[str]:
-        """Old ids on a side whose merge was followed (they are not deletions)."""
-        return {m.old_id for m in self.merges if m.side == side}
+    def deleted(
+        self, side: Side, ids: list[str], scanned: Mapping[str, object] | None = None
+    ) -> set[str]:
+        """Which linked ids were deleted: missing from a complete scan (snapshot CRMs), or archived
+        (cursor CRMs). An id merged away shows as archived too, but reads as its survivor: not gone."""
+        if scanned is not None:
+            return {i for i in ids if i not in scanned}
+        if not ids:
+            return set()
+        archived = self.ctx.connectors[side].read(self.object_type, ids, [], archived=True)
+        merged = {old for old, r in self.read(side, list(archived)).items() if r.id != old}
+        return set(archived) - merged
+
+    def unfollowed(self, links: Iterable[Link]) -> list[Link]:
+        """The links no merge has moved or ended in this run."""
+        moved = {m.link.id for m in self.merges}
+        return [link for link in links if link.id not in moved]
 
 
 def _counterparts_and_deletions(
@@ -392,22 +406,10 @@ def _counterparts_and_deletions(
     _read_counterparts(ctx, records, links, scans, merging, gone)
     # Deletions change no modification time: a cursor CRM is asked for archived records, and on a
     # snapshot CRM a linked record missing from the complete scan is gone (an incomplete scan raised).
-    all_links = [
-        link
-        for link in ctx.ledger.active_links(ctx.pair)
-        if link.id not in {m.link.id for m in merging.merges}
-    ]
+    all_links = merging.unfollowed(ctx.ledger.active_links(ctx.pair))
     for side in SIDES:
         ids = [_side_id(link, side) for link in all_links]
-        if side in scans:
-            gone.update((side, record_id) for record_id in ids if record_id not in scans[side])
-        elif ids:
-            archived = ctx.connectors[side].read(OBJECT, ids, [], archived=True)
-            # An id merged away also shows as archived: it reads as the record it became.
-            merged = {
-                old: r for old, r in merging.read(side, list(archived)).items() if r.id != old
-            }
-            gone.update((side, record_id) for record_id in archived if record_id not in merged)
+        gone.update((side, i) for i in merging.deleted(side, ids, scans.get(side)))
     merging.follow(records, links)
     for side in SIDES:
         for link in all_links:

@@ -244,17 +244,10 @@ def _note_counterparts(
     """Read the other note of every touched link, find deleted ones, follow merged ones."""
     gone: set[tuple[Side, str]] = set()
     _read_note_counterparts(ctx, records, deals, links, merging, gone)
-    followed = {m.link.id for m in merging.merges}
-    all_links = [lk for lk in ctx.ledger.active_links(ctx.pair, NOTES) if lk.id not in followed]
+    all_links = merging.unfollowed(ctx.ledger.active_links(ctx.pair, NOTES))
     for side in SIDES:
         ids = [_id_on(lk, side) for lk in all_links]
-        if side in scanned:  # a complete scan: a linked note it did not find was deleted
-            gone.update((side, note_id) for note_id in ids if note_id not in scanned[side])
-        elif ids:
-            archived = ctx.connectors[side].read(NOTES, ids, [], archived=True)
-            # A note merged away also shows as archived: it reads as the note it became.
-            merged = {o for o, r in merging.read(side, list(archived)).items() if r.id != o}
-            gone.update((side, note_id) for note_id in archived if note_id not in merged)
+        gone.update((side, i) for i in merging.deleted(side, ids, scanned.get(side)))
     merging.follow(records, links)
     for side in SIDES:
         for link in all_links:

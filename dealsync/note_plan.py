@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from dealsync.claims import Intent, contested, judge, refusal, twin_of
+from dealsync.claims import Intent, contested, decide, twin_of
 from dealsync.mapping import NotesMapping
 from dealsync.model import Adopt, Conflict, FieldRule, Link, Side, SideRecord, Skip, Value, other
 from dealsync.note_text import author_line, author_prefix
-from dealsync.plan import key_for, merge_field, parse_key
+from dealsync.plan import key_for, merge_field
 
 FILES = "files"
 
@@ -341,26 +341,28 @@ def _plan_claim(
     disputed: set[str],
 ) -> None:
     """An unlinked note carrying a key: adopt it only as the twin of this pair's pending create."""
-    verdict = judge(side, note.id, key, inp.intents, inp.known)
-    if verdict.kind == "known":
-        return
-    origin = other(side)
-    if verdict.kind == "adopt" and key not in disputed and verdict.origin_id not in linked[origin]:
-        if is_welcome_key(key):
-            plan.found[key] = note.id  # dealsync's own welcome note: confirmed, never linked
-            return
+    verdict = decide(
+        inp.pair,
+        side,
+        note.id,
+        key,
+        inp.intents,
+        inp.known,
+        disputed=disputed,
+        origin_linked=linked[other(side)],
+        wants_sharing=_on_shared_deal(inp, side, note) and _is_shared(inp, side, note, linked),
+        key_property=inp.mapping.key(side) or "key",
+        noun="shared note",
+    )
+    if verdict.kind == "adopt" and is_welcome_key(key):
+        plan.found[key] = note.id  # dealsync's own welcome note: confirmed, never linked
+    elif verdict.kind == "adopt":
         partner_id, vendor_id = twin_of(side, note.id, verdict.origin_id)
         base = {r.name: note.record.values.get(r.name) for r in inp.mapping.synced_fields()}
         files = tuple(sorted(note.files)) if inp.sync_files else ()
-        plan.adopts.append(Adopt(partner_id, vendor_id, origin, {**base, FILES: files}))
-        return
-    wants_sharing = _on_shared_deal(inp, side, note) and _is_shared(inp, side, note, linked)
-    if not wants_sharing and parse_key(inp.pair, key) is None:
-        return  # a private note, or one of another partner's deals
-    reason = refusal(inp.pair, side, inp.mapping.key(side) or "key", key, "shared note")
-    if key in disputed:
-        reason += " (several notes carry this key)"
-    plan.skips.append(Skip(side, note.id, reason, security=True))
+        plan.adopts.append(Adopt(partner_id, vendor_id, other(side), {**base, FILES: files}))
+    elif verdict.kind == "refuse":
+        plan.skips.append(Skip(side, note.id, verdict.reason, security=True))
 
 
 def welcome_key(pair: str, vendor_deal: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dealsync.claims import Intent, contested, judge, refusal, twin_of
+from dealsync.claims import Intent, contested, decide, twin_of
 from dealsync.mapping import DealMapping
 from dealsync.model import (
     Adopt,
@@ -276,21 +276,25 @@ def _plan_claim(
     disputed: set[str],
 ) -> None:
     """An unlinked record carrying a key: adopt it only as the twin of this pair's pending create."""
-    verdict = judge(side, record.id, key, inp.intents, inp.known)
-    if verdict.kind == "known":
-        return
-    origin = other(side)
-    if verdict.kind == "adopt" and key not in disputed and verdict.origin_id not in linked[origin]:
+    verdict = decide(
+        inp.pair,
+        side,
+        record.id,
+        key,
+        inp.intents,
+        inp.known,
+        disputed=disputed,
+        origin_linked=linked[other(side)],
+        wants_sharing=wants_sharing,
+        key_property=inp.mapping.key(side),
+        noun="deal",
+    )
+    if verdict.kind == "adopt":
         partner_id, vendor_id = twin_of(side, record.id, verdict.origin_id)
         base = {r.name: record.values.get(r.name) for r in _synced(inp.mapping, "always")}
-        plan.adopts.append(Adopt(partner_id, vendor_id, origin, base))
-        return
-    if not wants_sharing and parse_key(inp.pair, key) is None:
-        return  # another partner's record, or not meant to be shared with this one
-    reason = refusal(inp.pair, side, inp.mapping.key(side), key, "deal")
-    if key in disputed:
-        reason += " (several records carry this key)"
-    plan.skips.append(Skip(side, record.id, reason, security=True))
+        plan.adopts.append(Adopt(partner_id, vendor_id, other(side), base))
+    elif verdict.kind == "refuse":
+        plan.skips.append(Skip(side, record.id, verdict.reason, security=True))
 
 
 def _create_payload(
