@@ -19,7 +19,6 @@ from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.claims import Intent
 from dealsync.deal_files import FILES, stream_to, sync_deal_files, too_big
 from dealsync.engine import (
-    Merging,
     Quarantined,
     RunContext,
     TwinWrite,
@@ -40,6 +39,7 @@ from dealsync.isolation import (
 )
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
+from dealsync.merge_reads import Merging
 from dealsync.merges import Merge
 from dealsync.model import SIDES, Link, Side, other
 from dealsync.note_plan import (
