@@ -19,8 +19,10 @@ from bottlecrm.server import BottleCrmServer
 from connectors.base import WriteInput
 from connectors.bottlecrm import BottleCrmConnector
 from dealsync.config import load_config
-from dealsync.engine import RunReport, open_context, run_pair
+from dealsync.context import open_context
+from dealsync.engine import run_pair
 from dealsync.ledger import Ledger
+from dealsync.outcomes import RunReport
 from dealsync.serve import write_local_config
 from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess

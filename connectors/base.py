@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import BinaryIO, Literal, Protocol
 
 from connectors.errors import ConnectorError
@@ -23,6 +24,15 @@ class Record:
     archived_at: str | None = None
     associations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     merged_from: tuple[str, ...] = ()  # ids of records a user merged into this one (HubSpot)
+
+    @property
+    def modified_ms(self) -> int:
+        """When the record last changed, in epoch ms, as its connector knows it (0 when unknown)."""
+        if not self.updated_at:
+            return 0
+        return int(
+            datetime.fromisoformat(self.updated_at.replace("Z", "+00:00")).timestamp() * 1000
+        )
 
 
 def content_hash(record: Record) -> str:

@@ -28,7 +28,7 @@ from connectors.http import HttpClient
 
 def modified_ms(record: Record) -> int:
     """A record's hs_lastmodifieddate in epoch milliseconds."""
-    return _epoch_ms(record.properties.get(hs.MODIFIED) or record.updated_at)
+    return record.modified_ms
 
 
 def _epoch_ms(text: str) -> int:
@@ -47,7 +47,8 @@ def _record(body: dict[str, Any]) -> Record:
         id=record_id,
         properties=properties,
         created_at=body.get("createdAt", ""),
-        updated_at=body.get("updatedAt", ""),
+        # A record's modification time is its hs_lastmodifieddate (updatedAt where it is not asked for).
+        updated_at=properties.get(hs.MODIFIED) or body.get("updatedAt", ""),
         archived=bool(body.get("archived", False)),
         archived_at=body.get("archivedAt"),
         associations=associations,

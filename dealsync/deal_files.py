@@ -13,29 +13,22 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connectors.base import FileInfo, WriteInput
 from connectors.errors import ConnectorError
 from connectors.hubspot_settings import NOTE_TO_DEAL
-from dealsync.engine import (
-    Quarantined,
-    RunContext,
-    TwinWrite,
-    audit_row,
-    create_twins,
-    record_quarantine,
-)
+from dealsync.context import RunContext
 from dealsync.isolation import check_vendor_writes
 from dealsync.ledger.models import DealFileRow
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import NotesMapping
 from dealsync.model import Side
 from dealsync.note_text import text_to_html
+from dealsync.note_types import NotesPulled
+from dealsync.outcomes import Quarantined, audit_row, record_quarantine
 from dealsync.rules import brake_engaged
-
-if TYPE_CHECKING:
-    from dealsync.note_engine import NotesPulled
+from dealsync.twins import TwinWrite, create_twins
 
 NOTES = "notes"
 FILES = "files"

@@ -4,119 +4,50 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
-from connectors.base import Connector, Record, WriteInput, WriteOutcome
+from connectors.base import Record, WriteInput, WriteOutcome
 from connectors.errors import ConnectorError
-from connectors.hubspot import modified_ms
-from dealsync.config import Config, PartnerConfig
-from dealsync.connections import build_connector
+from dealsync.context import RunContext
+from dealsync.field_times import newest_field_times
 from dealsync.isolation import check_partner_writes, check_vendor_writes
-from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairLease
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import (
-    DealMapping,
     FieldErrors,
-    NotesMapping,
-    check_notes_fit,
-    load_mapping,
-    load_notes_mapping,
 )
 from dealsync.merge_reads import Merging
 from dealsync.merges import Merge
 from dealsync.model import (
     SIDES,
-    Conflict,
-    FieldRule,
     Link,
     Plan,
     Side,
     SideRecord,
-    Skip,
     other,
     to_json,
 )
+from dealsync.note_engine import run_notes
+from dealsync.outcomes import (
+    Quarantined,
+    RunReport,
+    audit_row,
+    conflict_rows,
+    record_quarantine,
+    refused_links,
+    skipped,
+)
 from dealsync.plan import PlanInput, key_of, make_plan, parse_key
+from dealsync.record_schemas import canonical_deals, raw_schema
 from dealsync.snapshots import Seen, observe
+from dealsync.twins import TwinWrite, create_twins, refused_creates
 from validation.quarantine import SchemaLevelError, split_valid
-from validation.schemas import RAW_SCHEMAS, canonical_deals
 
 OBJECT = "deals"
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class RunContext:
-    """Everything one run of one pair works with."""
-
-    pair: str
-    partner: PartnerConfig
-    mapping: DealMapping
-    ledger: Ledger
-    connectors: dict[Side, Connector]
-    config: Config
-    dry_run: bool = False
-    full_resync: bool = False
-    allow_mass_deletion: bool = False
-    run_id: int | None = None
-    progress: Progress | None = None
-    notes_mapping: NotesMapping | None = None
-    objects: frozenset[str] = frozenset({"deals", "notes", "files"})
-
-    def properties(self, side: Side) -> list[str]:
-        """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
-        names = self.mapping.properties(side)
-        rule_prop = self.config.owner_assignment.property
-        if side == "partner" and rule_prop:
-            names.append(rule_prop)
-        return list(dict.fromkeys(names))
-
-
-@dataclass
-class Quarantined:
-    """A record kept out of this run, and why."""
-
-    side: Side
-    record_id: str
-    stage: str
-    reasons: list[str]
-    payload: dict[str, Any]
-    retriable: bool = True
-    object_type: str = OBJECT
-    security: bool = False  # a trust boundary held: shown as a security event in the run report
-
-    def row(self) -> dict[str, Any]:
-        """How run reports show it."""
-        return {
-            "side": self.side,
-            "record_id": self.record_id,
-            "stage": self.stage,
-            "reasons": self.reasons,
-            "object": self.object_type,
-            "security": self.security,
-        }
-
-
-def skipped(skips: list[Skip], object_type: str = OBJECT) -> list[Quarantined]:
-    """The records a plan could not act on, as quarantine entries."""
-    return [
-        Quarantined(
-            s.side,
-            s.record_id,
-            "trust" if s.security else "plan",
-            [s.reason],
-            {},
-            False,
-            object_type,
-            s.security,
-        )
-        for s in skips
-    ]
 
 
 @dataclass
@@ -148,102 +79,6 @@ class Pushed:
     updates: dict[tuple[Side, str], WriteOutcome]
     deletes: dict[tuple[Side, str], WriteOutcome]
     failures: list[Quarantined]
-
-
-@dataclass
-class RunReport:
-    """The summary of one run, for the CLI, the ledger and Prefect artifacts."""
-
-    pair: str
-    run_id: int | None
-    dry_run: bool
-    pulled: dict[str, int] = field(default_factory=dict)
-    created: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    updated: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    deleted: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    adopted: int = 0
-    conflicts: list[dict[str, Any]] = field(default_factory=list)
-    quarantined: list[dict[str, Any]] = field(default_factory=list)
-    resolved: int = 0
-    messages: list[str] = field(default_factory=list)
-    brake: str = ""
-    api_calls: int = 0
-    seconds: float = 0.0
-    plan: Plan | None = None
-    new_links: list[Link] = field(default_factory=list)
-    welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
-    events: list[str] = field(default_factory=list)
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    active_registrations: int | None = None
-
-    @property
-    def security(self) -> list[str]:
-        """Trust boundaries this run held (forged keys, records of another partner), one line each."""
-        rows = [*self.quarantined, *self.notes.get("quarantine", [])]
-        return [
-            f"{q['side']} {q.get('object', OBJECT)[:-1]} {q['record_id']}: {'; '.join(q['reasons'])}"
-            for q in rows
-            if q.get("security")
-        ]
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-able summary (what the ledger keeps per run)."""
-        return {
-            "pulled": self.pulled,
-            "created": self.created,
-            "updated": self.updated,
-            "deleted": self.deleted,
-            "adopted": self.adopted,
-            "conflicts": len(self.conflicts),
-            "quarantined": len(self.quarantined),
-            "resolved": self.resolved,
-            "brake": self.brake,
-            "messages": self.messages,
-            "notes": {k: v for k, v in self.notes.items() if k not in ("plan", "quarantine")},
-            "active_registrations": self.active_registrations,
-            "security": self.security,
-            "api_calls": self.api_calls,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-def open_context(
-    config: Config,
-    partner_id: str,
-    ledger: Ledger,
-    dry_run: bool = False,
-    full_resync: bool = False,
-    allow_mass_deletion: bool = False,
-    progress: Progress | None = None,
-    objects: frozenset[str] = frozenset({"deals", "notes", "files"}),
-) -> RunContext:
-    """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
-    partner = config.partner(partner_id)
-    connectors: dict[Side, Connector] = {
-        "partner": build_connector(partner.crm, f"partner {partner_id}"),
-        "vendor": build_connector(config.vendor_crm, "vendor"),
-    }
-    notes_mapping = (
-        load_notes_mapping(partner.notes_mapping_path) if partner.notes_mapping_path else None
-    )
-    for side, connector in connectors.items():
-        if notes_mapping is not None:
-            check_notes_fit(notes_mapping, side, connector.kind, connector.capabilities.files_on)
-    return RunContext(
-        pair=partner_id,
-        partner=partner,
-        mapping=load_mapping(partner.mapping_path),
-        notes_mapping=notes_mapping,
-        ledger=ledger,
-        connectors=connectors,
-        config=config,
-        dry_run=dry_run,
-        full_resync=full_resync,
-        allow_mass_deletion=allow_mass_deletion,
-        progress=progress,
-        objects=objects,
-    )
 
 
 # ---- pull --------------------------------------------------------------------------------
@@ -393,7 +228,7 @@ def validate(ctx: RunContext, pulled: Pulled) -> Validated:
         frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
         try:
             good, bad = split_valid(
-                frame, RAW_SCHEMAS[ctx.connectors[side].kind](ctx.mapping, side), "id"
+                frame, raw_schema(ctx.connectors[side].kind, ctx.mapping, side, OBJECT), "id"
             )
         except SchemaLevelError as exc:
             raise SchemaLevelError(
@@ -409,7 +244,7 @@ def validate(ctx: RunContext, pulled: Pulled) -> Validated:
             record = raw[str(record_id)]
             try:
                 side_record = ctx.mapping.side_record(
-                    side, record.id, record.properties, modified_ms(record)
+                    side, record.id, record.properties, record.modified_ms
                 )
             except FieldErrors as exc:
                 quarantined.append(
@@ -489,37 +324,6 @@ def plan_run(ctx: RunContext, pulled: Pulled, validated: Validated) -> Plan:
         for side, by_id in inp.records.items()
     }
     return make_plan(replace(inp, records=records))  # decided again, field by field
-
-
-def newest_field_times(
-    ctx: RunContext,
-    object_type: str,
-    conflicts: Iterable[Conflict],
-    links: Iterable[Link],
-    fields: Iterable[FieldRule],
-) -> dict[tuple[Side, str], dict[str, int]]:
-    """For the records in a `newest` conflict only: when each conflicting property last changed, on
-    the sides whose CRM keeps property history (one batch read per 100 records a side)."""
-    by_link = {link.id: link for link in links}
-    rules = {rule.name: rule for rule in fields}
-    wanted: dict[Side, dict[str, set[str]]] = {"partner": {}, "vendor": {}}
-    for conflict in conflicts:
-        if conflict.rule != "newest" or conflict.link_id not in by_link:
-            continue
-        for side in SIDES:
-            record_id = _side_id(by_link[conflict.link_id], side)
-            wanted[side].setdefault(record_id, set()).add(rules[conflict.field].prop(side) or "")
-    times: dict[tuple[Side, str], dict[str, int]] = {}
-    for side in SIDES:
-        connector = ctx.connectors[side]
-        if not wanted[side] or not connector.capabilities.property_history:
-            continue
-        props = sorted(set().union(*wanted[side].values()) - {""})
-        for record_id, per_prop in connector.property_times(
-            object_type, list(wanted[side]), props
-        ).items():
-            times[(side, record_id)] = per_prop
-    return times
 
 
 # ---- push --------------------------------------------------------------------------------
@@ -610,58 +414,6 @@ def push(ctx: RunContext, plan: Plan) -> Pushed:
         if not outcome.ok
     ]
     return Pushed(creates, updates, deletes, failures + held)
-
-
-@dataclass(frozen=True)
-class TwinWrite:
-    """One twin to create: its key, where, from which source record, with what."""
-
-    key: str
-    target: Side
-    source_id: str
-    properties: Mapping[str, Any]
-    associations: Sequence[tuple[str, str, int]] = ()
-
-
-def create_twins(
-    ctx: RunContext,
-    object_type: str,
-    key_property: Callable[[Side], str | None],
-    wanted: Sequence[TwinWrite],
-    intent_object: str | None = None,
-) -> dict[str, WriteOutcome]:
-    """Create twins by key, recording each intent in the ledger first (as `intent_object`, by
-    default the CRM object). A create an earlier run left pending may have happened: it is an upsert
-    on the key. Any other is a plain create, which a CRM with unique keys refuses when a record
-    already carries the key (someone else's claim, never adopted)."""
-    assert ctx.run_id is not None
-    kind = intent_object or object_type
-    earlier = ctx.ledger.earlier_intents(ctx.pair, kind, [c.key for c in wanted], ctx.run_id)
-    ctx.ledger.record_intents(
-        ctx.run_id, ctx.pair, kind, [(c.key, c.target, c.source_id) for c in wanted]
-    )
-    outcomes: dict[str, WriteOutcome] = {}
-    for target in SIDES:
-        prop = key_property(target)
-        batch = [c for c in wanted if c.target == target]
-        retry = [c for c in batch if c.key in earlier and prop]
-        fresh = [c for c in batch if c not in retry]
-        connector = ctx.connectors[target]
-        if retry:
-            inputs = [
-                WriteInput(c.key, {k: v for k, v in c.properties.items() if k != prop})
-                for c in retry
-            ]
-            outcomes.update({o.ref: o for o in connector.upsert(object_type, prop, inputs)})
-        if fresh:
-            inputs = [
-                WriteInput(
-                    c.key, {**c.properties, **({prop: c.key} if prop else {})}, None, c.associations
-                )
-                for c in fresh
-            ]
-            outcomes.update({o.ref: o for o in connector.create(object_type, inputs)})
-    return outcomes
 
 
 def _hold_deletes_of_other_partners(ctx: RunContext, plan: Plan) -> list[Quarantined]:
@@ -827,34 +579,6 @@ def commit(
     return report
 
 
-def refused_creates(creates: list, outcomes: dict[str, WriteOutcome]) -> list[str]:
-    """Keys of creates the CRM refused for good (they did not happen: their intents failed)."""
-    return [
-        c.key
-        for c in creates
-        if c.key in outcomes
-        and not outcomes[c.key].ok
-        and not getattr(outcomes[c.key].error, "retriable", True)
-    ]
-
-
-def refused_links(links: list[Link], noun: str, object_type: str = OBJECT) -> list[Quarantined]:
-    """Links the ledger refused (one of their records is linked already): the claimant is quarantined."""
-    entries = []
-    for link in links:
-        side = other(link.origin)
-        record_id = link.vendor_id if side == "vendor" else link.partner_id
-        reason = (
-            f"{side} {noun} {record_id} was to be linked with {link.origin} {noun} "
-            f"{link.partner_id if side == 'vendor' else link.vendor_id}, but one of them is linked "
-            "already: nothing was linked (a link is never moved)"
-        )
-        entries.append(
-            Quarantined(side, record_id, "trust", [reason], {}, False, object_type, True)
-        )
-    return entries
-
-
 def _track_and_notify(ctx: RunContext, report: RunReport) -> None:
     """Report the active registration count on the vendor side and notify the pair's recipients."""
     from dealsync.notify import send
@@ -881,58 +605,6 @@ def _welcome_notes(
         if create.target == "partner" and outcome.ok and outcome.record and text:
             found.append((create.source_id, outcome.record.id, text, str(int(time.time() * 1000))))
     return found
-
-
-def record_quarantine(ctx: RunContext, items: list[Quarantined]) -> None:
-    """Put each item in the ledger's quarantine (or refresh its reasons and attempts)."""
-    for item in items:
-        ctx.ledger.quarantine(
-            ctx.run_id,
-            ctx.pair,
-            item.side,
-            item.record_id,
-            item.stage,
-            item.reasons,
-            item.payload,
-            item.retriable,
-            item.object_type,
-        )
-
-
-def conflict_rows(conflicts: list[Conflict], prefix: str = "") -> list[dict[str, Any]]:
-    """Conflicts as ledger rows (all three values, the rule and the winner)."""
-    return [
-        {
-            "link_id": c.link_id,
-            "field": f"{prefix}{c.field}",
-            "base": to_json(c.base),
-            "partner": to_json(c.partner),
-            "vendor": to_json(c.vendor),
-            "rule": c.rule,
-            "winner": c.winner,
-        }
-        for c in conflicts
-    ]
-
-
-def audit_row(
-    link_id: int | None,
-    side: Side,
-    record_id: str,
-    action: str,
-    field_name: str,
-    old: Any,
-    new: Any,
-) -> dict[str, Any]:
-    return {
-        "link_id": link_id,
-        "side": side,
-        "record_id": record_id,
-        "action": action,
-        "field": field_name,
-        "old": old,
-        "new": new,
-    }
 
 
 def dry_run_report(ctx: RunContext, pulled: Pulled, validated: Validated, plan: Plan) -> RunReport:
@@ -989,8 +661,6 @@ def _run_pair(ctx: RunContext, call: Callable[..., Any] | None) -> RunReport:
         else:
             report = RunReport(ctx.pair, ctx.run_id, ctx.dry_run)
         if ctx.notes_mapping is not None and "notes" in ctx.objects:
-            from dealsync.note_engine import run_notes
-
             report.notes = run_notes(ctx, report.new_links, report.welcome, call)
             report.events += report.notes.pop("events", [])
             report.messages += report.notes.pop("messages", [])

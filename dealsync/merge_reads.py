@@ -15,7 +15,7 @@ from dealsync.merges import Merge, follow_merges, side_id
 from dealsync.model import SIDES, Link, Side
 
 if TYPE_CHECKING:
-    from dealsync.engine import RunContext
+    from dealsync.context import RunContext
 
 
 class Merging:

@@ -7,30 +7,18 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from connectors.base import Record, WriteInput, WriteOutcome, content_hash
 from connectors.errors import ConnectorError
-from connectors.hubspot import modified_ms
 from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.claims import Intent
+from dealsync.context import RunContext
 from dealsync.deal_files import FILES, stream_to, sync_deal_files, too_big
-from dealsync.engine import (
-    Quarantined,
-    RunContext,
-    TwinWrite,
-    audit_row,
-    conflict_rows,
-    create_twins,
-    newest_field_times,
-    record_quarantine,
-    refused_creates,
-    refused_links,
-    skipped,
-)
+from dealsync.field_times import newest_field_times
 from dealsync.isolation import (
     IsolationError,
     check_partner_writes,
@@ -40,7 +28,6 @@ from dealsync.isolation import (
 from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import FieldErrors
 from dealsync.merge_reads import Merging
-from dealsync.merges import Merge
 from dealsync.model import SIDES, Link, Side, other
 from dealsync.note_plan import (
     NoteCreate,
@@ -50,54 +37,22 @@ from dealsync.note_plan import (
     adopt_interrupted_creates,
     make_note_plan,
 )
+from dealsync.note_types import NotesOutcome, NotesPulled, StashedFile
+from dealsync.outcomes import (
+    Quarantined,
+    audit_row,
+    conflict_rows,
+    record_quarantine,
+    refused_links,
+    skipped,
+)
 from dealsync.plan import parse_key
+from dealsync.record_schemas import raw_schema
 from dealsync.snapshots import Seen, observe
+from dealsync.twins import TwinWrite, create_twins, refused_creates
 from validation.quarantine import SchemaLevelError, split_valid
-from validation.schemas import RAW_SCHEMAS
 
 NOTES = "notes"
-
-
-@dataclass
-class StashedFile:
-    """A file read from one side: where it came from and a local copy for uploading elsewhere."""
-
-    side: Side
-    file_id: str
-    name: str
-    size: int
-    path: str
-
-
-@dataclass
-class NotesPulled:
-    """Notes of both sides that belong to this pair's shared deals, with their deals and files."""
-
-    records: dict[Side, dict[str, Record]]
-    deals: dict[Side, dict[str, tuple[str, ...]]]
-    links: list[Link]
-    gone: set[tuple[Side, str]]
-    cursors: dict[Side, int | None]
-    deal_twins: dict[Side, dict[str, str]]
-    files: dict[Side, dict[str, str]] = field(default_factory=dict)  # side -> file id -> sha256
-    stash: dict[str, StashedFile] = field(default_factory=dict)  # sha256 -> a readable copy
-    quarantined: list[Quarantined] = field(default_factory=list)
-    welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
-    # Complete scans (snapshot CRMs): note id -> content hash and when it was first seen.
-    snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)
-    merges: list[Merge] = field(default_factory=list)  # links that follow (or end with) a merge
-
-
-@dataclass
-class NotesOutcome:
-    """What the CRMs confirmed in the notes phase."""
-
-    creates: dict[str, WriteOutcome]
-    updates: dict[tuple[Side, str], WriteOutcome]
-    deletes: dict[tuple[Side, str], WriteOutcome]
-    failures: list[Quarantined]
-    files_copied: int = 0
-    files_deleted: int = 0
 
 
 # ---- pull ---------------------------------------------------------------------------------
@@ -361,7 +316,7 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
         if not raw:
             continue
         frame = pd.DataFrame([{"id": r.id, **r.properties} for r in raw.values()])
-        schema = RAW_SCHEMAS[connector.kind](mapping, side, NOTES)
+        schema = raw_schema(connector.kind, mapping, side, NOTES)
         try:
             good, bad = split_valid(frame, schema, "id")
         except SchemaLevelError as exc:
@@ -376,7 +331,7 @@ def plan_notes(ctx: RunContext, pulled: NotesPulled) -> tuple[NotePlan, list[Qua
             record = raw[str(note_id)]
             try:
                 side_record = mapping.side_record(
-                    side, record.id, record.properties, modified_ms(record)
+                    side, record.id, record.properties, record.modified_ms
                 )
             except FieldErrors as exc:
                 quarantined.append(

@@ -6,8 +6,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from dealsync.engine import RunReport
 from dealsync.model import Plan
+from dealsync.outcomes import RunReport
 
 
 def plan_table(plan: Plan, title: str) -> Table:

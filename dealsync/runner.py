@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from connectors.errors import ConnectorError
 from dealsync.config import Config, ConfigError
-from dealsync.engine import open_context, run_pair
+from dealsync.context import open_context
+from dealsync.engine import run_pair
 from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealsync.engine import RunReport
+from dealsync.outcomes import RunReport
 from dealsync.report import report_markdown
 
 MAX_ROWS = 500  # an artifact is for reading; the ledger keeps everything

@@ -16,6 +16,7 @@ from prefect.states import Cancelled
 
 from dealsync import deal_files, engine, note_engine
 from dealsync.config import load_config
+from dealsync.context import open_context
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from flows.artifacts import publish_report
@@ -117,7 +118,7 @@ def sync_partner(
         with concurrency(
             pair_limit_name(partner_id), occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S
         ):
-            ctx = engine.open_context(
+            ctx = open_context(
                 config,
                 partner_id,
                 ledger,

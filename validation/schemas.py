@@ -1,86 +1,104 @@
-"""pandera schemas: raw HubSpot deals (per connector) and canonical deals (per mapping)."""
+"""pandera schemas: raw records per connector and canonical records, from plain column descriptions.
+
+This layer knows nothing of mappings: the caller says which columns a frame must have and how each is
+read (a parser that raises ValueError on a value it cannot read).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import pandera.pandas as pa
-
-from dealsync.mapping import DealMapping, MappingBase
-from dealsync.model import BadValue, FieldType, Side, canonical
 
 _ID = re.compile(r"^\d+$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def _parses(field_type: FieldType):
-    """An element-wise check: the value is empty or readable as `field_type`."""
+@dataclass(frozen=True)
+class RawColumn:
+    """A property a raw frame must have; `parse` (if any) must read every non-empty value."""
+
+    name: str
+    kind: str = "string"  # named in the error ("not a valid <kind>")
+    parse: Callable[[object], object] | None = None
+
+
+@dataclass(frozen=True)
+class CanonicalColumn:
+    """A canonical field; `required_by` names the properties that must fill it to create a twin."""
+
+    name: str
+    is_date: bool = False
+    required_by: str | None = None
+
+
+def _parses(kind: str, parse: Callable[[object], object]) -> pa.Check:
+    """An element-wise check: the value is empty or readable by `parse`."""
 
     def check(value: object) -> bool:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return True
         try:
-            canonical(field_type, value)
-        except BadValue:
+            parse(value)
+        except ValueError:
             return False
         return True
 
-    return pa.Check(check, element_wise=True, error=f"not a valid {field_type.value}")
+    return pa.Check(check, element_wise=True, error=f"not a valid {kind}")
 
 
-def _property_columns(mapping: MappingBase, side: Side) -> dict[str, pa.Column]:
-    """Every property the mapping reads on a side must be a column; typed ones must parse."""
-    types = {rule.prop(side): rule.type for rule in mapping.synced_fields() if rule.prop(side)}
-    columns = {}
-    for prop in mapping.properties(side):
-        field_type = types.get(prop)
-        checks = [_parses(field_type)] if field_type and field_type is not FieldType.STRING else []
-        columns[prop] = pa.Column(None, checks, nullable=True, required=True)
-    return columns
+def _columns(columns: Sequence[RawColumn]) -> dict[str, pa.Column]:
+    return {
+        c.name: pa.Column(
+            None, [_parses(c.kind, c.parse)] if c.parse else [], nullable=True, required=True
+        )
+        for c in columns
+    }
 
 
 def raw_hubspot_records(
-    mapping: MappingBase, side: Side, object_type: str = "deals"
+    columns: Sequence[RawColumn], label: str, modified: RawColumn
 ) -> pa.DataFrameSchema:
-    """Raw records as HubSpot returns them: a numeric id, a modification time, the mapped properties."""
-    columns: dict[str, pa.Column] = {
+    """Raw records as HubSpot returns them: a numeric id, a modification time, the given properties."""
+    schema_columns: dict[str, pa.Column] = {
         "id": pa.Column(
             str, pa.Check.str_matches(_ID.pattern, error="id must be numeric"), unique=True
         ),
-        "hs_lastmodifieddate": pa.Column(str, _parses(FieldType.DATETIME), nullable=False),
-        **_property_columns(mapping, side),
+        modified.name: pa.Column(
+            str,
+            [_parses(modified.kind, modified.parse)] if modified.parse else [],
+            nullable=False,
+        ),
+        **_columns(columns),
     }
     return pa.DataFrameSchema(
-        columns, name=f"raw hubspot {object_type} ({side})", strict=False, coerce=False
+        schema_columns, name=f"raw hubspot {label}", strict=False, coerce=False
     )
 
 
-def raw_bottlecrm_records(
-    mapping: MappingBase, side: Side, object_type: str = "deals"
-) -> pa.DataFrameSchema:
-    """Raw BottleCRM opportunities as the connector flattens them: an id and the mapped properties."""
-    columns: dict[str, pa.Column] = {
+def raw_bottlecrm_records(columns: Sequence[RawColumn], label: str) -> pa.DataFrameSchema:
+    """Raw BottleCRM records as the connector flattens them: an id and the given properties."""
+    schema_columns: dict[str, pa.Column] = {
         "id": pa.Column(str, pa.Check.str_length(min_value=1), unique=True),
-        **_property_columns(mapping, side),
+        **_columns(columns),
     }
     return pa.DataFrameSchema(
-        columns, name=f"raw bottlecrm {object_type} ({side})", strict=False, coerce=False
+        schema_columns, name=f"raw bottlecrm {label}", strict=False, coerce=False
     )
 
 
-RAW_SCHEMAS = {"hubspot": raw_hubspot_records, "bottlecrm": raw_bottlecrm_records}
-
-
-def canonical_deals(mapping: DealMapping) -> pa.DataFrameSchema:
-    """Canonical deals: each synced field in its type's canonical form; names required where they create."""
-    columns: dict[str, pa.Column] = {
+def canonical_records(columns: Sequence[CanonicalColumn], label: str) -> pa.DataFrameSchema:
+    """Canonical records: dates as YYYY-MM-DD; required fields filled where the record creates a twin."""
+    schema_columns: dict[str, pa.Column] = {
         "record_id": pa.Column(str, unique=True),
         "creates_twin": pa.Column(bool),
     }
-    for rule in mapping.synced_fields():
+    for column in columns:
         checks = []
-        if rule.type is FieldType.DATE:
+        if column.is_date:
             checks.append(
                 pa.Check(
                     lambda v: v is None or bool(_ISO_DATE.match(v)),
@@ -88,14 +106,13 @@ def canonical_deals(mapping: DealMapping) -> pa.DataFrameSchema:
                     error="date must be YYYY-MM-DD",
                 )
             )
-        columns[rule.name] = pa.Column(None, checks, nullable=True)
-    required = [r for r in mapping.synced_fields() if r.required_on_create]
+        schema_columns[column.name] = pa.Column(None, checks, nullable=True)
     wide = [
         pa.Check(
-            lambda df, name=rule.name: ~df["creates_twin"] | df[name].notna(),
-            error=f"{rule.name} is empty ({' / '.join(sorted({rule.partner or '', rule.vendor or ''} - {''}))}): "
-            "it is required to create the twin deal",
+            lambda df, name=column.name: ~df["creates_twin"] | df[name].notna(),
+            error=f"{column.name} is empty ({column.required_by}): it is required to create the twin",
         )
-        for rule in required
+        for column in columns
+        if column.required_by
     ]
-    return pa.DataFrameSchema(columns, checks=wide, name="canonical deals", strict=False)
+    return pa.DataFrameSchema(schema_columns, checks=wide, name=f"canonical {label}", strict=False)

@@ -7,7 +7,8 @@ import pytest
 from connectors.base import WriteInput
 from connectors.bottlecrm import BottleCrmConnector
 from dealsync.config import load_config
-from dealsync.engine import open_context, run_pair
+from dealsync.context import open_context
+from dealsync.engine import run_pair
 from dealsync.ledger import Ledger
 from tests.integration.test_notes import _download, _note, _notes_on, _owner, _upload
 from tests.integration.test_sync import _twin

@@ -8,7 +8,8 @@ import pytest
 
 from dealsync.cli import app
 from dealsync.config import load_config
-from dealsync.engine import open_context, plan_run, pull, push, run_pair, validate
+from dealsync.context import open_context
+from dealsync.engine import plan_run, pull, push, run_pair, validate
 from dealsync.ledger import Ledger
 
 SHARED = {"dealsync_shared": "true"}

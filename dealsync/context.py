@@ -1,0 +1,86 @@
+"""What one run of one pair works with: its partner, mappings, ledger and both CRMs' connectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from connectors.base import Connector
+from dealsync.config import Config, PartnerConfig
+from dealsync.connections import build_connector
+from dealsync.ledger import Ledger
+from dealsync.mapping import (
+    DealMapping,
+    NotesMapping,
+    check_notes_fit,
+    load_mapping,
+    load_notes_mapping,
+)
+from dealsync.model import Side
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RunContext:
+    """Everything one run of one pair works with."""
+
+    pair: str
+    partner: PartnerConfig
+    mapping: DealMapping
+    ledger: Ledger
+    connectors: dict[Side, Connector]
+    config: Config
+    dry_run: bool = False
+    full_resync: bool = False
+    allow_mass_deletion: bool = False
+    run_id: int | None = None
+    progress: Progress | None = None
+    notes_mapping: NotesMapping | None = None
+    objects: frozenset[str] = frozenset({"deals", "notes", "files"})
+
+    def properties(self, side: Side) -> list[str]:
+        """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
+        names = self.mapping.properties(side)
+        rule_prop = self.config.owner_assignment.property
+        if side == "partner" and rule_prop:
+            names.append(rule_prop)
+        return list(dict.fromkeys(names))
+
+
+def open_context(
+    config: Config,
+    partner_id: str,
+    ledger: Ledger,
+    dry_run: bool = False,
+    full_resync: bool = False,
+    allow_mass_deletion: bool = False,
+    progress: Progress | None = None,
+    objects: frozenset[str] = frozenset({"deals", "notes", "files"}),
+) -> RunContext:
+    """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
+    partner = config.partner(partner_id)
+    connectors: dict[Side, Connector] = {
+        "partner": build_connector(partner.crm, f"partner {partner_id}"),
+        "vendor": build_connector(config.vendor_crm, "vendor"),
+    }
+    notes_mapping = (
+        load_notes_mapping(partner.notes_mapping_path) if partner.notes_mapping_path else None
+    )
+    for side, connector in connectors.items():
+        if notes_mapping is not None:
+            check_notes_fit(notes_mapping, side, connector.kind, connector.capabilities.files_on)
+    return RunContext(
+        pair=partner_id,
+        partner=partner,
+        mapping=load_mapping(partner.mapping_path),
+        notes_mapping=notes_mapping,
+        ledger=ledger,
+        connectors=connectors,
+        config=config,
+        dry_run=dry_run,
+        full_resync=full_resync,
+        allow_mass_deletion=allow_mass_deletion,
+        progress=progress,
+        objects=objects,
+    )
