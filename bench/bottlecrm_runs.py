@@ -18,12 +18,12 @@ from pathlib import Path
 from bottlecrm.server import BottleCrmServer
 from connectors.base import WriteInput
 from connectors.bottlecrm import BottleCrmConnector
+from dealsync.cli.serve import write_local_config
 from dealsync.config import load_config
 from dealsync.context import open_context
 from dealsync.engine import run_pair
 from dealsync.ledger import Ledger
 from dealsync.outcomes import RunReport
-from dealsync.serve import write_local_config
 from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealsync.outcomes import RunReport
-from dealsync.report import report_markdown
 
 MAX_ROWS = 500  # an artifact is for reading; the ledger keeps everything
 
@@ -54,3 +53,30 @@ def publish_report(report: RunReport) -> None:
             key=_key(report.pair, "quarantine"),
             description="records kept out, retried every run",
         )
+
+
+def report_markdown(report: RunReport) -> str:
+    """The run summary as markdown (a Prefect artifact)."""
+    lines = [
+        f"# dealsync: partner `{report.pair}`"
+        + (" (dry run)" if report.dry_run else f", run {report.run_id}"),
+        "",
+        "| | partner | vendor |",
+        "|---|---:|---:|",
+        f"| created | {report.created['partner']} | {report.created['vendor']} |",
+        f"| updated | {report.updated['partner']} | {report.updated['vendor']} |",
+        f"| deleted | {report.deleted['partner']} | {report.deleted['vendor']} |",
+        "",
+        f"Conflicts: {len(report.conflicts)} · quarantined: {len(report.quarantined)} · left quarantine: "
+        f"{report.resolved} · API calls: {report.api_calls} · {report.seconds:.1f}s",
+    ]
+    if report.brake:
+        lines += ["", f"**{report.brake}**"]
+    if report.security:
+        lines += ["", "**Security events** (held writes, refused keys):"]
+        lines += [f"- {event}" for event in report.security]
+    for q in report.quarantined:
+        lines.append(
+            f"- quarantined {q['side']} deal {q['record_id']} ({q['stage']}): {'; '.join(q['reasons'])}"
+        )
+    return "\n".join(lines)

@@ -62,7 +62,6 @@ class SandboxProcess:
         cmd = [
             sys.executable,
             "-m",
-            "dealsync.cli",
             "sandbox",
             "serve",
             "--host",

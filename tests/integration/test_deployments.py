@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import (
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from dealsync.serve import PrefectStack
+from dealsync.cli.serve import PrefectStack
 from sandbox.server import free_port
 from tests.integration.test_notes import _note, _notes_on
 from tests.integration.test_sync import SHARED, _twin

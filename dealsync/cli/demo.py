@@ -15,10 +15,10 @@ from rich.panel import Panel
 from rich.table import Table
 
 from connectors.hubspot_settings import NOTE_TO_DEAL
+from dealsync.cli.runner import run_partners
+from dealsync.cli.serve import write_local_config
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
-from dealsync.runner import run_partners
-from dealsync.serve import write_local_config
 from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess
 from sandbox.traffic import Limits

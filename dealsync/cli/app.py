@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -13,70 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from sandbox.cli import sandbox_app
+
 app = typer.Typer(
     help="Keep shared deals in sync between partner CRMs and the vendor CRM.", no_args_is_help=True
 )
-sandbox_app = typer.Typer(help="The local HubSpot-compatible sandbox CRM.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 console = Console()
 # Errors are whole lines a script can grep: never wrapped at the terminal's width.
 err_console = Console(stderr=True, soft_wrap=True)
-
-
-@sandbox_app.command("serve")
-def sandbox_serve(
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8701,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    db: Annotated[
-        Path | None,
-        typer.Option(help="SQLite file that keeps state across restarts (default: in memory)."),
-    ] = None,
-    token: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Accepted bearer token (repeatable; default: $DEALSYNC_SANDBOX_TOKEN or a random one)."
-        ),
-    ] = None,
-    seed: Annotated[
-        str | None, typer.Option(help="Seed an empty portal with a data set: 'demo'.")
-    ] = None,
-    rate_limit: Annotated[int, typer.Option(help="Requests per token per 10 s.")] = 190,
-    search_rate_limit: Annotated[
-        int, typer.Option(help="Search requests per token per second.")
-    ] = 5,
-    search_lag_ms: Annotated[
-        int, typer.Option(help="Records written more recently are not yet found by search.")
-    ] = 500,
-    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
-) -> None:
-    """Serve a stateful HubSpot-compatible CRM API on HOST:PORT."""
-    from sandbox.server import serve
-    from sandbox.traffic import Limits
-
-    tokens = list(token or [])
-    if not tokens:
-        env_token = os.environ.get("DEALSYNC_SANDBOX_TOKEN")
-        tokens = [env_token] if env_token else ["sandbox-" + secrets.token_hex(12)]
-        if not env_token:
-            err_console.print(
-                f"No --token given; this sandbox accepts the bearer token [bold]{tokens[0]}[/bold]"
-            )
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    if seed not in (None, "demo"):
-        err_console.print(
-            f"[red]Unknown seed {seed!r}.[/red] The only data set is 'demo': use --seed demo."
-        )
-        raise typer.Exit(2)
-    limits = Limits(
-        per_interval=rate_limit, search_per_second=search_rate_limit, search_lag_ms=search_lag_ms
-    )
-    if not quiet:
-        where = f"file {db}" if db else "in memory"
-        err_console.print(f"Sandbox CRM on http://{host}:{port} ({where}); Ctrl-C stops it")
-    serve(host, port, tokens, str(db) if db else None, limits, seed)
-
-
 mapping_app = typer.Typer(help="Check mapping files.", no_args_is_help=True)
 quarantine_app = typer.Typer(
     help="Records kept out of syncs, with their reasons.", no_args_is_help=True
@@ -174,7 +118,7 @@ def run(
     ] = False,
 ) -> None:
     """Sync shared deals now: every partner, or one. Exit 0 when every run completed (even with quarantine)."""
-    from dealsync.runner import run_partners
+    from dealsync.cli.runner import run_partners
 
     loaded, ledger = _load(config)
     ids = [partner] if partner else [p.id for p in loaded.partners]
@@ -252,7 +196,7 @@ def quarantine_list(config: ConfigOption = None, partner: PartnerOption = None) 
 @quarantine_app.command("retry")
 def quarantine_retry(config: ConfigOption = None, partner: PartnerOption = None) -> None:
     """Run the partners that have quarantined records now (every run retries them)."""
-    from dealsync.runner import run_partners
+    from dealsync.cli.runner import run_partners
 
     loaded, ledger = _load(config)
     pending = ledger.quarantine_pairs()
@@ -321,7 +265,7 @@ def serve(
 ) -> None:
     """Start a local Prefect server, create the work pool, deploy prefect.yaml and start a worker;
     Ctrl-C or SIGTERM stops all of them."""
-    from dealsync.serve import PROJECT_DIR, stop_on_signals
+    from dealsync.cli.serve import PROJECT_DIR, stop_on_signals
 
     with stop_on_signals():
         try:
@@ -333,7 +277,7 @@ def serve(
 def _serve(config: Path | None, port: int, sandboxes: bool, state: Path) -> None:
     from contextlib import ExitStack
 
-    from dealsync.serve import PrefectStack, write_local_config
+    from dealsync.cli.serve import PrefectStack, write_local_config
     from sandbox.server import SandboxProcess
 
     with ExitStack() as stack:
@@ -388,7 +332,7 @@ def demo(
     ] = False,
 ) -> None:
     """Start a vendor and a partner sandbox, seed them, pull both through the connector, summarise."""
-    from dealsync.demo import run_demo
+    from dealsync.cli.demo import run_demo
 
     try:
         run_demo(console, with_bottlecrm=bottlecrm)

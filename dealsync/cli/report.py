@@ -157,30 +157,3 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
 def print_report(console: Console, report: RunReport, show_plan: bool = False) -> None:
     """Print a run report."""
     console.print(report_renderable(report, show_plan))
-
-
-def report_markdown(report: RunReport) -> str:
-    """The run summary as markdown (a Prefect artifact)."""
-    lines = [
-        f"# dealsync: partner `{report.pair}`"
-        + (" (dry run)" if report.dry_run else f", run {report.run_id}"),
-        "",
-        "| | partner | vendor |",
-        "|---|---:|---:|",
-        f"| created | {report.created['partner']} | {report.created['vendor']} |",
-        f"| updated | {report.updated['partner']} | {report.updated['vendor']} |",
-        f"| deleted | {report.deleted['partner']} | {report.deleted['vendor']} |",
-        "",
-        f"Conflicts: {len(report.conflicts)} · quarantined: {len(report.quarantined)} · left quarantine: "
-        f"{report.resolved} · API calls: {report.api_calls} · {report.seconds:.1f}s",
-    ]
-    if report.brake:
-        lines += ["", f"**{report.brake}**"]
-    if report.security:
-        lines += ["", "**Security events** (held writes, refused keys):"]
-        lines += [f"- {event}" for event in report.security]
-    for q in report.quarantined:
-        lines.append(
-            f"- quarantined {q['side']} deal {q['record_id']} ({q['stage']}): {'; '.join(q['reasons'])}"
-        )
-    return "\n".join(lines)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 WORK_POOL = "dealsync"
 
 

@@ -1,0 +1,5 @@
+"""`python -m dealsync.cli`."""
+
+from dealsync.cli.app import app
+
+app()

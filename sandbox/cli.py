@@ -1,0 +1,73 @@
+"""`python -m sandbox serve` (also `dealsync sandbox serve`): run a sandbox CRM from the command line."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+sandbox_app = typer.Typer(help="The local HubSpot-compatible sandbox CRM.", no_args_is_help=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+@sandbox_app.callback()
+def sandbox() -> None:
+    """The local HubSpot-compatible sandbox CRM."""
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8701,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    db: Annotated[
+        Path | None,
+        typer.Option(help="SQLite file that keeps state across restarts (default: in memory)."),
+    ] = None,
+    token: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Accepted bearer token (repeatable; default: $DEALSYNC_SANDBOX_TOKEN or a random one)."
+        ),
+    ] = None,
+    seed: Annotated[
+        str | None, typer.Option(help="Seed an empty portal with a data set: 'demo'.")
+    ] = None,
+    rate_limit: Annotated[int, typer.Option(help="Requests per token per 10 s.")] = 190,
+    search_rate_limit: Annotated[
+        int, typer.Option(help="Search requests per token per second.")
+    ] = 5,
+    search_lag_ms: Annotated[
+        int, typer.Option(help="Records written more recently are not yet found by search.")
+    ] = 500,
+    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+) -> None:
+    """Serve a stateful HubSpot-compatible CRM API on HOST:PORT."""
+    from sandbox.server import serve
+    from sandbox.traffic import Limits
+
+    tokens = list(token or [])
+    if not tokens:
+        env_token = os.environ.get("DEALSYNC_SANDBOX_TOKEN")
+        tokens = [env_token] if env_token else ["sandbox-" + secrets.token_hex(12)]
+        if not env_token:
+            err_console.print(
+                f"No --token given; this sandbox accepts the bearer token [bold]{tokens[0]}[/bold]"
+            )
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    if seed not in (None, "demo"):
+        err_console.print(
+            f"[red]Unknown seed {seed!r}.[/red] The only data set is 'demo': use --seed demo."
+        )
+        raise typer.Exit(2)
+    limits = Limits(
+        per_interval=rate_limit, search_per_second=search_rate_limit, search_lag_ms=search_lag_ms
+    )
+    if not quiet:
+        where = f"file {db}" if db else "in memory"
+        err_console.print(f"Sandbox CRM on http://{host}:{port} ({where}); Ctrl-C stops it")
+    serve(host, port, tokens, str(db) if db else None, limits, seed)
