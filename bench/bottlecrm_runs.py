@@ -21,9 +21,9 @@ from connectors.bottlecrm import BottleCrmConnector
 from dealsync.cli.serve import write_local_config
 from dealsync.config import load_config
 from dealsync.context import open_context
-from dealsync.engine import run_pair
 from dealsync.ledger import Ledger
 from dealsync.outcomes import RunReport
+from dealsync.run import run_pair
 from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess
 

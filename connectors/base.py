@@ -126,6 +126,11 @@ class Connector(Protocol):
     kind: str
     capabilities: Capabilities
 
+    @property
+    def calls(self) -> int:
+        """API calls made so far."""
+        ...
+
     def pull_changes(
         self, object_type: str, since_ms: int | None, properties: Sequence[str]
     ) -> Iterator[ChangePage]:

@@ -133,6 +133,11 @@ class BottleCrmConnector:
         self._comments: dict[str, Record] = {}  # comments seen in deal details, by id
         self._attachments: dict[str, tuple[FileInfo, ...]] = {}  # deal id -> its attachments
 
+    @property
+    def calls(self) -> int:
+        """API calls this connector made (what run reports count)."""
+        return self.http.calls
+
     def _custom_field_keys(self) -> set[str]:
         """Keys of the org's opportunity custom fields (read once per connector)."""
         if self._custom_keys is None:

@@ -94,6 +94,12 @@ class HubSpotConnector:
         self.lookback_ms = lookback_ms
 
     # ---- reading ---------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """API calls this connector made (what run reports count)."""
+        return self.http.calls
+
     def pull_changes(
         self, object_type: str, since_ms: int | None, properties: Sequence[str]
     ) -> Iterator[ChangePage]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from dealsync.note_text import TextFormat, html_to_text, normalize_text, strip_author, text_to_html
 
@@ -270,6 +270,15 @@ class Adopt:
     vendor_id: str
     origin: Side
     base: Mapping[str, Value]
+
+
+class Welcome(NamedTuple):
+    """A conversion's welcome note, to be the first shared note on the new partner deal."""
+
+    vendor_deal: str
+    partner_deal: str
+    text: str
+    timestamp: str  # epoch ms, as the notes' timestamp property takes it
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,20 @@ from dataclasses import dataclass, field
 
 from dealsync.claims import Intent, contested, decide, twin_of
 from dealsync.mapping import NotesMapping
-from dealsync.model import Adopt, Conflict, FieldRule, Link, Side, SideRecord, Skip, Value, other
+from dealsync.model import (
+    Adopt,
+    Conflict,
+    Delete,
+    FieldChange,
+    FieldRule,
+    Link,
+    Side,
+    SideRecord,
+    Skip,
+    Value,
+    Welcome,
+    other,
+)
 from dealsync.note_text import author_line, author_prefix
 from dealsync.plan import key_for, merge_field
 
@@ -41,6 +54,7 @@ class NoteCreate:
     base: Mapping[str, Value]
     files: tuple[str, ...]
     reply_to_source: str | None = None
+    welcome: bool = False  # a conversion's welcome note: dealsync's own, it has no twin to link
 
 
 @dataclass(frozen=True)
@@ -48,21 +62,19 @@ class NoteUpdate:
     """Change a linked note: properties, and/or the full set of files it should hold."""
 
     target: Side
-    note_id: str
+    record_id: str
     link_id: int | None
     properties: Mapping[str, str]
     files: tuple[str, ...] | None
     changed: tuple[str, ...]
 
+    @property
+    def changes(self) -> tuple[FieldChange, ...]:
+        """What changed, for the audit (notes record the field names)."""
+        return tuple(FieldChange(name, None, None) for name in self.changed)
 
-@dataclass(frozen=True)
-class NoteDelete:
-    """Apply the deletion policy to a note link whose note on `source` is gone."""
 
-    source: Side
-    link_id: int | None
-    target_id: str
-    action: str
+NoteDelete = Delete  # the deletion policy applied to a note link whose note on `source` is gone
 
 
 @dataclass
@@ -100,8 +112,7 @@ class NotePlanInput:
     deal_twins: Mapping[Side, Mapping[str, str]]  # deal id on a side -> its twin's id
     owners: Mapping[Side, Mapping[str, str]] = field(default_factory=dict)  # email -> owner id
     gone: frozenset[tuple[Side, str]] = frozenset()
-    # (vendor deal, partner deal, welcome text, timestamp) of conversions created in this run
-    welcome: tuple[tuple[str, str, str, str], ...] = ()
+    welcome: tuple[Welcome, ...] = ()  # of the conversions created in this run
     sync_files: bool = True  # False: leave every note's file list as it is
     # The ledger's word on keys (see claims.py): note create intents by key, notes it already knows.
     intents: Mapping[str, Intent] = field(default_factory=dict)
@@ -155,6 +166,7 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
                 properties=properties,
                 base={},
                 files=(),
+                welcome=True,
             )
         )
     return plan
@@ -406,7 +418,7 @@ def adopt_interrupted_creates(
         plan.creates = [c for c in plan.creates if c is not create and c not in echo]
         plan.found[create.key] = found.id
         taken.add((create.target, found.id))
-        if create.source_id.startswith("welcome-"):
+        if create.welcome:
             continue  # a welcome note has no twin to link: it is dealsync's own, and stays put
         source = other(create.target)
         partner_id, vendor_id = (

@@ -56,6 +56,65 @@ def skipped(skips: list[Skip], object_type: str = DEALS) -> list[Quarantined]:
 
 
 @dataclass
+class NotesSummary:
+    """What the notes phase, and the files of deals with it, did in one run."""
+
+    created: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    updated: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    deleted: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    files_copied: int = 0
+    files_deleted: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+    resolved: int = 0
+    conflicts: int = 0
+    preview: Any = None  # a dry run's note plan
+    files_to_copy: int | None = None  # a dry run of the files of deals
+    files_to_delete: int | None = None
+
+    @property
+    def writes(self) -> int:
+        """Every write the phase made."""
+        return sum(
+            sum(per_side.values()) for per_side in (self.created, self.updated, self.deleted)
+        ) + (self.files_copied + self.files_deleted)
+
+    def figures(self) -> dict[str, int]:
+        """The figures as run reports show them and the ledger keeps them, by name."""
+        if self.preview is not None:
+            shown = {
+                "partner notes created": self.created["partner"],
+                "vendor notes created": self.created["vendor"],
+                "notes updated": sum(self.updated.values()),
+                "notes deleted": sum(self.deleted.values()),
+                "quarantined": len(self.quarantined),
+            }
+        else:
+            shown = {
+                f"{side} notes {what}": count
+                for what, per_side in (
+                    ("created", self.created),
+                    ("updated", self.updated),
+                    ("deleted", self.deleted),
+                )
+                for side, count in per_side.items()
+                if count
+            }
+            shown |= {
+                "files copied": self.files_copied,
+                "files deleted": self.files_deleted,
+                "quarantined": len(self.quarantined),
+                "resolved": self.resolved,
+                "conflicts": self.conflicts,
+            }
+        if self.files_to_copy is not None:
+            shown |= {
+                "files to copy": self.files_to_copy,
+                "files to delete": self.files_to_delete or 0,
+            }
+        return shown
+
+
+@dataclass
 class RunReport:
     """The summary of one run, for the CLI, the ledger and Prefect artifacts."""
 
@@ -75,20 +134,34 @@ class RunReport:
     api_calls: int = 0
     seconds: float = 0.0
     plan: Plan | None = None
-    new_links: list[Link] = field(default_factory=list)
-    welcome: list[tuple[str, str, str, str]] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes_summary: NotesSummary | None = None
     events: list[str] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     active_registrations: int | None = None
 
     @property
+    def notes(self) -> dict[str, Any]:
+        """The notes phase's figures by name (and a dry run's note plan under "plan")."""
+        if self.notes_summary is None:
+            return {}
+        shown: dict[str, Any] = dict(self.notes_summary.figures())
+        if self.notes_summary.preview is not None:
+            shown["plan"] = self.notes_summary.preview
+        return shown
+
+    @property
+    def writes(self) -> int:
+        """Every write the run made to either CRM (what the nightly audit calls drift)."""
+        deals = sum(sum(d.values()) for d in (self.created, self.updated, self.deleted))
+        return deals + (self.notes_summary.writes if self.notes_summary else 0)
+
+    @property
     def security(self) -> list[str]:
         """Trust boundaries this run held (forged keys, records of another partner), one line each."""
-        rows = [*self.quarantined, *self.notes.get("quarantine", [])]
+        notes = [q.row() for q in self.notes_summary.quarantined] if self.notes_summary else []
         return [
             f"{q['side']} {q.get('object', DEALS)[:-1]} {q['record_id']}: {'; '.join(q['reasons'])}"
-            for q in rows
+            for q in [*self.quarantined, *notes]
             if q.get("security")
         ]
 
@@ -105,7 +178,8 @@ class RunReport:
             "resolved": self.resolved,
             "brake": self.brake,
             "messages": self.messages,
-            "notes": {k: v for k, v in self.notes.items() if k not in ("plan", "quarantine")},
+            "notes": self.notes_summary.figures() if self.notes_summary else {},
+            "writes": self.writes,
             "active_registrations": self.active_registrations,
             "security": self.security,
             "api_calls": self.api_calls,

@@ -58,4 +58,5 @@ def canonical_deals(mapping: DealMapping) -> pa.DataFrameSchema:
             for rule in mapping.synced_fields()
         ],
         "deals",
+        "deal",
     )

@@ -13,15 +13,7 @@ from flows.sync import sync_partner
 
 def _drift(summary: dict[str, Any]) -> int:
     """How many writes a full run needed: what incremental runs had missed."""
-    notes = summary.get("notes", {})
-    return (
-        sum(summary.get("created", {}).values())
-        + sum(summary.get("updated", {}).values())
-        + sum(summary.get("deleted", {}).values())
-        + sum(v for k, v in notes.items() if k.endswith(("created", "updated", "deleted")))
-        + notes.get("files copied", 0)
-        + notes.get("files deleted", 0)
-    )
+    return int(summary.get("writes", 0))
 
 
 @flow(name="audit")

@@ -14,11 +14,12 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
-from dealsync import deal_files, engine, note_engine
 from dealsync.config import load_config
 from dealsync.context import open_context
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
+from dealsync.phases import deal_files, deals, notes
+from dealsync.run import run_pair
 from flows.artifacts import publish_report
 
 SyncObject = Literal["deals", "notes", "files"]
@@ -33,17 +34,19 @@ def _task(fn, name: str, io: bool = False):
     return task(fn, name=name, cache_policy=NO_CACHE)
 
 
+# Each step of a run as a Prefect task; the steps that only read retry (safe to repeat).
 STEP_TASKS = {
-    engine.pull: _task(engine.pull, "pull", io=True),
-    engine.validate: _task(engine.validate, "validate"),
-    engine.plan_run: _task(engine.plan_run, "plan", io=True),
-    engine.push: _task(engine.push, "push"),
-    engine.commit: _task(engine.commit, "commit"),
-    note_engine.pull_notes: _task(note_engine.pull_notes, "pull-notes", io=True),
-    note_engine.read_files: _task(note_engine.read_files, "read-files", io=True),
-    note_engine.plan_notes: _task(note_engine.plan_notes, "plan-notes"),
-    note_engine.push_notes: _task(note_engine.push_notes, "push-notes"),
-    note_engine.commit_notes: _task(note_engine.commit_notes, "commit-notes"),
+    deals.pull: _task(deals.pull, "pull", io=True),
+    deals.validate: _task(deals.validate, "validate"),
+    deals.plan: _task(deals.plan, "plan", io=True),
+    deals.push: _task(deals.push, "push"),
+    deals.commit: _task(deals.commit, "commit"),
+    notes.pull: _task(notes.pull, "pull-notes", io=True),
+    notes.read_files: _task(notes.read_files, "read-files", io=True),
+    notes.validate: _task(notes.validate, "validate-notes"),
+    notes.plan: _task(notes.plan, "plan-notes", io=True),
+    notes.push: _task(notes.push, "push-notes"),
+    notes.commit: _task(notes.commit, "commit-notes"),
     deal_files.sync_deal_files: _task(deal_files.sync_deal_files, "sync-deal-files"),
 }
 
@@ -128,7 +131,7 @@ def sync_partner(
                 progress=None if dry_run else _progress_reporter(partner_id),
                 objects=frozenset(objects),
             )
-            report = engine.run_pair(ctx, call=_as_task)
+            report = run_pair(ctx, call=_as_task)
     except PairBusy as exc:
         logger.warning(str(exc))
         return Cancelled(message=str(exc))

@@ -90,8 +90,11 @@ def raw_bottlecrm_records(columns: Sequence[RawColumn], label: str) -> pa.DataFr
     )
 
 
-def canonical_records(columns: Sequence[CanonicalColumn], label: str) -> pa.DataFrameSchema:
-    """Canonical records: dates as YYYY-MM-DD; required fields filled where the record creates a twin."""
+def canonical_records(
+    columns: Sequence[CanonicalColumn], label: str, noun: str
+) -> pa.DataFrameSchema:
+    """Canonical records: dates as YYYY-MM-DD; required fields filled where the record creates a twin
+    (a `noun`, as errors name it)."""
     schema_columns: dict[str, pa.Column] = {
         "record_id": pa.Column(str, unique=True),
         "creates_twin": pa.Column(bool),
@@ -110,7 +113,7 @@ def canonical_records(columns: Sequence[CanonicalColumn], label: str) -> pa.Data
     wide = [
         pa.Check(
             lambda df, name=column.name: ~df["creates_twin"] | df[name].notna(),
-            error=f"{column.name} is empty ({column.required_by}): it is required to create the twin",
+            error=f"{column.name} is empty ({column.required_by}): it is required to create the twin {noun}",
         )
         for column in columns
         if column.required_by

@@ -65,7 +65,7 @@ def note_plan_table(plan) -> Table:
             "create", create.target, f"from {create.source_id}", f"on deal {create.deal_id}{files}"
         )
     for update in plan.updates:
-        table.add_row("update", update.target, update.note_id, ", ".join(update.changed))
+        table.add_row("update", update.target, update.record_id, ", ".join(update.changed))
     for delete in plan.deletes:
         table.add_row(
             delete.action,

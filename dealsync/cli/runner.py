@@ -12,11 +12,11 @@ from connectors.errors import ConnectorError
 from dealsync.cli.report import print_report
 from dealsync.config import Config, ConfigError
 from dealsync.context import open_context
-from dealsync.engine import run_pair
 from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.mapping import MappingError
+from dealsync.run import run_pair
 from validation.quarantine import SchemaLevelError
 
 # What a run can fail with that the user can act on; anything else is a bug and shows its traceback.

@@ -8,8 +8,9 @@ from connectors.base import WriteInput
 from connectors.bottlecrm import BottleCrmConnector
 from dealsync.config import load_config
 from dealsync.context import open_context
-from dealsync.engine import run_pair
 from dealsync.ledger import Ledger
+from dealsync.phases import notes
+from dealsync.run import run_pair
 from tests.integration.test_notes import _download, _note, _notes_on, _owner, _upload
 from tests.integration.test_sync import _twin
 
@@ -251,7 +252,7 @@ def test_a_run_killed_after_creating_comments_does_not_duplicate_them(bottle):
     loaded = load_config(pair.config)
 
     def killed_before_the_commit(step, *args):
-        if step.__name__ == "commit_notes":
+        if step is notes.commit:
             raise KeyboardInterrupt("killed")
         return step(*args)
 

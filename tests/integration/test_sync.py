@@ -9,8 +9,10 @@ import pytest
 from dealsync.cli import app
 from dealsync.config import load_config
 from dealsync.context import open_context
-from dealsync.engine import plan_run, pull, push, run_pair, validate
 from dealsync.ledger import Ledger
+from dealsync.phases import deals
+from dealsync.phases.deals import DealPhase
+from dealsync.run import run_pair
 
 SHARED = {"dealsync_shared": "true"}
 DEAL_PROPS = (
@@ -175,11 +177,11 @@ def test_a_crash_between_create_and_commit_leaves_exactly_one_twin(pair):
     ledger = Ledger(config.ledger_url)
     ctx = open_context(config, "acme", ledger)
     ctx.run_id = ledger.start_run("acme", False, False)
-    pulled = pull(ctx)
-    validated = validate(ctx, pulled)
-    push(
-        ctx, plan_run(ctx, pulled, validated)
-    )  # the twin exists now; the process dies before commit
+    phase = DealPhase(ctx)
+    pulled = deals.pull(phase)
+    checked = deals.validate(phase, pulled)
+    deals.push(phase, pulled, deals.plan(phase, pulled, checked))
+    # The twin exists now; the process dies before its commit.
 
     report = run_pair(open_context(config, "acme", ledger))
     _twin(pair, "vendor", f"acme:partner:{reg}")  # exactly one

@@ -25,8 +25,8 @@ from dealsync.ledger.repo import RunCommit
 from dealsync.mapping import NotesMapping
 from dealsync.model import Side
 from dealsync.note_text import text_to_html
-from dealsync.note_types import NotesPulled
 from dealsync.outcomes import Quarantined, audit_row, record_quarantine
+from dealsync.pipeline.reading import Pulled
 from dealsync.rules import brake_engaged
 from dealsync.twins import TwinWrite, create_twins
 
@@ -169,7 +169,7 @@ def _attachments(ctx: RunContext, record_props: Mapping[str, str | None]) -> tup
 
 
 def gather_and_plan(
-    ctx: RunContext, pulled: NotesPulled
+    ctx: RunContext, pulled: Pulled
 ) -> tuple[DealFilePlan, list[DealFileRow], dict[str, tuple[str, ...]]]:
     """Read both sides' current files of the pair's shared deals and plan."""
     links = {
@@ -179,7 +179,9 @@ def gather_and_plan(
     }
     tracked = ctx.ledger.deal_files(ctx.pair)
     partner_now = ctx.connectors["partner"].deal_attachments([p for p, _ in links.values()])
-    candidates = [(note_id, deals[0]) for note_id, deals in pulled.deals["vendor"].items() if deals]
+    candidates = [
+        (note_id, deals[0]) for note_id, deals in pulled.parents["vendor"].items() if deals
+    ]
     notes = {nid: r.properties for nid, r in pulled.records["vendor"].items()}
     unread = sorted({row.vendor_note_id for row in tracked} - set(notes))
     if unread:
@@ -404,14 +406,28 @@ def _failed(side: Side, record_id: str, doing: str, exc: ConnectorError) -> Quar
     )
 
 
-def sync_deal_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> dict[str, Any]:
+@dataclass
+class FilesDone:
+    """What the files-on-deals phase did (a dry run: what it would copy and delete)."""
+
+    copied: int = 0
+    deleted: int = 0
+    events: list[str] = field(default_factory=list)
+    brake: str = ""
+    resolved: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+    to_copy: int | None = None
+    to_delete: int | None = None
+
+
+def sync_deal_files(ctx: RunContext, pulled: Pulled, folder: str) -> FilesDone:
     """The whole files-on-deals phase: plan, copy both ways, delete, record (a dry run plans only)."""
     plan, tracked, vendor_notes = gather_and_plan(ctx, pulled)
     if ctx.dry_run:
-        return {
-            "files to copy": len(plan.to_vendor) + len(plan.to_partner),
-            "files to delete": len(plan.remove_on_vendor) + len(plan.remove_on_partner),
-        }
+        return FilesDone(
+            to_copy=len(plan.to_vendor) + len(plan.to_partner),
+            to_delete=len(plan.remove_on_vendor) + len(plan.remove_on_partner),
+        )
     check_vendor_writes(ctx.ledger, ctx.pair, "deals", [i.vendor_deal for i in plan.to_vendor])
     run = DealFilesRun()
     # Vendor files first: an attachment found to be one of them is not copied back.
@@ -438,11 +454,4 @@ def sync_deal_files(ctx: RunContext, pulled: NotesPulled, folder: str) -> dict[s
     resolved = sum(
         ctx.ledger.resolve_quarantine(ctx.pair, side, ids, FILES) for side, ids in run.good.items()
     )
-    return {
-        "files copied": run.copied,
-        "files deleted": run.deleted,
-        "events": run.events,
-        "brake": plan.brake,
-        "resolved": resolved,
-        "quarantine": [q.row() for q in run.quarantined],
-    }
+    return FilesDone(run.copied, run.deleted, run.events, plan.brake, resolved, run.quarantined)

@@ -1,0 +1,443 @@
+"""Shared notes and comments on the pair's shared deals, with their files.
+
+What only notes have: they belong to deals (a note's parents), they cross when marked shared or when
+they answer a shared note, private ones never leave, the notes of a deal shared in this run are read
+though they did not change, authors are matched or named, files travel with them, and a conversion's
+welcome note is dealsync's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from connectors.base import Record
+from connectors.hubspot_settings import NOTE_TO_DEAL
+from dealsync.claims import Intent
+from dealsync.context import RunContext
+from dealsync.field_times import newest_field_times
+from dealsync.isolation import (
+    IsolationError,
+    check_partner_writes,
+    check_vendor_writes,
+    partner_ids_of,
+)
+from dealsync.mapping import NotesMapping
+from dealsync.merges import side_id
+from dealsync.model import SIDES, Link, Side, Welcome, other
+from dealsync.note_plan import (
+    NoteCreate,
+    NotePlan,
+    NotePlanInput,
+    NoteRecord,
+    adopt_interrupted_creates,
+    make_note_plan,
+)
+from dealsync.outcomes import audit_row
+from dealsync.phases.deal_files import FILES
+from dealsync.phases.note_files import (
+    FileMover,
+    NoteFiles,
+    attachment_ids,
+    delete_removed_files,
+    files_on_notes,
+)
+from dealsync.phases.note_files import read_files as read_note_files
+from dealsync.pipeline import checking, reading, recording, writing
+from dealsync.pipeline.checking import Checked
+from dealsync.pipeline.reading import Pulled
+from dealsync.pipeline.recording import CreateRecording, Recorded
+from dealsync.pipeline.tracking import ChangeTracker, CursorTracker, SnapshotTracker
+from dealsync.pipeline.writing import Pushed
+from dealsync.plan import parse_key
+from dealsync.twins import TwinWrite, create_twins
+
+NOTES = "notes"
+
+
+@dataclass
+class NotePhase:
+    """Notes, for the shared steps; `new_deals` are the deal links made earlier in this run."""
+
+    ctx: RunContext
+    new_deals: Sequence[Link] = ()
+    welcome: Sequence[Welcome] = ()
+    object_type: str = NOTES
+    noun: str = "note"
+    _twins: dict[Side, dict[str, str]] = field(default_factory=dict)
+    _scanned_parents: dict[Side, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        links = self.ctx.ledger.active_links(self.ctx.pair)
+        self._twins = {
+            "partner": {lk.partner_id: lk.vendor_id for lk in links},
+            "vendor": {lk.vendor_id: lk.partner_id for lk in links},
+        }
+
+    @property
+    def mapping(self) -> NotesMapping:
+        assert self.ctx.notes_mapping is not None
+        return self.ctx.notes_mapping
+
+    @property
+    def deal_twins(self) -> dict[Side, dict[str, str]]:
+        """Each shared deal's twin, by side (the deals notes may live on)."""
+        return self._twins
+
+    def properties(self, side: Side) -> list[str]:
+        return self.mapping.properties(side)
+
+    def tracker(self, side: Side) -> ChangeTracker:
+        ctx, connector = self.ctx, self.ctx.connectors[side]
+        if connector.capabilities.change_detection == "snapshot":
+            previous = ctx.ledger.snapshot(ctx.pair, side, NOTES)
+            return SnapshotTracker(lambda: self._scan(side), previous, ctx.full_resync)
+        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
+        return CursorTracker(connector, NOTES, since, self.properties(side))
+
+    def _scan(self, side: Side) -> Iterator[list[Record]]:
+        """A CRM with no change feed: every note on the pair's shared deals, read deal by deal."""
+        connector = self.ctx.connectors[side]
+        by_deal = connector.associations("deals", NOTES, list(self._twins[side]))
+        parents: dict[str, tuple[str, ...]] = {}
+        for deal, notes in by_deal.items():
+            for note in notes:
+                parents[note] = (*parents.get(note, ()), deal)
+        self._scanned_parents[side] = parents
+        yield list(connector.read(NOTES, list(parents), self.properties(side)).values())
+
+    def extra_ids(self, side: Side) -> list[str]:
+        """Notes already on a deal when it became shared in this run are not "changed": read them."""
+        deals = [side_id(link, side) for link in self.new_deals]
+        if not deals:
+            return []
+        found = self.ctx.connectors[side].associations("deals", NOTES, deals)
+        return list(dict.fromkeys(n for ids in found.values() for n in ids))
+
+    def parents(self, side: Side, records: Sequence[Record]) -> dict[str, tuple[str, ...]]:
+        """The deals each note is on."""
+        known = self._scanned_parents.get(side, {})
+        result = {r.id: known[r.id] for r in records if r.id in known}
+        missing = [r.id for r in records if r.id not in known]
+        if missing:
+            result.update(self.ctx.connectors[side].associations(NOTES, "deals", missing))
+        return result
+
+    def visible(self, side: Side, record: Record, parents: tuple[str, ...], linked: bool) -> bool:
+        """Linked notes, notes whose key claims this pair (the planner judges it), and notes on shared
+        deals that are marked shared or answer a note; a welcome note never crosses back."""
+        mapping = self.mapping
+        if linked:
+            return True
+        if record.id in self._own(side):
+            return False
+        key_prop = mapping.key(side)
+        key = (record.properties.get(key_prop) or "").strip() if key_prop else ""
+        on_shared_deal = any(d in self._twins[side] for d in parents)
+        if key:
+            return on_shared_deal or parse_key(self.ctx.pair, key) is not None
+        if not on_shared_deal:
+            return False
+        share = mapping.share(side)
+        if (record.properties.get(share.property) or "").strip():
+            return share.matches(record.properties, self.ctx.pair)
+        reply_to = mapping.reply_to(side)
+        return bool(reply_to and (record.properties.get(reply_to) or "").strip())
+
+    def _own(self, side: Side) -> Collection[str]:
+        """Welcome notes dealsync wrote where notes hold no key (known by their intents)."""
+        if self.mapping.key(side):
+            return ()
+        return self.ctx.ledger.welcome_notes(self.ctx.pair, side)
+
+    def lost(
+        self, records: Mapping[Side, Mapping[str, Record]], links: Iterable[Link]
+    ) -> set[tuple[Side, str]]:
+        """Linked notes now marked private: for the other side they are gone (the deletion policy
+        applies), so nothing written after the change ever crosses."""
+        private: set[tuple[Side, str]] = set()
+        for link in links:
+            for side in SIDES:
+                record = records[side].get(side_id(link, side))
+                rule = self.mapping.share(side)
+                flag = (record.properties.get(rule.property) or "").strip() if record else ""
+                if record and flag and not rule.matches(record.properties, self.ctx.pair):
+                    private.add((side, record.id))
+        return private
+
+
+def pull(phase: NotePhase) -> Pulled:
+    """1. Pull: changed, quarantined and linked notes, with their deals; deletions; merges."""
+    return reading.pull(phase)
+
+
+def read_files(phase: NotePhase, pulled: Pulled, folder: str) -> NoteFiles:
+    """1b. The files the pulled notes list, read once (where both CRMs keep files on notes)."""
+    return read_note_files(phase.ctx, pulled, folder)
+
+
+def validate(phase: NotePhase, pulled: Pulled) -> Checked:
+    """2-3. Validate and map: raw schema, canonical values."""
+    return checking.check(phase, pulled)
+
+
+def plan(phase: NotePhase, pulled: Pulled, checked: Checked, files: NoteFiles) -> NotePlan:
+    """4. Plan: authors resolved, files known, the ledger's word on keys; the pure planner decides
+    (again field by field where a `newest` conflict needs the property history)."""
+    ctx, mapping = phase.ctx, phase.mapping
+    authors = {side: _authors(ctx, side) for side in SIDES}
+    notes: dict[Side, dict[str, NoteRecord]] = {"partner": {}, "vendor": {}}
+    for side in SIDES:
+        for note_id, side_record in checked.records[side].items():
+            record = pulled.records[side][note_id]
+            ref = record.properties.get(mapping.owner(side)) or ""
+            author = authors[side].by_ref.get(ref) or ((ref, "") if "@" in ref else None)
+            shas = {
+                files.files[side][f]
+                for f in attachment_ids(ctx, record, side)
+                if f in files.files[side]
+            }
+            notes[side][note_id] = NoteRecord(
+                side_record,
+                pulled.parents[side].get(note_id, ()),
+                tuple(sorted(shas)),
+                author[0] if author else None,
+                author[1] if author else "",
+            )
+    intents, known = _ledger_word(phase, pulled, notes)
+    inp = NotePlanInput(
+        pair=ctx.pair,
+        mapping=mapping,
+        links=tuple(pulled.links),
+        notes=notes,
+        deal_twins=phase.deal_twins,
+        owners={side: authors[side].by_email for side in SIDES},
+        gone=frozenset(pulled.gone),
+        welcome=tuple(phase.welcome),
+        sync_files=files_on_notes(ctx),
+        intents=intents,
+        known=known,
+    )
+    decided = make_note_plan(inp)
+    if times := newest_field_times(ctx, NOTES, decided.conflicts, inp.links, mapping.fields):
+        timed = {
+            side: {
+                n: replace(note, record=replace(note.record, field_ms=times.get((side, n), {})))
+                for n, note in by_id.items()
+            }
+            for side, by_id in notes.items()
+        }
+        decided = make_note_plan(replace(inp, notes=timed))
+    keyless = [c.key for c in decided.creates if not mapping.key(c.target)]
+    interrupted = ctx.ledger.earlier_intents(ctx.pair, NOTES, keyless, ctx.run_id or -1)
+    adopt_interrupted_creates(decided, mapping, notes, interrupted, pulled.links)
+    return decided
+
+
+@dataclass(frozen=True)
+class _Authors:
+    by_email: dict[str, str]  # email -> owner id, where a note's author can be set
+    by_ref: dict[str, tuple[str, str]]  # owner id or email -> (email, name)
+
+
+def _authors(ctx: RunContext, side: Side) -> _Authors:
+    """A side's owners: who may author a note there, and how to name the author of one of its notes."""
+    connector = ctx.connectors[side]
+    owners = [o for o in connector.owners() if not o.archived]
+    # Where a note's author cannot be set, every author is named in an author line instead.
+    by_email = (
+        {o.email.lower(): o.id for o in owners} if connector.capabilities.note_authors else {}
+    )
+    by_ref = {o.id: (o.email, f"{o.first_name} {o.last_name}".strip()) for o in owners}
+    # Some CRMs name a note's author by email (BottleCRM's commented_by): resolve those too.
+    by_ref.update({email: (email, name) for email, name in list(by_ref.values())})
+    return _Authors(by_email, by_ref)
+
+
+def _ledger_word(
+    phase: NotePhase, pulled: Pulled, notes: dict[Side, dict[str, NoteRecord]]
+) -> tuple[dict[str, Intent], frozenset[tuple[Side, str]]]:
+    """What the ledger says about the unlinked notes' keys: note intents by key, and the notes it
+    knows (linked before, or made by dealsync: welcome notes and the files phase's file notes)."""
+    ctx, mapping = phase.ctx, phase.mapping
+    linked = {side: {side_id(link, side) for link in pulled.links} for side in SIDES}
+    unlinked = {side: [n for n in notes[side] if n not in linked[side]] for side in SIDES}
+    keys: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
+    for side in SIDES:
+        if prop := mapping.key(side):
+            for n in unlinked[side]:
+                if key := (notes[side][n].record.raw.get(prop) or "").strip():
+                    keys[side][n] = key
+    every_key = [k for by_note in keys.values() for k in by_note.values()]
+    intents = ctx.ledger.intents(ctx.pair, [NOTES], every_key)
+    known = set(ctx.ledger.known_records(ctx.pair, NOTES, unlinked))
+    # A file note whose files-phase create was interrupted carries that phase's key: its own.
+    made_by_files = ctx.ledger.intents(ctx.pair, [FILES], every_key)
+    known |= {
+        (side, n)
+        for side in SIDES
+        for n, key in keys[side].items()
+        if key in made_by_files and made_by_files[key].target_side == side
+    }
+    return intents, frozenset(known)  # type: ignore[arg-type]
+
+
+def push(phase: NotePhase, pulled: Pulled, plan: NotePlan, files: NoteFiles) -> Pushed:
+    """5. Push: isolation checked at the last moment; creates (parents before replies, files
+    copied), updates with their files, deletions, the copies of removed files."""
+    ctx, mapping = phase.ctx, phase.mapping
+    assert ctx.run_id is not None
+    _guard(ctx, plan)
+    mover = FileMover(ctx, files)
+    creates: dict[str, Any] = {}
+    made: dict[tuple[Side, str], str] = {}  # (source side, source id) -> twin id
+    for wave in (
+        [c for c in plan.creates if not c.reply_to_source],
+        [c for c in plan.creates if c.reply_to_source],
+    ):
+        writes = [
+            TwinWrite(
+                c.key,
+                c.target,
+                c.source_id,
+                _create_props(phase, c, mover, made),
+                (("deals", c.deal_id, NOTE_TO_DEAL),),
+            )
+            for c in wave
+        ]
+        outcomes = create_twins(ctx, NOTES, mapping.key, writes)
+        creates.update(outcomes)
+        pairs: dict[Side, list[tuple[str, str]]] = {"partner": [], "vendor": []}
+        for create in wave:
+            outcome = outcomes[create.key]
+            if outcome.ok and outcome.record is not None:
+                made[(other(create.target), create.source_id)] = outcome.record.id
+                pairs[create.target].append((outcome.record.id, create.deal_id))
+        for target, associated in pairs.items():
+            if associated:  # an upsert does not associate: make sure every note is on its deal
+                ctx.connectors[target].associate(NOTES, "deals", associated, NOTE_TO_DEAL)
+    updates = writing.write_updates(
+        ctx, NOTES, ((u.target, u.record_id, _update_props(phase, u, mover)) for u in plan.updates)
+    )
+    deletes = writing.write_deletes(ctx, NOTES, plan.deletes)
+    removed = delete_removed_files(ctx, pulled, plan, files)
+    failed = writing.failures(
+        NOTES,
+        "note",
+        "note",
+        [(c, {}) for c in plan.creates if not c.welcome],
+        creates,
+        updates,
+        deletes,
+    )
+    return Pushed(creates, updates, deletes, failed, mover.copied, removed)
+
+
+def _guard(ctx: RunContext, plan: NotePlan) -> None:
+    """Every note write must stay within this pair's links (the planner decided so already)."""
+    foreign = sorted(
+        {c.deal_id for c in plan.creates if c.target == "partner"}
+        - partner_ids_of(ctx.ledger, ctx.pair, "deals")
+    )
+    if foreign:
+        raise IsolationError(
+            f"refusing to put notes on partner {ctx.pair}'s deals {', '.join(foreign)}: not linked to this pair"
+        )
+    check_partner_writes(
+        ctx.ledger,
+        ctx.pair,
+        NOTES,
+        [c.source_id for c in plan.creates if c.target == "partner" and not c.welcome],
+        [u.record_id for u in plan.updates if u.target == "partner"]
+        + [d.target_id for d in plan.deletes if d.source == "vendor" and d.action != "unlink"],
+    )
+    check_vendor_writes(
+        ctx.ledger, ctx.pair, "deals", [c.deal_id for c in plan.creates if c.target == "vendor"]
+    )
+    check_vendor_writes(
+        ctx.ledger,
+        ctx.pair,
+        NOTES,
+        [u.record_id for u in plan.updates if u.target == "vendor" and u.link_id is not None]
+        + [d.target_id for d in plan.deletes if d.source == "partner" and d.action != "unlink"],
+    )
+
+
+def _create_props(
+    phase: NotePhase, create: NoteCreate, mover: FileMover, made: dict[tuple[Side, str], str]
+) -> dict[str, str]:
+    """A new note's properties, with the twin of the note it answers and its files' ids."""
+    mapping = phase.mapping
+    props = {k: v for k, v in create.properties.items() if k != mapping.key(create.target)}
+    reply_to, attachments = mapping.reply_to(create.target), mapping.attachments(create.target)
+    if create.reply_to_source and reply_to:
+        parent = made.get((other(create.target), create.reply_to_source))
+        if parent:
+            props[reply_to] = parent
+    if create.files and attachments:
+        props[attachments] = ";".join(mover.ids_on(create.target, create.files))
+    return props
+
+
+def _update_props(phase: NotePhase, update: Any, mover: FileMover) -> dict[str, str]:
+    """An update's properties, with the ids of the files the note should hold on its side."""
+    props = dict(update.properties)
+    attachments = phase.mapping.attachments(update.target)
+    if update.files is not None and attachments:
+        props[attachments] = ";".join(mover.ids_on(update.target, update.files))
+    return props
+
+
+@dataclass
+class NotesDone:
+    """What the notes phase recorded, with its files' figures."""
+
+    recorded: Recorded
+    files_copied: int = 0
+    files_deleted: int = 0
+
+
+def commit(
+    phase: NotePhase,
+    pulled: Pulled,
+    checked: Checked,
+    plan: NotePlan,
+    pushed: Pushed,
+    files: NoteFiles,
+) -> NotesDone:
+    """6. Commit: what the CRMs confirmed; an event per new shared note; welcome notes recorded as
+    dealsync's own; files that read well again leave quarantine."""
+    ctx = phase.ctx
+
+    def rows(create: Any, twin_id: str) -> list[dict[str, Any]]:
+        field_name = "welcome_note" if create.welcome else "note"
+        return [audit_row(None, create.target, twin_id, "create", field_name, None, create.key)]
+
+    def event(create: Any, twin_id: str) -> str | None:
+        if create.welcome:
+            return None
+        return (
+            f"New shared note from the {other(create.target)} on shared deal {create.deal_id} "
+            f"({create.target} CRM)"
+        )
+
+    recorded = recording.record(
+        ctx,
+        NOTES,
+        "note",
+        pulled,
+        checked,
+        plan,
+        pushed,
+        CreateRecording(links=lambda c: not c.welcome, rows=rows, event=event),  # type: ignore[attr-defined]
+        extra_quarantine=files.quarantined,
+        found=plan.found,
+        conflict_prefix="note.",
+        delete_field="note",
+    )
+    bad = {(q.side, q.record_id) for q in recorded.quarantined}
+    for side in SIDES:
+        healthy = [f for f in files.files[side] if (side, f) not in bad]
+        recorded.resolved += ctx.ledger.resolve_quarantine(ctx.pair, side, healthy, FILES)
+    return NotesDone(recorded, pushed.files_copied, pushed.files_deleted)

@@ -1,0 +1,162 @@
+"""Step 1, pull: the records of both sides that matter to this pair, for any synced object.
+
+Changed records come from each side's change tracker, page by page; records already linked, or that
+this pair may see, are kept. Quarantined records are read again, the other side of every touched link
+is read, deletions are found, and merges are followed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from connectors.base import Record
+from dealsync.merge_reads import Merging
+from dealsync.merges import Merge, side_id
+from dealsync.model import SIDES, Link, Side
+from dealsync.pipeline.phase import Phase
+from dealsync.pipeline.tracking import ChangeTracker
+from dealsync.snapshots import Seen
+
+
+@dataclass
+class Pulled:
+    """What a pull found: records of both sides, their parents, the links they touch, deletions."""
+
+    object_type: str
+    records: dict[Side, dict[str, Record]]
+    parents: dict[Side, dict[str, tuple[str, ...]]]  # a note's deals (empty for deals)
+    links: list[Link]
+    gone: set[tuple[Side, str]]
+    cursors: dict[Side, int | None]
+    counts: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)  # complete scans
+    merges: list[Merge] = field(default_factory=list)  # links that follow (or end with) a merge
+
+
+@dataclass
+class _Reading:
+    """A pull in progress."""
+
+    phase: Phase
+    merging: Merging
+    records: dict[Side, dict[str, Record]] = field(
+        default_factory=lambda: {"partner": {}, "vendor": {}}
+    )
+    parents: dict[Side, dict[str, tuple[str, ...]]] = field(
+        default_factory=lambda: {"partner": {}, "vendor": {}}
+    )
+    links: dict[int, Link] = field(default_factory=dict)
+    trackers: dict[Side, ChangeTracker] = field(default_factory=dict)
+
+    def accept(self, side: Side, batch: list[Record], retried: bool = False) -> None:
+        """Keep the records of a batch this pair may see (retried ones are judged by the planner)."""
+        ctx, phase = self.phase.ctx, self.phase
+        found = ctx.ledger.links_for(ctx.pair, side, [r.id for r in batch], phase.object_type)
+        self.links.update({link.id: link for link in found})  # type: ignore[misc]
+        linked = {side_id(link, side) for link in found}
+        of = phase.parents(side, batch)
+        for record in batch:
+            parents = of.get(record.id, ())
+            if not retried and not phase.visible(side, record, parents, record.id in linked):
+                continue
+            kept = self.trackers[side].observe(record, forced=retried)
+            if kept is not None:
+                self.records[side][kept.id] = kept
+                self.parents[side][kept.id] = parents
+
+    def read(self, side: Side, ids: list[str]) -> dict[str, Record]:
+        """Records by id: from the side's complete scan, or from the CRM (following merges)."""
+        found = self.trackers[side].lookup(ids)
+        return self.merging.read(side, ids) if found is None else found
+
+    def counterparts(self, gone: set[tuple[Side, str]]) -> None:
+        """Read the records of touched links the run has not read yet, with their parents."""
+        for side in SIDES:
+            wanted = [
+                side_id(link, side)
+                for link in self.links.values()
+                if side_id(link, side) not in self.records[side]
+                and (side, side_id(link, side)) not in gone
+            ]
+            if wanted:
+                found = self.read(side, wanted)
+                self.records[side].update({i: r for i, r in found.items() if r.id == i})
+                gone.update((side, i) for i in wanted if i not in found)
+        self.merging.follow(self.records, self.links)
+        for side in SIDES:
+            missing = [r for i, r in self.records[side].items() if i not in self.parents[side]]
+            if missing:
+                of = self.phase.parents(side, missing)
+                self.parents[side].update({r.id: of.get(r.id, ()) for r in missing})
+
+
+def pull(phase: Phase) -> Pulled:
+    """Changed records of both sides (by cursor, or by comparing a complete scan with the snapshot),
+    quarantined ones, the other side of touched links, deletions, and merges to follow."""
+    ctx = phase.ctx
+    reading = _Reading(phase, Merging(ctx, phase.object_type, phase.properties))
+    cursors: dict[Side, int | None] = {}
+    counts: dict[str, int] = {}
+    for side in SIDES:
+        tracker = reading.trackers[side] = phase.tracker(side)
+        for page in tracker.pages():
+            reading.merging.saw(side, page)
+            reading.accept(side, page)
+        cursors[side] = tracker.cursor
+        counts[f"{side} changed"] = tracker.changed
+        counts[f"{side} relevant"] = len(reading.records[side])
+        extra = [i for i in phase.extra_ids(side) if i not in reading.records[side]]
+        if extra:
+            reading.accept(side, _unique(reading.read(side, extra).values()))
+        retry = [
+            e.record_id
+            for e in ctx.ledger.open_quarantine(ctx.pair, side)
+            if e.object_type == phase.object_type and e.record_id not in reading.records[side]
+        ]
+        if retry:
+            reading.accept(side, _unique(reading.read(side, retry).values()), retried=True)
+    reading.merging.follow(reading.records, reading.links)
+    gone = _deletions(reading)
+    gone |= phase.lost(reading.records, reading.links.values())
+    snapshots = {
+        side: snapshot
+        for side, tracker in reading.trackers.items()
+        if (snapshot := tracker.snapshot) is not None
+    }
+    return Pulled(
+        phase.object_type,
+        reading.records,
+        reading.parents,
+        list(reading.links.values()),
+        gone,
+        cursors,
+        counts,
+        snapshots,
+        reading.merging.merges,
+    )
+
+
+def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
+    """Linked records deleted on either side; a linked id that reads as another record, or shows as
+    archived but reads as another record, was merged: its link follows the survivor instead."""
+    ctx, merging = reading.phase.ctx, reading.merging
+    gone: set[tuple[Side, str]] = set()
+    reading.counterparts(gone)
+    # Deletions change no modification time: a cursor CRM is asked for archived records, and on a
+    # snapshot CRM a linked record missing from the complete scan is gone.
+    every = merging.unfollowed(ctx.ledger.active_links(ctx.pair, reading.phase.object_type))
+    for side in SIDES:
+        ids = [side_id(link, side) for link in every]
+        gone.update((side, i) for i in merging.deleted(side, ids, reading.trackers[side].scanned))
+    merging.follow(reading.records, reading.links)
+    for link in every:
+        if any((side, side_id(link, side)) in gone for side in SIDES):
+            reading.links.setdefault(link.id, link)  # type: ignore[arg-type]
+    reading.counterparts(gone)
+    return gone
+
+
+def _unique(records: Iterable[Record]) -> list[Record]:
+    """Records once each (a merged id and its survivor answer with the same record)."""
+    return list({r.id: r for r in records}.values())

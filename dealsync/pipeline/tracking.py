@@ -1,0 +1,102 @@
+"""How a side's changes are found: from a cursor (HubSpot), or by comparing a complete scan with the
+last synced snapshot (BottleCRM, which has no change feed and no edit times)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from connectors.base import Connector, Record
+from dealsync.snapshots import Seen, observe
+
+
+@dataclass
+class CursorTracker:
+    """Records modified since the stored cursor (all of them on a first or full run)."""
+
+    connector: Connector
+    object_type: str
+    since: int | None
+    properties: list[str]
+    cursor: int | None = None
+    seen: int = 0
+
+    def __post_init__(self) -> None:
+        self.cursor = self.since
+
+    def pages(self) -> Iterator[list[Record]]:
+        """Changed records, page by page; the cursor moves with them."""
+        for page in self.connector.pull_changes(self.object_type, self.since, self.properties):
+            self.seen += len(page.records)
+            self.cursor = page.cursor
+            yield list(page.records)
+
+    def observe(self, record: Record, forced: bool = False) -> Record | None:
+        """A record the CRM reported as changed is changed."""
+        return record
+
+    def lookup(self, ids: Iterable[str]) -> dict[str, Record] | None:
+        """Cursor CRMs are read by id (None: ask the CRM)."""
+        return None
+
+    @property
+    def scanned(self) -> Mapping[str, Record] | None:
+        """No complete scan: deletions are asked for (archived records)."""
+        return None
+
+    @property
+    def snapshot(self) -> dict[str, Seen] | None:
+        return None
+
+    @property
+    def changed(self) -> int:
+        return self.seen
+
+
+@dataclass
+class SnapshotTracker:
+    """Every record of a complete scan, compared with the content hashes of the last synced scan;
+    a changed record is stamped with when a scan first saw its content (its modification time)."""
+
+    source: Callable[[], Iterable[list[Record]]]
+    previous: Mapping[str, Seen]
+    full: bool = False
+    cursor: int | None = None
+    hashes: dict[str, Seen] = field(default_factory=dict)
+    scan: dict[str, Record] = field(default_factory=dict)
+    scan_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    count: int = 0
+
+    def pages(self) -> Iterator[list[Record]]:
+        """The complete scan, page by page."""
+        yield from self.source()
+
+    def observe(self, record: Record, forced: bool = False) -> Record | None:
+        """The record, stamped, when it changed since the last synced scan (or on a full run)."""
+        observed = observe(record, self.previous, self.scan_ms)
+        self.scan[record.id] = observed.record
+        self.hashes[record.id] = observed.seen
+        if not (observed.changed or self.full or forced):
+            return None
+        self.count += 1
+        return observed.record
+
+    def lookup(self, ids: Iterable[str]) -> dict[str, Record] | None:
+        """Records of the scan (a record missing from a complete scan does not exist)."""
+        return {i: self.scan[i] for i in ids if i in self.scan}
+
+    @property
+    def scanned(self) -> Mapping[str, Record] | None:
+        return self.scan
+
+    @property
+    def snapshot(self) -> dict[str, Seen] | None:
+        return self.hashes
+
+    @property
+    def changed(self) -> int:
+        return self.count
+
+
+ChangeTracker = CursorTracker | SnapshotTracker
