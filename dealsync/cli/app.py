@@ -61,7 +61,8 @@ def _load(config: Path | None):
 @mapping_app.command("check")
 def mapping_check(file: Annotated[Path, typer.Argument(help="The mapping file to check.")]) -> None:
     """Check a mapping file against the schema and the rules; print every problem with its line."""
-    from dealsync.mapping import check_mapping, load_mapping, load_notes_mapping
+    from dealsync.mapping import load_mapping, load_notes_mapping
+    from dealsync.mapping_check import check_mapping
 
     data, problems = check_mapping(file)
     if problems:
@@ -80,7 +81,7 @@ def init(config: ConfigOption = None) -> None:
     """Create the ledger and the custom properties the mappings need on every portal (idempotent)."""
     from rich.table import Table
 
-    from dealsync.mapping import MappingError
+    from dealsync.mapping_check import MappingError
     from dealsync.setup import prepare_portals
 
     loaded, _ledger = _load(config)

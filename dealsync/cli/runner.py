@@ -15,7 +15,7 @@ from dealsync.context import open_context
 from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
-from dealsync.mapping import MappingError
+from dealsync.mapping_check import MappingError
 from dealsync.run import run_pair
 from validation.quarantine import SchemaLevelError
 

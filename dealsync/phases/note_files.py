@@ -9,7 +9,7 @@ from connectors.base import Record
 from connectors.errors import ConnectorError
 from dealsync.context import RunContext
 from dealsync.model import SIDES, Side
-from dealsync.note_plan import NotePlan
+from dealsync.note_model import NotePlan
 from dealsync.outcomes import Quarantined
 from dealsync.phases.deal_files import FILES, stream_to, too_big
 from dealsync.pipeline.reading import Pulled

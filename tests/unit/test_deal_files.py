@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from connectors.base import FileInfo
+from dealsync.deal_file_plan import plan_deal_files
 from dealsync.ledger.models import DealFileRow
 from dealsync.mapping import DeletionPolicy, load_notes_mapping
-from dealsync.phases.deal_files import plan_deal_files
 
 MAPPING = load_notes_mapping("mappings/bottlecrm_shared_notes.yaml")
 LINKS = {1: ("p-deal", "v-deal")}

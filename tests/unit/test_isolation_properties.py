@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from dealsync.mapping import load_notes_mapping
 from dealsync.model import Link
-from dealsync.note_plan import NotePlanInput, NoteRecord, make_note_plan
+from dealsync.note_model import NotePlanInput, NoteRecord
+from dealsync.note_plan import make_note_plan
 from dealsync.plan import PlanInput, make_plan
 from tests.unit.world import MAPPING, PARTNER_OWNERS, ROUND_ROBIN, VENDOR_OWNERS
 

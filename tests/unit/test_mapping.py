@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dealsync.mapping import MappingError, check_mapping, load_mapping
+from dealsync.mapping import load_mapping
+from dealsync.mapping_check import MappingError, check_mapping
 from dealsync.model import Direction, FieldType
 
 DEFAULT = Path("mappings/shared_deal.yaml")

@@ -1,0 +1,162 @@
+"""The commit of a run: what the CRMs confirmed, written in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from dealsync.ledger.models import (
+    ChangeRow,
+    ConflictRow,
+    CreateIntent,
+    Cursor,
+    LinkRow,
+    PairState,
+)
+from dealsync.ledger.store import LedgerBase, json_base
+from dealsync.model import Link, Value
+
+
+@dataclass
+class RunCommit:
+    """What one run writes to the ledger once the CRMs confirmed its writes."""
+
+    new_links: list[Link]
+    bases: dict[int, dict[str, Value]]
+    link_states: dict[int, str]
+    changes: list[dict[str, Any]]
+    conflicts: list[dict[str, Any]]
+    cursors: dict[tuple[str, str], int]
+    intents_done: dict[str, str]
+    owner_turn: int | None = None
+    object_type: str = "deals"
+    intents_failed: list[str] = field(default_factory=list)  # creates the CRM refused for good
+    # Links of records a user merged: follow the survivor (link id -> side, new id), or end.
+    relinks: dict[int, tuple[str, str]] = field(default_factory=dict)
+    merged_away: list[int] = field(default_factory=list)
+
+
+class CommitsMixin(LedgerBase):
+    """The commit of a run."""
+
+    def commit_run(self, run_id: int, pair: str, outcome: RunCommit) -> list[Link]:
+        """Write what the CRMs confirmed, in one transaction: links, bases, audit, cursors.
+
+        A link is written once: a new link for a record this pair already linked (in any state),
+        or for a vendor record another pair links now, is refused and returned, never overwritten.
+        The schema enforces the same (unique constraints), so a race ends in an error, not a takeover.
+        """
+        refused: list[Link] = []
+        with self.sessions.begin() as s:
+            for link in outcome.new_links:
+                clash = s.scalars(
+                    sa.select(LinkRow.id).where(
+                        LinkRow.object_type == outcome.object_type,
+                        sa.or_(
+                            sa.and_(LinkRow.pair == pair, LinkRow.partner_id == link.partner_id),
+                            sa.and_(LinkRow.pair == pair, LinkRow.vendor_id == link.vendor_id),
+                            sa.and_(LinkRow.vendor_id == link.vendor_id, LinkRow.state == "active"),
+                        ),
+                    )
+                ).first()
+                if clash is not None:
+                    refused.append(link)
+                    continue
+                s.add(
+                    LinkRow(
+                        pair=pair,
+                        object_type=outcome.object_type,
+                        partner_id=link.partner_id,
+                        vendor_id=link.vendor_id,
+                        origin=link.origin,
+                        base=json_base(dict(link.base)),
+                        created_run_id=run_id,
+                    )
+                )
+            for link_id, (side, new_id) in outcome.relinks.items():
+                row = s.get(LinkRow, link_id)
+                column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
+                clash = s.scalars(
+                    sa.select(LinkRow.id).where(
+                        LinkRow.object_type == outcome.object_type,
+                        LinkRow.id != link_id,
+                        column == new_id,
+                        sa.or_(LinkRow.pair == pair, LinkRow.state == "active")
+                        if side == "vendor"
+                        else LinkRow.pair == pair,
+                    )
+                ).first()
+                if clash is not None:
+                    row.state = "merged"
+                    continue
+                setattr(row, "partner_id" if side == "partner" else "vendor_id", new_id)
+            for link_id in outcome.merged_away:
+                s.get(LinkRow, link_id).state = "merged"
+            for link_id, base in outcome.bases.items():
+                row = s.get(LinkRow, link_id)
+                row.base = json_base(base)
+            for link_id, state in outcome.link_states.items():
+                s.get(LinkRow, link_id).state = state
+            for key, target_id in outcome.intents_done.items():
+                s.execute(
+                    sa.update(CreateIntent)
+                    .where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.object_type == outcome.object_type,
+                        CreateIntent.key == key,
+                    )
+                    .values(state="done", target_id=target_id)
+                )
+            if outcome.intents_failed:
+                s.execute(
+                    sa.update(CreateIntent)
+                    .where(
+                        CreateIntent.pair == pair,
+                        CreateIntent.object_type == outcome.object_type,
+                        CreateIntent.key.in_(outcome.intents_failed),
+                    )
+                    .values(state="failed")
+                )
+            s.add_all(
+                ChangeRow(
+                    run_id=run_id,
+                    pair=pair,
+                    link_id=c["link_id"],
+                    side=c["side"],
+                    record_id=c["record_id"],
+                    action=c["action"],
+                    field=c["field"],
+                    old_value=c["old"],
+                    new_value=c["new"],
+                )
+                for c in outcome.changes
+            )
+            s.add_all(
+                ConflictRow(
+                    run_id=run_id,
+                    pair=pair,
+                    link_id=c["link_id"],
+                    field=c["field"],
+                    base_value=c["base"],
+                    partner_value=c["partner"],
+                    vendor_value=c["vendor"],
+                    rule=c["rule"],
+                    winner=c["winner"],
+                )
+                for c in outcome.conflicts
+            )
+            for (side, object_type), value in outcome.cursors.items():
+                row = s.get(Cursor, (pair, side, object_type))
+                if row is None:
+                    s.add(Cursor(pair=pair, side=side, object_type=object_type, value=value))
+                elif value > row.value:
+                    row.value = value
+            if outcome.owner_turn is not None:
+                state = s.get(PairState, pair)
+                if state is None:
+                    s.add(PairState(pair=pair, owner_turn=outcome.owner_turn))
+                else:
+                    state.owner_turn = outcome.owner_turn
+        return refused

@@ -1,0 +1,127 @@
+"""What notes bring to the shared steps: how their changes are found, their deals, what may cross."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from connectors.base import Record
+from dealsync.context import RunContext
+from dealsync.mapping import NotesMapping
+from dealsync.merges import side_id
+from dealsync.model import SIDES, Link, Side, Welcome
+from dealsync.pipeline.tracking import ChangeTracker, CursorTracker, SnapshotTracker
+from dealsync.plan import parse_key
+
+NOTES = "notes"
+
+
+@dataclass
+class NotePhase:
+    """Notes, for the shared steps; `new_deals` are the deal links made earlier in this run."""
+
+    ctx: RunContext
+    new_deals: Sequence[Link] = ()
+    welcome: Sequence[Welcome] = ()
+    object_type: str = NOTES
+    noun: str = "note"
+    _twins: dict[Side, dict[str, str]] = field(default_factory=dict)
+    _scanned_parents: dict[Side, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        links = self.ctx.ledger.active_links(self.ctx.pair)
+        self._twins = {
+            "partner": {lk.partner_id: lk.vendor_id for lk in links},
+            "vendor": {lk.vendor_id: lk.partner_id for lk in links},
+        }
+
+    @property
+    def mapping(self) -> NotesMapping:
+        assert self.ctx.notes_mapping is not None
+        return self.ctx.notes_mapping
+
+    @property
+    def deal_twins(self) -> dict[Side, dict[str, str]]:
+        """Each shared deal's twin, by side (the deals notes may live on)."""
+        return self._twins
+
+    def properties(self, side: Side) -> list[str]:
+        return self.mapping.properties(side)
+
+    def tracker(self, side: Side) -> ChangeTracker:
+        ctx, connector = self.ctx, self.ctx.connectors[side]
+        if connector.capabilities.change_detection == "snapshot":
+            previous = ctx.ledger.snapshot(ctx.pair, side, NOTES)
+            return SnapshotTracker(lambda: self._scan(side), previous, ctx.full_resync)
+        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
+        return CursorTracker(connector, NOTES, since, self.properties(side))
+
+    def _scan(self, side: Side) -> Iterator[list[Record]]:
+        """A CRM with no change feed: every note on the pair's shared deals, read deal by deal."""
+        connector = self.ctx.connectors[side]
+        by_deal = connector.associations("deals", NOTES, list(self._twins[side]))
+        parents: dict[str, tuple[str, ...]] = {}
+        for deal, notes in by_deal.items():
+            for note in notes:
+                parents[note] = (*parents.get(note, ()), deal)
+        self._scanned_parents[side] = parents
+        yield list(connector.read(NOTES, list(parents), self.properties(side)).values())
+
+    def extra_ids(self, side: Side) -> list[str]:
+        """Notes already on a deal when it became shared in this run are not "changed": read them."""
+        deals = [side_id(link, side) for link in self.new_deals]
+        if not deals:
+            return []
+        found = self.ctx.connectors[side].associations("deals", NOTES, deals)
+        return list(dict.fromkeys(n for ids in found.values() for n in ids))
+
+    def parents(self, side: Side, records: Sequence[Record]) -> dict[str, tuple[str, ...]]:
+        """The deals each note is on."""
+        known = self._scanned_parents.get(side, {})
+        result = {r.id: known[r.id] for r in records if r.id in known}
+        missing = [r.id for r in records if r.id not in known]
+        if missing:
+            result.update(self.ctx.connectors[side].associations(NOTES, "deals", missing))
+        return result
+
+    def visible(self, side: Side, record: Record, parents: tuple[str, ...], linked: bool) -> bool:
+        """Linked notes, notes whose key claims this pair (the planner judges it), and notes on shared
+        deals that are marked shared or answer a note; a welcome note never crosses back."""
+        mapping = self.mapping
+        if linked:
+            return True
+        if record.id in self._own(side):
+            return False
+        key_prop = mapping.key(side)
+        key = (record.properties.get(key_prop) or "").strip() if key_prop else ""
+        on_shared_deal = any(d in self._twins[side] for d in parents)
+        if key:
+            return on_shared_deal or parse_key(self.ctx.pair, key) is not None
+        if not on_shared_deal:
+            return False
+        share = mapping.share(side)
+        if (record.properties.get(share.property) or "").strip():
+            return share.matches(record.properties, self.ctx.pair)
+        reply_to = mapping.reply_to(side)
+        return bool(reply_to and (record.properties.get(reply_to) or "").strip())
+
+    def _own(self, side: Side) -> Collection[str]:
+        """Welcome notes dealsync wrote where notes hold no key (known by their intents)."""
+        if self.mapping.key(side):
+            return ()
+        return self.ctx.ledger.welcome_notes(self.ctx.pair, side)
+
+    def lost(
+        self, records: Mapping[Side, Mapping[str, Record]], links: Iterable[Link]
+    ) -> set[tuple[Side, str]]:
+        """Linked notes now marked private: for the other side they are gone (the deletion policy
+        applies), so nothing written after the change ever crosses."""
+        private: set[tuple[Side, str]] = set()
+        for link in links:
+            for side in SIDES:
+                record = records[side].get(side_id(link, side))
+                rule = self.mapping.share(side)
+                flag = (record.properties.get(rule.property) or "").strip() if record else ""
+                if record and flag and not rule.matches(record.properties, self.ctx.pair):
+                    private.add((side, record.id))
+        return private
