@@ -28,17 +28,19 @@ test: $(STAMP) $(BOTTLECRM)/template.db
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 	$(BIN)/pytest -q --record-mode=none
 
 # A local Prefect server with the deployments and a worker (and two sandbox CRMs): http://127.0.0.1:4200
 serve: $(STAMP)
 	$(BIN)/dealsync serve --sandboxes
 
-# Style, layers one way and no import cycle (contracts in pyproject.toml).
+# Style, layers one way, no import cycle (contracts in pyproject.toml), strict types.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

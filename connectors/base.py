@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Literal, Protocol, runtime_checkable
 
 from connectors.errors import ConnectorError
 
@@ -194,14 +194,6 @@ class Connector(Protocol):
         """Every active owner."""
         ...
 
-    def upload_file(self, name: str, content: bytes | BinaryIO, folder: str) -> FileInfo:
-        """Store a file and return its metadata."""
-        ...
-
-    def file_info(self, file_id: str) -> FileInfo | None:
-        """A file's metadata, or None when it does not exist."""
-        ...
-
     def download_file(self, file_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """A file's bytes, streamed in chunks."""
         ...
@@ -213,3 +205,43 @@ class Connector(Protocol):
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
         """Create the custom properties that are missing; returns the names created."""
         ...
+
+
+@runtime_checkable
+class FilesOnNotes(Protocol):
+    """A CRM whose files hang on notes (HubSpot): stored files that notes list by id."""
+
+    def upload_file(self, name: str, content: bytes | BinaryIO, folder: str) -> FileInfo:
+        """Store a file and return its metadata."""
+        ...
+
+    def file_info(self, file_id: str) -> FileInfo | None:
+        """A file's metadata, or None when it does not exist."""
+        ...
+
+
+@runtime_checkable
+class FilesOnDeals(Protocol):
+    """A CRM whose files belong to the deal (BottleCRM attachments)."""
+
+    def deal_attachments(self, deal_ids: Iterable[str]) -> dict[str, tuple[FileInfo, ...]]:
+        """The attachments of each deal."""
+        ...
+
+    def attach(self, deal_id: str, name: str, content: bytes | BinaryIO) -> FileInfo:
+        """Attach a file to a deal."""
+        ...
+
+
+def files_on_notes(connector: Connector) -> FilesOnNotes:
+    """The connector's file operations, where its CRM keeps files on notes (its capabilities say)."""
+    if connector.capabilities.files_on != "notes" or not isinstance(connector, FilesOnNotes):
+        raise TypeError(f"{connector.kind} does not keep files on notes")
+    return connector
+
+
+def files_on_deals(connector: Connector) -> FilesOnDeals:
+    """The connector's attachment operations, where its CRM keeps files on deals."""
+    if connector.capabilities.files_on != "deals" or not isinstance(connector, FilesOnDeals):
+        raise TypeError(f"{connector.kind} does not keep files on deals")
+    return connector

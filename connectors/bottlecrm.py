@@ -181,7 +181,8 @@ class BottleCrmConnector:
     def detail(self, deal_id: str) -> dict[str, Any] | None:
         """An opportunity with its comments and attachments, or None when it does not exist."""
         try:
-            return self.http.request("GET", OPPORTUNITY.format(id=deal_id)).json()
+            detail: dict[str, Any] = self.http.request("GET", OPPORTUNITY.format(id=deal_id)).json()
+            return detail
         except RecordRejected as exc:
             if exc.status == 404:
                 return None
@@ -259,13 +260,12 @@ class BottleCrmConnector:
         return payload
 
     def _tag_id(self, name: str) -> str:
-        if self._tags is None:
-            self._load_tags()
+        tags = self._load_tags() if self._tags is None else self._tags
         name = name.strip()
-        if name not in self._tags:
+        if name not in tags:
             created = self.http.request("POST", TAGS, json={"name": name}).json()
-            self._tags[name] = str(created["tag"]["id"])
-        return self._tags[name]
+            tags[name] = str(created["tag"]["id"])
+        return tags[name]
 
     def _profile_id(self, email: str) -> str:
         if self._profiles is None:
@@ -579,9 +579,10 @@ class BottleCrmConnector:
         self._load_tags()
         return name in (self._tags or {})
 
-    def _load_tags(self) -> None:
+    def _load_tags(self) -> dict[str, str]:
         page = self.http.request("GET", TAGS, params={"limit": 1000}).json()
         self._tags = {t["name"]: str(t["id"]) for t in page.get("tags", [])}
+        return self._tags
 
     @staticmethod
     def _only_deals(object_type: str) -> None:

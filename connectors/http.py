@@ -108,25 +108,27 @@ class HttpClient:
             self.calls += 1
             if body is not None:
                 kwargs["data"], kwargs["headers"] = body()
+            response: requests.Response | None = None
             try:
-                response = self._session.request(
+                answer = self._session.request(
                     method, url, timeout=self.timeout_s, stream=stream, **kwargs
                 )
             except (requests.Timeout, requests.ConnectionError) as exc:
-                rule, response, detail = TRANSPORT_ERROR, None, type(exc).__name__
+                rule, detail = TRANSPORT_ERROR, type(exc).__name__
             else:
-                self._adopt_limits(response)
-                if response.status_code < 400:
-                    return response
-                rule = rule_for(self.error_table, response.status_code)
-                detail = _error_message(response)
-            if rule.action is Action.FAIL_AUTH:
+                response = answer
+                self._adopt_limits(answer)
+                if answer.status_code < 400:
+                    return answer
+                rule = rule_for(self.error_table, answer.status_code)
+                detail = _error_message(answer)
+            if response is not None and rule.action is Action.FAIL_AUTH:
                 raise AuthError(
                     f"{self.connection}: {where} answered {response.status_code}: {rule.message} ({detail}). "
                     f"Check the token reference configured for connection '{self.connection}'.",
                     response.status_code,
                 )
-            if not rule.retriable:
+            if response is not None and not rule.retriable:
                 raise RecordRejected(
                     f"{where} answered {response.status_code}: {detail}",
                     response.status_code,
@@ -196,7 +198,7 @@ class HttpClient:
             self.limiters.adopt_headers(int(limit), int(interval))
 
 
-def _json_or_empty(response: requests.Response) -> dict:
+def _json_or_empty(response: requests.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:

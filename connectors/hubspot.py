@@ -134,7 +134,7 @@ class HubSpotConnector:
                     if stamp != newest:
                         newest, ids_at_newest = stamp, set()
                     ids_at_newest.add(record.id)
-                if records:
+                if records and newest is not None:
                     cursor = max(cursor or 0, newest)
                     yield ChangePage(tuple(records), cursor)
                 if capped:
@@ -301,7 +301,7 @@ class HubSpotConnector:
     def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
         """Batch create; the trace id of each input is its `ref`. Results map back by position."""
 
-        def body(chunk: Sequence[WriteInput]) -> dict:
+        def body(chunk: Sequence[WriteInput]) -> dict[str, Any]:
             return {
                 "inputs": [
                     {
@@ -335,7 +335,7 @@ class HubSpotConnector:
     ) -> list[WriteOutcome]:
         """Create-or-update by a unique property; each input's `ref` is its key value."""
 
-        def body(chunk: Sequence[WriteInput]) -> dict:
+        def body(chunk: Sequence[WriteInput]) -> dict[str, Any]:
             return {
                 "inputs": [
                     {"idProperty": id_property, "id": i.ref, "properties": dict(i.properties)}
@@ -351,7 +351,7 @@ class HubSpotConnector:
     def update(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
         """Batch update by record id."""
 
-        def body(chunk: Sequence[WriteInput]) -> dict:
+        def body(chunk: Sequence[WriteInput]) -> dict[str, Any]:
             return {"inputs": [{"id": i.id, "properties": dict(i.properties)} for i in chunk]}
 
         def match(chunk: Sequence[WriteInput], results: list[Record]) -> dict[str, Record]:
@@ -364,7 +364,7 @@ class HubSpotConnector:
         """Batch archive; HubSpot answers 204 without per-record detail."""
         inputs = [WriteInput(ref=i, properties={}, id=i) for i in ids]
 
-        def body(chunk: Sequence[WriteInput]) -> dict:
+        def body(chunk: Sequence[WriteInput]) -> dict[str, Any]:
             return {"inputs": [{"id": i.id} for i in chunk]}
 
         def match(chunk: Sequence[WriteInput], _results: list[Record]) -> dict[str, Record]:
@@ -378,7 +378,7 @@ class HubSpotConnector:
         object_type: str,
         operation: str,
         inputs: Sequence[WriteInput],
-        body: Callable[[Sequence[WriteInput]], dict],
+        body: Callable[[Sequence[WriteInput]], dict[str, Any]],
         match: Callable[[Sequence[WriteInput], list[Record]], dict[str, Record]],
         created: bool = False,
         expect_results: bool = True,
@@ -437,7 +437,9 @@ class HubSpotConnector:
         return [chunk[:middle], chunk[middle:]]
 
     @staticmethod
-    def _failed_refs(chunk: Sequence[WriteInput], errors: list[dict]) -> dict[str, ConnectorError]:
+    def _failed_refs(
+        chunk: Sequence[WriteInput], errors: list[dict[str, Any]]
+    ) -> dict[str, ConnectorError]:
         """Which inputs of a 207 failed: by objectWriteTraceId, record id or key value."""
         keys: dict[str, str] = {}
         for item in chunk:
@@ -489,7 +491,7 @@ class HubSpotConnector:
             if hasattr(content, "seek"):
                 content.seek(start)
             else:
-                source = io.BytesIO(content)  # type: ignore[arg-type]
+                source = io.BytesIO(content)
             encoder = MultipartEncoder(
                 fields={
                     "file": (name, source, "application/octet-stream"),

@@ -126,7 +126,8 @@ def resolve_secret(reference: str, where: str) -> str:
     try:
         from prefect.blocks.system import Secret
 
-        return Secret.load(block).get()
+        secret: Any = Secret.load(block)  # a block, loaded synchronously outside an event loop
+        return str(secret.get())
     except Exception as exc:  # Prefect raises several kinds here; all mean the same to the user
         # The reference is not repeated: a pasted token can look like a block name.
         raise ConfigError(
@@ -141,7 +142,9 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return Path(explicit or os.environ.get("DEALSYNC_CONFIG") or DEFAULT_CONFIG)
 
 
-def _need(data: dict, key: str, where: str, kind: type | tuple[type, ...], fix: str) -> Any:
+def _need(
+    data: dict[str, Any], key: str, where: str, kind: type | tuple[type, ...], fix: str
+) -> Any:
     if key not in data:
         raise ConfigError(f"{where}.{key}: missing. {fix}")
     value = data[key]
@@ -153,7 +156,7 @@ def _need(data: dict, key: str, where: str, kind: type | tuple[type, ...], fix: 
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {dict: "a mapping", list: "a list", str: "a string"}
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 

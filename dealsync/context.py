@@ -39,6 +39,13 @@ class RunContext:
     notes_mapping: NotesMapping | None = None
     objects: frozenset[str] = frozenset({"deals", "notes", "files"})
 
+    @property
+    def notes(self) -> NotesMapping:
+        """The pair's notes mapping (the notes and files phases run only with one)."""
+        if self.notes_mapping is None:
+            raise RuntimeError(f"partner {self.pair} has no notes mapping")
+        return self.notes_mapping
+
     def properties(self, side: Side) -> list[str]:
         """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
         names = self.mapping.properties(side)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -63,7 +63,7 @@ class ShareRule:
 class DeletionPolicy:
     """What deleting a linked record on one side does on the other."""
 
-    action: str = "archive"
+    action: Literal["archive", "unlink", "flag"] = "archive"
     flag_property: str | None = None
 
 
@@ -85,6 +85,10 @@ class MappingBase:
     def key(self, side: Side) -> str:
         """The property that holds the idempotency key on a side ('' where the CRM has none)."""
         return self.key_properties[side] or ""
+
+    def properties(self, side: Side) -> list[str]:
+        """Every property the engine reads on a side."""
+        raise NotImplementedError
 
     def owner(self, side: Side) -> str:
         """The record owner property on a side."""
@@ -173,8 +177,8 @@ class DealMapping(MappingBase):
 
     def properties(self, side: Side) -> list[str]:
         """Every property the engine reads on a side."""
-        names = [self.key(side)]
-        names += [f.prop(side) for f in self.synced_fields() if f.prop(side)]
+        names: list[str | None] = [self.key(side)]
+        names += [f.prop(side) for f in self.synced_fields()]
         rule = self.registration if side == "partner" else self.conversion
         names.append(rule.property)
         if side == "vendor":

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from dealsync.model import TRANSFORMS, Direction, Side
+from dealsync.model import SIDES, TRANSFORMS, Direction, Side
 from dealsync.yaml_errors import describe as describe_yaml_error
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "schema.json"
@@ -42,7 +42,8 @@ class MappingError(Exception):
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
 
 
 def line_of(node: yaml.Node, path: list[Any]) -> int:
@@ -53,7 +54,7 @@ def line_of(node: yaml.Node, path: list[Any]) -> int:
             match = next((v for k, v in current.value if k.value == key), None)
             if match is None:
                 key_node = next((k for k, _v in current.value if k.value == key), None)
-                return (key_node or current).start_mark.line + 1
+                return int((key_node or current).start_mark.line) + 1
             current = match
         elif (
             isinstance(current, yaml.SequenceNode)
@@ -63,7 +64,7 @@ def line_of(node: yaml.Node, path: list[Any]) -> int:
             current = current.value[key]
         else:
             break
-    return current.start_mark.line + 1
+    return int(current.start_mark.line) + 1
 
 
 def _error_path(error: jsonschema.ValidationError) -> list[Any]:
@@ -126,7 +127,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
             found.append(([*where, "name"], f"field name {spec['name']!r} is used twice"))
         names.add(spec["name"])
         direction = Direction(spec.get("direction", defaults.get("direction", "both")))
-        for side in ("partner", "vendor"):
+        for side in SIDES:
             if direction.flows_to(side) and side not in spec:
                 found.append(
                     (
@@ -156,7 +157,7 @@ def _semantic_problems(data: dict[str, Any]) -> list[tuple[list[Any], str]]:
             found.append(
                 ([*where, "value_map"], "value_map applies to string and enum fields only")
             )
-    for side in ("partner", "vendor"):
+    for side in SIDES:
         key = per_side(data["key_property"])[side]
         if (side, key) in writers:
             found.append(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from dealsync.note_text import TextFormat, html_to_text, normalize_text, strip_author, text_to_html
 
@@ -20,6 +20,7 @@ TRANSFORMS: dict[str, Callable[[str], str]] = {
     "strip_author": strip_author,
 }
 
+T = TypeVar("T")
 Side = Literal["partner", "vendor"]
 SIDES: tuple[Side, Side] = ("partner", "vendor")
 # A canonical value: None, a string in the type's canonical form, or a sorted tuple for multiselects.
@@ -29,6 +30,11 @@ Value = str | tuple[str, ...] | None
 def other(side: Side) -> Side:
     """The other side of a pair."""
     return "vendor" if side == "partner" else "partner"
+
+
+def both(partner: T, vendor: T) -> tuple[tuple[Side, T], tuple[Side, T]]:
+    """(side, value) for the partner's value and the vendor's, in that order."""
+    return (("partner", partner), ("vendor", vendor))
 
 
 class Direction(StrEnum):

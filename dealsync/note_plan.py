@@ -7,11 +7,13 @@ from collections.abc import Iterable, Mapping
 from dealsync.claims import contested, decide, twin_of
 from dealsync.mapping import NotesMapping
 from dealsync.model import (
+    SIDES,
     Adopt,
     FieldRule,
     Link,
     Side,
     Skip,
+    both,
     other,
 )
 from dealsync.note_model import (
@@ -46,7 +48,7 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
         _plan_link(inp, link, plan)
     unlinked = [
         (side, note)
-        for side in ("partner", "vendor")
+        for side in SIDES
         for note in inp.notes.get(side, {}).values()
         if note.id not in linked[side]
     ]
@@ -59,7 +61,7 @@ def make_note_plan(inp: NotePlanInput) -> NotePlan:
         _plan_unlinked(inp, side, note, linked, plan, disputed)
     for vendor_deal, partner_deal, text, stamp in inp.welcome:
         properties = {
-            _rule(inp.mapping, "body").prop("partner"): text,
+            _rule(inp.mapping, "body").prop("partner") or "": text,
             **_shared_flag(inp, "partner"),
         }
         stamp_rule = _rule(inp.mapping, "timestamp")
@@ -101,7 +103,8 @@ def _on_shared_deal(inp: NotePlanInput, side: Side, note: NoteRecord) -> bool:
 
 
 def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
-    for side, note_id in (("partner", link.partner_id), ("vendor", link.vendor_id)):
+    for side in SIDES:
+        note_id = link.partner_id if side == "partner" else link.vendor_id
         if (side, note_id) in inp.gone:
             target_id = link.vendor_id if side == "partner" else link.partner_id
             if (other(side), target_id) in inp.gone:
@@ -137,7 +140,7 @@ def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
             text = rule.write(target, value)
             if rule.name == "body":
                 current = (partner if target == "partner" else vendor).record.raw.get(
-                    rule.prop(target)
+                    rule.prop(target) or ""
                 )
                 text = author_prefix(current) + text
             writes[target][rule.prop(target)] = text  # type: ignore[index]
@@ -146,12 +149,12 @@ def _plan_link(inp: NotePlanInput, link: Link, plan: NotePlan) -> None:
     files = merge_files(partner.files, vendor.files, base_files) if inp.sync_files else base_files
     base[FILES] = files
     file_updates: dict[Side, tuple[str, ...] | None] = {"partner": None, "vendor": None}
-    for side, note in (("partner", partner), ("vendor", vendor)):
+    for side, note in both(partner, vendor):
         if inp.sync_files and tuple(sorted(note.files)) != files:
             file_updates[side] = files
             changed[side].append(FILES)
             plan.removed_files += [(side, sha) for sha in set(note.files) - set(files)]
-    for side, note in (("partner", partner), ("vendor", vendor)):
+    for side, note in both(partner, vendor):
         if writes[side] or file_updates[side] is not None:
             plan.updates.append(
                 NoteUpdate(
@@ -236,7 +239,8 @@ def _plan_unlinked(
         properties[target_reply_to] = link.vendor_id if side == "partner" else link.partner_id  # type: ignore[index]
         parent = None
     base = {r.name: note.record.values.get(r.name) for r in mapping.synced_fields()}
-    base[FILES] = tuple(sorted(note.files)) if inp.sync_files else ()
+    files: tuple[str, ...] = tuple(sorted(note.files)) if inp.sync_files else ()
+    base[FILES] = files
     plan.creates.append(
         NoteCreate(
             target,
@@ -245,7 +249,7 @@ def _plan_unlinked(
             twin_deal,
             properties,
             base,
-            base[FILES],
+            files,
             parent,
         )
     )

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from dealsync.config import NotifyTarget, resolve_secret
 
 
-def _block(target: NotifyTarget):
+def _block(target: NotifyTarget) -> Any:
     if target.block:
-        from prefect.blocks.notifications import NotificationBlock
+        from prefect.blocks.abstract import NotificationBlock
 
         return NotificationBlock.load(target.block)
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
 
     url = resolve_secret(target.webhook_ref or "", f"{target.where}.webhook")
-    return CustomWebhookNotificationBlock(
+    return CustomWebhookNotificationBlock(  # type: ignore[call-arg]  # pydantic fills the defaults
         name="dealsync",
         url=url,
         json_data={"subject": "{{subject}}", "text": "{{body}}"},

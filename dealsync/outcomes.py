@@ -59,9 +59,9 @@ def skipped(skips: list[Skip], object_type: str = DEALS) -> list[Quarantined]:
 class NotesSummary:
     """What the notes phase, and the files of deals with it, did in one run."""
 
-    created: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    updated: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    deleted: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    created: dict[Side, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    updated: dict[Side, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    deleted: dict[Side, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
     files_copied: int = 0
     files_deleted: int = 0
     quarantined: list[Quarantined] = field(default_factory=list)
@@ -122,9 +122,9 @@ class RunReport:
     run_id: int | None
     dry_run: bool
     pulled: dict[str, int] = field(default_factory=dict)
-    created: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    updated: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
-    deleted: dict[str, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    created: dict[Side, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    updated: dict[Side, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
+    deleted: dict[Side, int] = field(default_factory=lambda: {"partner": 0, "vendor": 0})
     adopted: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from dealsync.claims import Intent, contested, decide, twin_of
 from dealsync.mapping import DealMapping
 from dealsync.model import (
+    SIDES,
     Adopt,
     Conflict,
     Create,
@@ -22,6 +23,7 @@ from dealsync.model import (
     Skip,
     Update,
     Value,
+    both,
     other,
 )
 from dealsync.rules import OwnerAssignment, assign_owner, brake_engaged, resolve_conflict
@@ -76,7 +78,7 @@ def make_plan(inp: PlanInput) -> Plan:
         _plan_link(inp, link, plan)
     unlinked = [
         (side, record)
-        for side in ("partner", "vendor")
+        for side in SIDES
         for record in inp.records.get(side, {}).values()
         if record.id not in linked[side] and not record.archived
     ]
@@ -116,7 +118,7 @@ def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
         source: Side = "partner" if partner_gone else "vendor"
         policy = inp.mapping.policy(source)
         target_id = link.vendor_id if source == "partner" else link.partner_id
-        plan.deletes.append(Delete(source, link.id, target_id, policy.action, policy.flag_property))  # type: ignore[arg-type]
+        plan.deletes.append(Delete(source, link.id, target_id, policy.action, policy.flag_property))
         return
     partner = inp.records.get("partner", {}).get(link.partner_id)
     vendor = inp.records.get("vendor", {}).get(link.vendor_id)
@@ -140,11 +142,11 @@ def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
             current = p if target == "partner" else v
             writes[target][rule.prop(target)] = rule.write(target, value)  # type: ignore[index]
             changes[target].append(FieldChange(rule.name, current, value))
-    for side, record in (("partner", partner), ("vendor", vendor)):
+    for side, record in both(partner, vendor):
         if writes[side]:
             plan.updates.append(
                 Update(side, record.id, link.id, writes[side], tuple(changes[side]))
-            )  # type: ignore[arg-type]
+            )
     if link.id is not None and base != dict(link.base):
         plan.new_bases[link.id] = base
 
@@ -200,7 +202,7 @@ def _plan_unlinked(
     side: Side,
     record: SideRecord,
     plan: Plan,
-    created_from: set,
+    created_from: set[tuple[Side, str]],
     linked: Mapping[Side, set[str]],
     disputed: set[str],
 ) -> None:

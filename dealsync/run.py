@@ -21,7 +21,8 @@ from dealsync.notify import send
 from dealsync.outcomes import NotesSummary, RunReport, skipped
 from dealsync.phases import deal_files, deals, notes
 from dealsync.phases.deals import DealPhase, DealsDone
-from dealsync.phases.notes import NotePhase, NotesDone
+from dealsync.phases.note_phase import NotePhase
+from dealsync.phases.notes import NotesDone
 from dealsync.pipeline.checking import Checked
 from dealsync.pipeline.reading import Pulled
 from dealsync.tracking import active_registrations, report_registrations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dealsync.config import Config
+from dealsync.config import Config, CrmConfig
 from dealsync.connections import build_connector
-from dealsync.mapping import load_mapping, load_notes_mapping
+from dealsync.mapping import MappingBase, load_mapping, load_notes_mapping
+from dealsync.model import Side
 from dealsync.tracking import tracking_properties
 
 
@@ -25,13 +26,14 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
     done: set[tuple[str, str, str]] = set()
     results = []
     for partner in config.partners:
-        mappings = [("deals", load_mapping(partner.mapping_path))]
+        mappings: list[tuple[str, MappingBase]] = [("deals", load_mapping(partner.mapping_path))]
         if partner.notes_mapping_path:
             mappings.append(("notes", load_notes_mapping(partner.notes_mapping_path)))
-        for portal, side, crm in (
+        portals: tuple[tuple[str, Side, CrmConfig], ...] = (
             ("vendor", "vendor", config.vendor_crm),
             (f"partner {partner.id}", "partner", partner.crm),
-        ):
+        )
+        for portal, side, crm in portals:
             for object_type, mapping in mappings:
                 key = (crm.base_url, object_type, mapping.path)
                 if key in done:
@@ -47,9 +49,7 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
                     PreparedObject(portal, object_type, tuple(created), len(specs) - len(created))
                 )
     if config.registrations_property:
-        specs = tracking_properties(config.registrations_property)
-        created = build_connector(config.vendor_crm, "vendor").ensure_properties("companies", specs)
-        results.append(
-            PreparedObject("vendor", "companies", tuple(created), len(specs) - len(created))
-        )
+        tracked = tracking_properties(config.registrations_property)
+        made = build_connector(config.vendor_crm, "vendor").ensure_properties("companies", tracked)
+        results.append(PreparedObject("vendor", "companies", tuple(made), len(tracked) - len(made)))
     return results

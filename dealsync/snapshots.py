@@ -35,10 +35,9 @@ def observe(record: Record, previous: Mapping[str, Seen], scan_ms: int) -> Obser
     """Compare a scanned record with the snapshot; stamp it with when its content was first seen."""
     digest = content_hash(record)
     before = previous.get(record.id)
-    changed = before is None or before.hash != digest
-    seen = Seen(digest, scan_ms) if changed else before
+    seen = before if before is not None and before.hash == digest else Seen(digest, scan_ms)
     stamped = record if seen.at_ms is None else replace(record, updated_at=_iso(seen.at_ms))
-    return Observed(stamped, seen, changed)
+    return Observed(stamped, seen, seen is not before)
 
 
 def _iso(epoch_ms: int) -> str:

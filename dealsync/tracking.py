@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from connectors.base import PropertySpec, WriteInput
 from dealsync.ledger import Ledger
 from dealsync.ledger.models import PairState
+
+if TYPE_CHECKING:
+    from dealsync.context import RunContext
 
 # Vendor stages after which a shared deal no longer counts as an active registration.
 CLOSED_STAGES = frozenset({"closedwon", "closedlost"})
@@ -34,7 +39,7 @@ def active_registrations(ledger: Ledger, pair: str) -> int:
     )
 
 
-def report_registrations(ctx) -> int | None:
+def report_registrations(ctx: RunContext) -> int | None:
     """Write the count to the partner's vendor company when it changed; returns the count written."""
     prop = ctx.config.registrations_property
     if not prop:

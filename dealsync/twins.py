@@ -46,7 +46,7 @@ def create_twins(
         retry = [c for c in batch if c.key in earlier and prop]
         fresh = [c for c in batch if c not in retry]
         connector = ctx.connectors[target]
-        if retry:
+        if retry and prop:
             inputs = [
                 WriteInput(c.key, {k: v for k, v in c.properties.items() if k != prop})
                 for c in retry
@@ -63,7 +63,7 @@ def create_twins(
     return outcomes
 
 
-def refused_creates(creates: list, outcomes: dict[str, WriteOutcome]) -> list[str]:
+def refused_creates(creates: Sequence[Any], outcomes: Mapping[str, WriteOutcome]) -> list[str]:
     """Keys of creates the CRM refused for good (they did not happen: their intents failed)."""
     return [
         c.key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,10 @@ from rich.markup import escape
 from rich.text import Text
 
 from sandbox.cli import sandbox_app
+
+if TYPE_CHECKING:
+    from dealsync.config import Config
+    from dealsync.ledger import Ledger
 
 app = typer.Typer(
     help="Keep shared deals in sync between partner CRMs and the vendor CRM.", no_args_is_help=True
@@ -44,7 +48,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(config: Path | None):
+def _load(config: Path | None) -> tuple[Config, Ledger]:
     from dealsync.config import ConfigError, load_config
     from dealsync.ledger import Ledger, LedgerUnavailable
 

@@ -7,6 +7,7 @@ import html
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import requests
 from rich.console import Console
@@ -14,6 +15,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.cli.runner import run_partners
 from dealsync.cli.serve import write_local_config
@@ -36,7 +38,7 @@ class DemoCrm:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {server.token}"
 
-    def call(self, method: str, path: str, **kwargs) -> dict:
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self.session.request(
             method, f"{self.server.base_url}{path}", timeout=30, **kwargs
         )
@@ -47,10 +49,12 @@ class DemoCrm:
         owner = self.server.admin(
             "POST", "owners", json={"email": email, "firstName": first, "lastName": last}
         )
-        return owner.json()["id"]
+        return str(owner.json()["id"])
 
     def create(self, **properties: str) -> str:
-        return self.call("POST", "/crm/v3/objects/deals", json={"properties": properties})["id"]
+        return str(
+            self.call("POST", "/crm/v3/objects/deals", json={"properties": properties})["id"]
+        )
 
     def edit(self, deal_id: str, **properties: str) -> None:
         self.call("PATCH", f"/crm/v3/objects/deals/{deal_id}", json={"properties": properties})
@@ -77,7 +81,7 @@ class DemoCrm:
                 }
             ],
         }
-        return self.call("POST", "/crm/v3/objects/notes", json=payload)["id"]
+        return str(self.call("POST", "/crm/v3/objects/notes", json=payload)["id"])
 
     def edit_note(self, note_id: str, **properties: str) -> None:
         self.call("PATCH", f"/crm/v3/objects/notes/{note_id}", json={"properties": properties})
@@ -90,7 +94,7 @@ class DemoCrm:
             timeout=30,
         )
         response.raise_for_status()
-        return response.json()["id"]
+        return str(response.json()["id"])
 
     def download(self, file_id: str) -> bytes | None:
         response = self.session.get(
@@ -98,7 +102,7 @@ class DemoCrm:
         )
         return response.content if response.ok else None
 
-    def find(self, object_type: str, key: str) -> dict:
+    def find(self, object_type: str, key: str) -> dict[str, Any]:
         """The record dealsync created with this key (read by unique property, no search)."""
         params = {
             "idProperty": "dealsync_key",
@@ -319,7 +323,7 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         )
 
 
-def _seed_beta(beta, vendor: DemoCrm) -> None:
+def _seed_beta(beta: BottleCrmConnector, vendor: DemoCrm) -> None:
     """Partner beta works in BottleCRM: a tagged registration with a product tag, a conversion for it."""
     from connectors.base import WriteInput
 
@@ -349,7 +353,7 @@ def _seed_beta(beta, vendor: DemoCrm) -> None:
     )
 
 
-def _beta_comments(beta) -> None:
+def _beta_comments(beta: BottleCrmConnector) -> None:
     """Beta comments on its registration (one comment internal) and attaches the scope document."""
     deal_id = next(
         r.id
@@ -362,7 +366,7 @@ def _beta_comments(beta) -> None:
     beta.attach(deal_id, "scope.pdf", b"%PDF-1.4 Beta scope\n" * 500)
 
 
-def _show_beta(console: Console, beta) -> None:
+def _show_beta(console: Console, beta: BottleCrmConnector) -> None:
     table = Table(title="Partner beta's BottleCRM now", title_justify="left")
     for column in ("deal", "tags", "owner", "vendor stage", "vendor amount", "comments", "files"):
         table.add_column(column)
@@ -385,4 +389,4 @@ def _show_beta(console: Console, beta) -> None:
 
 
 def _first_deal(crm: DemoCrm) -> str:
-    return crm.call("GET", "/crm/v3/objects/deals", params={"limit": 1})["results"][0]["id"]
+    return str(crm.call("GET", "/crm/v3/objects/deals", params={"limit": 1})["results"][0]["id"])

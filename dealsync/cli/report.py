@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from dealsync.model import Plan
+from dealsync.note_model import NotePlan
 from dealsync.outcomes import RunReport
 
 
@@ -54,7 +55,7 @@ def plan_table(plan: Plan, title: str) -> Table:
     return table
 
 
-def note_plan_table(plan) -> Table:
+def note_plan_table(plan: NotePlan) -> Table:
     """The notes a dry run would write."""
     table = Table(title="Notes plan (nothing was written)", title_justify="left")
     for column in ("action", "side", "note", "what"):
@@ -99,7 +100,7 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
     summary.add_row("created", str(report.created["partner"]), str(report.created["vendor"]))
     summary.add_row("updated", str(report.updated["partner"]), str(report.updated["vendor"]))
     summary.add_row("deleted", str(report.deleted["partner"]), str(report.deleted["vendor"]))
-    parts: list = [summary]
+    parts: list[RenderableType] = [summary]
     facts = [
         f"conflicts resolved: {len(report.conflicts)}",
         f"quarantined: {len(report.quarantined)}",

@@ -6,7 +6,7 @@ import os
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from connectors.errors import ConnectorError
 from dealsync.cli.report import print_report
@@ -71,7 +71,12 @@ def run_partners(
                 task = bars.add_task(f"partner {partner_id}: writing", total=None)
 
                 def progress(
-                    what: str, done: int, total: int, task=task, bars=bars, pid=partner_id
+                    what: str,
+                    done: int,
+                    total: int,
+                    task: TaskID = task,
+                    bars: Progress = bars,
+                    pid: str = partner_id,
                 ) -> None:
                     bars.update(
                         task,

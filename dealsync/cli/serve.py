@@ -54,7 +54,7 @@ class PrefectStack:
     worker_env: dict[str, str] = field(default_factory=dict)
     ui: bool = True
     poll_seconds: int = 5
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -158,7 +158,7 @@ class PrefectStack:
     def __enter__(self) -> PrefectStack:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.stop()
 
 

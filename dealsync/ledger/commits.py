@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from dealsync.ledger.models import (
     ChangeRow,
@@ -76,7 +77,7 @@ class CommitsMixin(LedgerBase):
                     )
                 )
             for link_id, (side, new_id) in outcome.relinks.items():
-                row = s.get(LinkRow, link_id)
+                row = _row(s, link_id)
                 column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
                 clash = s.scalars(
                     sa.select(LinkRow.id).where(
@@ -93,12 +94,11 @@ class CommitsMixin(LedgerBase):
                     continue
                 setattr(row, "partner_id" if side == "partner" else "vendor_id", new_id)
             for link_id in outcome.merged_away:
-                s.get(LinkRow, link_id).state = "merged"
+                _row(s, link_id).state = "merged"
             for link_id, base in outcome.bases.items():
-                row = s.get(LinkRow, link_id)
-                row.base = json_base(base)
+                _row(s, link_id).base = json_base(base)
             for link_id, state in outcome.link_states.items():
-                s.get(LinkRow, link_id).state = state
+                _row(s, link_id).state = state
             for key, target_id in outcome.intents_done.items():
                 s.execute(
                     sa.update(CreateIntent)
@@ -148,15 +148,23 @@ class CommitsMixin(LedgerBase):
                 for c in outcome.conflicts
             )
             for (side, object_type), value in outcome.cursors.items():
-                row = s.get(Cursor, (pair, side, object_type))
-                if row is None:
+                cursor = s.get(Cursor, (pair, side, object_type))
+                if cursor is None:
                     s.add(Cursor(pair=pair, side=side, object_type=object_type, value=value))
-                elif value > row.value:
-                    row.value = value
+                elif value > cursor.value:
+                    cursor.value = value
             if outcome.owner_turn is not None:
-                state = s.get(PairState, pair)
-                if state is None:
+                pair_state = s.get(PairState, pair)
+                if pair_state is None:
                     s.add(PairState(pair=pair, owner_turn=outcome.owner_turn))
                 else:
-                    state.owner_turn = outcome.owner_turn
+                    pair_state.owner_turn = outcome.owner_turn
         return refused
+
+
+def _row(s: Session, link_id: int) -> LinkRow:
+    """A link row this commit refers to (it must exist: the run read it)."""
+    row = s.get(LinkRow, link_id)
+    if row is None:
+        raise LookupError(f"the ledger has no link {link_id}")
+    return row

@@ -64,7 +64,11 @@ class FilesMixin(LedgerBase):
         column = FileRow.partner_file_id if side == "partner" else FileRow.vendor_file_id
         with self.sessions() as s:
             rows = s.scalars(sa.select(FileRow).where(FileRow.pair == pair, column.in_(ids)))
-            return {(r.partner_file_id if side == "partner" else r.vendor_file_id): r for r in rows}
+            return {
+                file_id: r
+                for r in rows
+                if (file_id := r.partner_file_id if side == "partner" else r.vendor_file_id)
+            }
 
     def file_by_sha(self, pair: str, sha256: str) -> FileRow | None:
         """A shared file by its content hash."""

@@ -100,7 +100,7 @@ class PairLease:
         with self.ledger.sessions() as s:
             current = s.scalar(sa.select(Lease.holder).where(Lease.pair == self.pair))
             dead = [current] if current and holder_is_gone(current) else []
-            taken = s.execute(
+            result = s.execute(
                 sa.update(Lease)
                 .where(
                     Lease.pair == self.pair,
@@ -111,8 +111,8 @@ class PairLease:
                     ),
                 )
                 .values(holder=self.holder, acquired_at=now, heartbeat_at=now)
-            ).rowcount
-            if not taken:
+            )
+            if not getattr(result, "rowcount", 0):
                 try:
                     s.add(
                         Lease(pair=self.pair, holder=self.holder, acquired_at=now, heartbeat_at=now)
@@ -120,12 +120,12 @@ class PairLease:
                     s.flush()
                 except IntegrityError:
                     s.rollback()
-                    current = s.get(Lease, self.pair)
-                    since = _aware(current.acquired_at).strftime("%H:%M:%S UTC") if current else "?"
-                    seen = _aware(current.heartbeat_at) if current else now
+                    lease = s.get(Lease, self.pair)
+                    since = _aware(lease.acquired_at).strftime("%H:%M:%S UTC") if lease else "?"
+                    seen = _aware(lease.heartbeat_at) if lease else now
                     free_in = max(0, int((seen + self.ttl - now).total_seconds()))
                     raise PairBusy(
-                        f"partner {self.pair} is already being synced (by {current.holder if current else '?'}, since "
+                        f"partner {self.pair} is already being synced (by {lease.holder if lease else '?'}, since "
                         f"{since}); this run did nothing. If that run was killed, its lease expires in {free_in} s."
                     ) from None
             s.commit()
@@ -153,5 +153,5 @@ class PairLease:
         self.acquire()
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.release()

@@ -14,7 +14,7 @@ from dealsync.ledger.models import (
     PairState,
 )
 from dealsync.ledger.store import LedgerBase, to_link
-from dealsync.model import Link
+from dealsync.model import Link, Side
 
 # Which creates make records of an object type (a vendor file note is a note made by the files phase).
 MADE_AS = {"deals": ("deals",), "notes": ("notes", "files")}
@@ -58,13 +58,14 @@ class LinksMixin(LedgerBase):
     def count_links(self, pair: str, state: str = "active", object_type: str = "deals") -> int:
         """How many links of a pair are in a state."""
         with self.sessions() as s:
-            return s.scalar(
+            found = s.scalar(
                 sa.select(sa.func.count())
                 .select_from(LinkRow)
                 .where(
                     LinkRow.pair == pair, LinkRow.object_type == object_type, LinkRow.state == state
                 )
             )
+            return int(found or 0)
 
     def cursor(self, pair: str, side: str, object_type: str = "deals") -> int | None:
         """The stored cursor, or None before the first completed run."""
@@ -79,11 +80,11 @@ class LinksMixin(LedgerBase):
             return row.owner_turn if row else 0
 
     def known_records(
-        self, pair: str, object_type: str, ids: Mapping[str, Iterable[str]]
-    ) -> set[tuple[str, str]]:
+        self, pair: str, object_type: str, ids: Mapping[Side, Iterable[str]]
+    ) -> set[tuple[Side, str]]:
         """The (side, id) of these records that this pair's ledger knows: linked now or before, or
         made by one of its creates (a welcome note, a file note). What it knows, a key cannot claim."""
-        known: set[tuple[str, str]] = set()
+        known: set[tuple[Side, str]] = set()
         with self.sessions() as s:
             for side, record_ids in ids.items():
                 wanted = list(set(record_ids))

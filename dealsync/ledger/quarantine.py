@@ -99,7 +99,7 @@ class QuarantineMixin(LedgerBase):
                 )
                 .values(resolved_at=utcnow())
             )
-            return result.rowcount or 0
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def open_quarantine(
         self, pair: str | None = None, side: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -84,8 +85,8 @@ def _unavailable(url: str, exc: Exception) -> str:
     """What went wrong opening the ledger, in one line, and what to check."""
     cause = getattr(exc, "orig", None) or exc
     detail = (getattr(cause, "strerror", None) or str(cause)).strip().splitlines()[0]
-    if getattr(cause, "filename", None):
-        detail = f"{detail}: {cause.filename}"
+    if filename := getattr(cause, "filename", None):
+        detail = f"{detail}: {filename}"
     if url.startswith("sqlite"):
         hint = (
             "check that the folder of the file exists or can be created (no plain file in its path) "
@@ -99,6 +100,6 @@ def _unavailable(url: str, exc: Exception) -> str:
     return f"the ledger {redacted(url)} cannot be opened: {detail}. {hint.capitalize()}; or point `ledger:` in the config at another database."
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.execute("PRAGMA foreign_keys=ON")
     dbapi_conn.execute("PRAGMA busy_timeout=10000")

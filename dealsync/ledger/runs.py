@@ -31,6 +31,8 @@ class RunsMixin(LedgerBase):
         """Record how a run ended."""
         with self.sessions.begin() as s:
             run = s.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"the ledger has no run {run_id}")
             run.status, run.summary, run.error, run.finished_at = status, summary, error, utcnow()
 
     def last_run(self, pair: str) -> Run | None:
@@ -48,7 +50,8 @@ class RunsMixin(LedgerBase):
         with self.sessions() as s:
             return list(s.scalars(query))
 
-    def count(self, model: type, pair: str) -> int:
+    def count(self, model: Any, pair: str) -> int:
         """Rows of a per-pair table."""
         with self.sessions() as s:
-            return s.scalar(sa.select(sa.func.count()).select_from(model).where(model.pair == pair))
+            query = sa.select(sa.func.count()).select_from(model).where(model.pair == pair)
+            return int(s.scalar(query) or 0)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import FileInfo, WriteInput
+from connectors.base import FileInfo, WriteInput, files_on_deals, files_on_notes
 from connectors.errors import ConnectorError
 from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.context import RunContext
@@ -56,7 +56,7 @@ class DealFilesRun:
 
 
 def _attachments(ctx: RunContext, record_props: Mapping[str, str | None]) -> tuple[str, ...]:
-    raw = record_props.get(ctx.notes_mapping.attachments("vendor") or "") or ""
+    raw = record_props.get(ctx.notes.attachments("vendor") or "") or ""
     return tuple(part.strip() for part in raw.split(";") if part.strip())
 
 
@@ -70,14 +70,16 @@ def gather_and_plan(
         if link.id is not None
     }
     tracked = ctx.ledger.deal_files(ctx.pair)
-    partner_now = ctx.connectors["partner"].deal_attachments([p for p, _ in links.values()])
+    partner_now = files_on_deals(ctx.connectors["partner"]).deal_attachments(
+        [p for p, _ in links.values()]
+    )
     candidates = [
         (note_id, deals[0]) for note_id, deals in pulled.parents["vendor"].items() if deals
     ]
     notes = {nid: r.properties for nid, r in pulled.records["vendor"].items()}
     unread = sorted({row.vendor_note_id for row in tracked} - set(notes))
     if unread:
-        prop = ctx.notes_mapping.attachments("vendor")
+        prop = ctx.notes.attachments("vendor")
         found = ctx.connectors["vendor"].read(NOTES, unread, [prop] if prop else [])
         notes.update({nid: r.properties for nid, r in found.items()})
     vendor_notes = {nid: _attachments(ctx, props) for nid, props in notes.items()}
@@ -87,7 +89,7 @@ def gather_and_plan(
         partner_now,
         vendor_notes,
         candidates,
-        ctx.notes_mapping,
+        ctx.notes,
         ctx.allow_mass_deletion,
     )
     return plan, tracked, vendor_notes
@@ -125,7 +127,7 @@ def copy_to_vendor(ctx: RunContext, item: PartnerFile, folder: str, run: DealFil
     partner, vendor, mapping = (
         ctx.connectors["partner"],
         ctx.connectors["vendor"],
-        ctx.notes_mapping,
+        ctx.notes,
     )
     path = os.path.join(folder, f"partner-{item.file.id}")
     sha, size = stream_to(path, partner.download_file(item.file.id))
@@ -133,16 +135,18 @@ def copy_to_vendor(ctx: RunContext, item: PartnerFile, folder: str, run: DealFil
         run.quarantined.append(too_big(ctx, "partner", item.file.id, item.file.name, size))
         return
     with open(path, "rb") as handle:
-        uploaded = vendor.upload_file(item.file.name, handle, f"/dealsync/{ctx.pair}")
-    body = next(r for r in mapping.fields if r.name == "body").prop("vendor")
-    stamp = next(r for r in mapping.fields if r.name == "timestamp").prop("vendor")
+        uploaded = files_on_notes(vendor).upload_file(
+            item.file.name, handle, f"/dealsync/{ctx.pair}"
+        )
+    body = next(r for r in mapping.fields if r.name == "body").prop("vendor") or ""
+    stamp = next(r for r in mapping.fields if r.name == "timestamp").prop("vendor") or ""
     share = mapping.share("vendor")
     key = file_note_key(ctx.pair, item.file.id)
     props = {
         body: text_to_html(f"📎 {item.file.name} (attached to the deal in the partner's CRM)"),
         stamp: str(int(time.time() * 1000)),
         share.property: share.equals or "true",
-        mapping.attachments("vendor"): uploaded.id,
+        mapping.attachments("vendor") or "": uploaded.id,
     }
     write = TwinWrite(
         key, "vendor", item.file.id, props, (("deals", item.vendor_deal, NOTE_TO_DEAL),)
@@ -181,7 +185,9 @@ def _same_attachment(
     made after recording its intent, or the same file the partner attached too."""
     partner = ctx.connectors["partner"]
     tracked = {row.partner_file_id for row in ctx.ledger.deal_files(ctx.pair)}
-    for info in partner.deal_attachments([item.partner_deal]).get(item.partner_deal, ()):
+    for info in (
+        files_on_deals(partner).deal_attachments([item.partner_deal]).get(item.partner_deal, ())
+    ):
         if info.name == name and info.id not in tracked:
             path = os.path.join(folder, f"check-{info.id}")
             if stream_to(path, partner.download_file(info.id))[0] == sha:
@@ -192,7 +198,7 @@ def _same_attachment(
 def copy_to_partner(ctx: RunContext, item: VendorFile, folder: str, run: DealFilesRun) -> None:
     """A file on a vendor shared note -> an attachment of the partner deal, with the same bytes."""
     partner, vendor = ctx.connectors["partner"], ctx.connectors["vendor"]
-    info = vendor.file_info(item.file_id)
+    info = files_on_notes(vendor).file_info(item.file_id)
     if info is None:
         return  # deleted in the vendor CRM while the note still lists it: nothing to copy
     if info.size > ctx.config.max_file_bytes:
@@ -208,7 +214,7 @@ def copy_to_partner(ctx: RunContext, item: VendorFile, folder: str, run: DealFil
     else:
         ctx.ledger.record_intents(ctx.run_id, ctx.pair, FILES, [(key, "partner", item.file_id)])
         with open(path, "rb") as handle:
-            attached = partner.attach(item.partner_deal, info.name, handle)
+            attached = files_on_deals(partner).attach(item.partner_deal, info.name, handle)
     ctx.ledger.add_deal_file(
         DealFileRow(
             pair=ctx.pair,
@@ -281,7 +287,7 @@ def _remove_from_vendor_note(
         outcome = vendor.archive(NOTES, [note_id])[0]
     else:
         keep = ";".join(f for f in vendor_notes.get(note_id, ()) if f not in gone)
-        prop = ctx.notes_mapping.attachments("vendor") or ""
+        prop = ctx.notes.attachments("vendor") or ""
         outcome = vendor.update(NOTES, [WriteInput(note_id, {prop: keep}, id=note_id)])[0]
     if not outcome.ok:
         raise outcome.error or ConnectorError(f"vendor note {note_id} was not changed")
@@ -323,16 +329,18 @@ def sync_deal_files(ctx: RunContext, pulled: Pulled, folder: str) -> FilesDone:
     check_vendor_writes(ctx.ledger, ctx.pair, "deals", [i.vendor_deal for i in plan.to_vendor])
     run = DealFilesRun()
     # Vendor files first: an attachment found to be one of them is not copied back.
-    for item, side, file_id, step in [
-        *((i, "vendor", i.file_id, copy_to_partner) for i in plan.to_partner),
-        *((i, "partner", i.file.id, copy_to_vendor) for i in plan.to_vendor),
-    ]:
-        if file_id in run.adopted:
+    for vendor_file in plan.to_partner:
+        try:
+            copy_to_partner(ctx, vendor_file, folder, run)
+        except ConnectorError as exc:
+            run.quarantined.append(_failed("vendor", vendor_file.file_id, "copying", exc))
+    for partner_file in plan.to_vendor:
+        if partner_file.file.id in run.adopted:
             continue
         try:
-            step(ctx, item, folder, run)
+            copy_to_vendor(ctx, partner_file, folder, run)
         except ConnectorError as exc:
-            run.quarantined.append(_failed(side, file_id, "copying", exc))  # type: ignore[arg-type]
+            run.quarantined.append(_failed("partner", partner_file.file.id, "copying", exc))
     remove_files(ctx, plan, tracked, vendor_notes, run)
     for state in ("deleted", "unlinked"):
         ctx.ledger.end_deal_files([rid for rid, s in plan.ended.items() if s == state], state)

@@ -149,7 +149,7 @@ def plan(phase: DealPhase, pulled: Pulled, checked: Checked) -> Plan:
         active_links=ctx.ledger.count_links(ctx.pair),
         allow_mass_deletion=ctx.allow_mass_deletion,
         intents=ctx.ledger.intents(ctx.pair, [DEALS], keys),
-        known=frozenset(ctx.ledger.known_records(ctx.pair, DEALS, unlinked)),  # type: ignore[arg-type]
+        known=frozenset(ctx.ledger.known_records(ctx.pair, DEALS, unlinked)),
         taken=frozenset(("vendor", vendor_id) for vendor_id in taken),
     )
     decided = make_plan(inp)

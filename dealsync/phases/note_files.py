@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from connectors.base import Record
+from connectors.base import Record, files_on_notes
 from connectors.errors import ConnectorError
 from dealsync.context import RunContext
 from dealsync.model import SIDES, Side
@@ -39,12 +39,12 @@ class NoteFiles:
 
 def attachment_ids(ctx: RunContext, record: Record, side: Side) -> list[str]:
     """The file ids a note lists (none where files belong to the deal)."""
-    prop = ctx.notes_mapping.attachments(side) if ctx.notes_mapping else None
+    prop = ctx.notes.attachments(side)
     raw = (record.properties.get(prop) or "") if prop else ""
     return [part.strip() for part in raw.split(";") if part.strip()]
 
 
-def files_on_notes(ctx: RunContext) -> bool:
+def note_files_synced(ctx: RunContext) -> bool:
     """Whether this run syncs files as part of notes (both CRMs keep files on notes)."""
     mapping = ctx.notes_mapping
     return (
@@ -57,7 +57,7 @@ def files_on_notes(ctx: RunContext) -> bool:
 def read_files(ctx: RunContext, pulled: Pulled, folder: str) -> NoteFiles:
     """Know the sha256 of every attached file: from the ledger, or by streaming it once to `folder`."""
     found = NoteFiles()
-    if not files_on_notes(ctx):
+    if not note_files_synced(ctx):
         return found
     for side in SIDES:
         ids = {
@@ -67,13 +67,14 @@ def read_files(ctx: RunContext, pulled: Pulled, folder: str) -> NoteFiles:
         }
         known = ctx.ledger.files_by_ids(ctx.pair, side, ids)
         connector = ctx.connectors[side]
+        files = files_on_notes(connector)
         # A file deleted in the CRM while a note still lists it counts as removed from that note.
         found.files[side] = {
-            fid: row.sha256 for fid, row in known.items() if connector.file_info(fid) is not None
+            fid: row.sha256 for fid, row in known.items() if files.file_info(fid) is not None
         }
         for file_id in sorted(ids - set(known)):
             try:
-                info = connector.file_info(file_id)
+                info = files.file_info(file_id)
                 if info is None:
                     continue  # deleted: it counts as removed from the note
                 if info.size > ctx.config.max_file_bytes:
@@ -125,7 +126,7 @@ class FileMover:
             if stash is None:
                 continue  # never read this run and unknown: nothing to copy from
             with open(stash.path, "rb") as handle:
-                info = self.ctx.connectors[side].upload_file(
+                info = files_on_notes(self.ctx.connectors[side]).upload_file(
                     stash.name, handle, f"/dealsync/{self.ctx.pair}"
                 )
             self.ctx.ledger.save_file(

@@ -37,8 +37,7 @@ class NotePhase:
 
     @property
     def mapping(self) -> NotesMapping:
-        assert self.ctx.notes_mapping is not None
-        return self.ctx.notes_mapping
+        return self.ctx.notes
 
     @property
     def deal_twins(self) -> dict[Side, dict[str, str]]:

@@ -32,7 +32,7 @@ from dealsync.phases.note_files import (
     NoteFiles,
     attachment_ids,
     delete_removed_files,
-    files_on_notes,
+    note_files_synced,
 )
 from dealsync.phases.note_files import read_files as read_note_files
 from dealsync.phases.note_phase import NOTES, NotePhase
@@ -92,7 +92,7 @@ def plan(phase: NotePhase, pulled: Pulled, checked: Checked, files: NoteFiles) -
         owners={side: authors[side].by_email for side in SIDES},
         gone=frozenset(pulled.gone),
         welcome=tuple(phase.welcome),
-        sync_files=files_on_notes(ctx),
+        sync_files=note_files_synced(ctx),
         intents=intents,
         known=known,
     )
@@ -157,7 +157,7 @@ def _ledger_word(
         for n, key in keys[side].items()
         if key in made_by_files and made_by_files[key].target_side == side
     }
-    return intents, frozenset(known)  # type: ignore[arg-type]
+    return intents, frozenset(known)
 
 
 def push(phase: NotePhase, pulled: Pulled, plan: NotePlan, files: NoteFiles) -> Pushed:
