@@ -233,6 +233,22 @@ class FilesOnDeals(Protocol):
         ...
 
 
+@runtime_checkable
+class NotesInDeals(Protocol):
+    """A CRM that lists notes (comments) only inside each deal (BottleCRM): read them deal by deal."""
+
+    def deal_notes(self, deal_ids: Iterable[str]) -> dict[str, list[Record]]:
+        """The notes of each deal that exists."""
+        ...
+
+
+def notes_in_deals(connector: Connector) -> NotesInDeals:
+    """The connector's deal-by-deal note reads, where its CRM lists notes only inside deals."""
+    if not isinstance(connector, NotesInDeals):
+        raise TypeError(f"{connector.kind} lists notes by themselves, not inside deals")
+    return connector
+
+
 def files_on_notes(connector: Connector) -> FilesOnNotes:
     """The connector's file operations, where its CRM keeps files on notes (its capabilities say)."""
     if connector.capabilities.files_on != "notes" or not isinstance(connector, FilesOnNotes):

@@ -34,6 +34,7 @@ from connectors.errors import (
     RecordRejected,
 )
 from connectors.http import HttpClient
+from connectors.paging import offset_pages
 from connectors.ratelimit import PortalLimiters
 
 OPPORTUNITIES = "/api/opportunities/"
@@ -153,16 +154,18 @@ class BottleCrmConnector:
 
     # ---- reading ---------------------------------------------------------------------------
     def _scan(self) -> Iterator[list[Record]]:
-        offset = 0
-        while True:
-            page = self.http.request(
+        def fetch(offset: int) -> dict[str, Any]:
+            page: dict[str, Any] = self.http.request(
                 "GET", OPPORTUNITIES, params={"limit": PAGE, "offset": offset}
             ).json()
-            deals = page.get("opportunities") or []
+            return page
+
+        for deals in offset_pages(
+            fetch,
+            lambda page: page.get("opportunities") or [],
+            lambda page: int(page.get("opportunities_count") or 0),
+        ):
             yield [_flatten(d, self._custom_field_keys(), self._groups) for d in deals]
-            offset += len(deals)
-            if not deals or offset >= int(page.get("opportunities_count") or 0):
-                return
 
     def pull_changes(
         self, object_type: str, since_ms: int | None, properties: Sequence[str]
@@ -198,7 +201,8 @@ class BottleCrmConnector:
     ) -> dict[str, Record]:
         """Records by id, or by a custom-field key (`cf_<key>`) found with a scan; never archived ones.
 
-        Comments are served from the deal details read by `associations("deals", "notes", ...)`.
+        A comment can only be read through its deal (`deal_notes`): here, the comments of the deals
+        read so far.
         """
         if object_type == NOTES:
             return {} if archived else {i: self._comments[i] for i in ids if i in self._comments}
@@ -369,16 +373,10 @@ class BottleCrmConnector:
         return outcomes
 
     # ---- comments as notes ----------------------------------------------------------------
-    def associations(
-        self, from_type: str, to_type: str, ids: Iterable[str]
-    ) -> dict[str, tuple[str, ...]]:
-        """Comment ids per deal (one detail read per deal), or the deal of each known comment."""
-        if (from_type, to_type) == (NOTES, "deals"):
-            return {i: self._comments[i].associations["deals"] for i in ids if i in self._comments}
-        if (from_type, to_type) != ("deals", NOTES):
-            raise ConnectorError(f"BottleCRM has no associations from {from_type} to {to_type}")
-        found: dict[str, tuple[str, ...]] = {}
-        for deal_id in dict.fromkeys(ids):
+    def deal_notes(self, deal_ids: Iterable[str]) -> dict[str, list[Record]]:
+        """The comments of each deal (one detail read per deal: BottleCRM lists them nowhere else)."""
+        found: dict[str, list[Record]] = {}
+        for deal_id in dict.fromkeys(deal_ids):
             body = self.detail(deal_id)
             if body is None:
                 continue
@@ -389,8 +387,18 @@ class BottleCrmConnector:
                 del self._comments[gone]  # deleted since the last read of this deal
             self._comments.update({r.id: r for r in records})
             self._attachments[deal_id] = _attachment_infos(body)
-            found[deal_id] = tuple(r.id for r in records)
+            found[deal_id] = records
         return found
+
+    def associations(
+        self, from_type: str, to_type: str, ids: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Comment ids per deal (one detail read per deal), or the deal of each comment read so far."""
+        if (from_type, to_type) == (NOTES, "deals"):
+            return {i: self._comments[i].associations["deals"] for i in ids if i in self._comments}
+        if (from_type, to_type) != ("deals", NOTES):
+            raise ConnectorError(f"BottleCRM has no associations from {from_type} to {to_type}")
+        return {deal: tuple(r.id for r in notes) for deal, notes in self.deal_notes(ids).items()}
 
     def associate(
         self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]], type_id: int

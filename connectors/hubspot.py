@@ -24,6 +24,7 @@ from connectors.base import (
 )
 from connectors.errors import AuthError, ConnectorError, DailyLimitReached, RecordRejected
 from connectors.http import HttpClient
+from connectors.paging import after_pages
 
 
 def modified_ms(record: Record) -> int:
@@ -181,23 +182,17 @@ class HubSpotConnector:
         self, object_type: str, body: dict[str, Any], properties: Sequence[str]
     ) -> Iterator[tuple[list[Record], bool]]:
         """Pages of one search query; the flag is True on the page after which the cap stops paging."""
-        after = 0
         path = hs.SEARCH.format(object_type=object_type)
-        while True:
+
+        def fetch(after: str | None) -> dict[str, Any]:
             request = {**body, "properties": _with_merges(properties), "limit": hs.SEARCH_PAGE_SIZE}
             if after:
-                request["after"] = str(after)
-            page = self.http.request("POST", path, json=request, search=True).json()
-            records = [_record(item) for item in page.get("results", [])]
-            next_after = (page.get("paging") or {}).get("next", {}).get("after")
-            if next_after is None:
-                yield records, False
-                return
-            after = int(next_after)
-            if after >= hs.SEARCH_RESULT_CAP:
-                yield records, True
-                return
-            yield records, False
+                request["after"] = after
+            page: dict[str, Any] = self.http.request("POST", path, json=request, search=True).json()
+            return page
+
+        for page, capped in after_pages(fetch, cap=hs.SEARCH_RESULT_CAP):
+            yield [_record(item) for item in page.get("results", [])], capped
 
     def _list(
         self, object_type: str, properties: Sequence[str], archived: bool
@@ -206,13 +201,15 @@ class HubSpotConnector:
         if properties:
             params["properties"] = ",".join(_with_merges(properties))
         path = hs.OBJECTS.format(object_type=object_type)
-        while True:
-            page = self.http.request("GET", path, params=params).json()
+        for page, _capped in after_pages(lambda after: self._get(path, params, after)):
             yield [_record(item) for item in page.get("results", [])]
-            after = (page.get("paging") or {}).get("next", {}).get("after")
-            if not after:
-                return
-            params["after"] = after
+
+    def _get(self, path: str, params: dict[str, Any], after: str | None) -> dict[str, Any]:
+        """One page of a GET listing."""
+        page: dict[str, Any] = self.http.request(
+            "GET", path, params={**params, **({"after": after} if after else {})}
+        ).json()
+        return page
 
     def list_archived(self, object_type: str, properties: Sequence[str]) -> Iterator[list[Record]]:
         """Archived records, page by page (HubSpot has no server-side time filter for them)."""
@@ -463,24 +460,18 @@ class HubSpotConnector:
     # ---- owners, files, properties ---------------------------------------------------------
     def owners(self) -> list[Owner]:
         """Every active owner, 100 per call."""
-        owners: list[Owner] = []
         params: dict[str, Any] = {"limit": hs.OWNERS_PAGE_SIZE, "archived": "false"}
-        while True:
-            page = self.http.request("GET", hs.OWNERS, params=params).json()
-            owners += [
-                Owner(
-                    id=str(o["id"]),
-                    email=str(o.get("email") or ""),
-                    first_name=o.get("firstName") or "",
-                    last_name=o.get("lastName") or "",
-                    archived=bool(o.get("archived", False)),
-                )
-                for o in page.get("results", [])
-            ]
-            after = (page.get("paging") or {}).get("next", {}).get("after")
-            if not after:
-                return owners
-            params["after"] = after
+        return [
+            Owner(
+                id=str(o["id"]),
+                email=str(o.get("email") or ""),
+                first_name=o.get("firstName") or "",
+                last_name=o.get("lastName") or "",
+                archived=bool(o.get("archived", False)),
+            )
+            for page, _capped in after_pages(lambda after: self._get(hs.OWNERS, params, after))
+            for o in page.get("results", [])
+        ]
 
     def upload_file(self, name: str, content: bytes | BinaryIO, folder: str) -> FileInfo:
         """Upload a private file into `folder`, streaming it (a file object is never read whole)."""

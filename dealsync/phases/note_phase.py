@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors.base import Record
+from connectors.base import Record, notes_in_deals
 from dealsync.context import RunContext
 from dealsync.mapping import NotesMapping
 from dealsync.merges import side_id
@@ -57,14 +57,15 @@ class NotePhase:
 
     def _scan(self, side: Side) -> Iterator[list[Record]]:
         """A CRM with no change feed: every note on the pair's shared deals, read deal by deal."""
-        connector = self.ctx.connectors[side]
-        by_deal = connector.associations("deals", NOTES, list(self._twins[side]))
+        by_deal = notes_in_deals(self.ctx.connectors[side]).deal_notes(list(self._twins[side]))
         parents: dict[str, tuple[str, ...]] = {}
-        for deal, notes in by_deal.items():
-            for note in notes:
-                parents[note] = (*parents.get(note, ()), deal)
+        notes: dict[str, Record] = {}
+        for deal, records in by_deal.items():
+            for record in records:
+                parents[record.id] = (*parents.get(record.id, ()), deal)
+                notes[record.id] = record
         self._scanned_parents[side] = parents
-        yield list(connector.read(NOTES, list(parents), self.properties(side)).values())
+        yield list(notes.values())
 
     def extra_ids(self, side: Side) -> list[str]:
         """Notes already on a deal when it became shared in this run are not "changed": read them."""
