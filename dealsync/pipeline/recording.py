@@ -10,21 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from connectors.base import WriteOutcome, content_hash
 from dealsync.context import RunContext
 from dealsync.ledger.repo import RunCommit
 from dealsync.model import (
     SIDES,
-    Adopt,
-    Conflict,
-    Delete,
-    FieldChange,
     Link,
     Side,
-    Skip,
-    Value,
     other,
     to_json,
 )
@@ -37,51 +31,11 @@ from dealsync.outcomes import (
     skipped,
 )
 from dealsync.pipeline.checking import Checked
+from dealsync.pipeline.planned import ObjectPlan, PlannedCreate
 from dealsync.pipeline.reading import Pulled
 from dealsync.pipeline.writing import Pushed
 from dealsync.snapshots import Seen
 from dealsync.twins import refused_creates
-
-
-class PlannedCreate(Protocol):
-    @property
-    def target(self) -> Side: ...
-    @property
-    def source_id(self) -> str: ...
-    @property
-    def key(self) -> str: ...
-    @property
-    def base(self) -> Mapping[str, Value]: ...
-
-
-class PlannedUpdate(Protocol):
-    @property
-    def target(self) -> Side: ...
-    @property
-    def record_id(self) -> str: ...
-    @property
-    def link_id(self) -> int | None: ...
-    @property
-    def changes(self) -> tuple[FieldChange, ...]: ...
-
-
-class ObjectPlan(Protocol):
-    """What the shared commit needs of any object's plan."""
-
-    @property
-    def creates(self) -> Sequence[PlannedCreate]: ...
-    @property
-    def updates(self) -> Sequence[PlannedUpdate]: ...
-    @property
-    def deletes(self) -> Sequence[Delete]: ...
-    @property
-    def adopts(self) -> Sequence[Adopt]: ...
-    @property
-    def conflicts(self) -> Sequence[Conflict]: ...
-    @property
-    def skips(self) -> Sequence[Skip]: ...
-    @property
-    def new_bases(self) -> Mapping[int, dict[str, Value]]: ...
 
 
 @dataclass

@@ -10,36 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from connectors.base import WriteInput, WriteOutcome
 from dealsync.context import RunContext
 from dealsync.model import SIDES, Delete, Side, other
 from dealsync.outcomes import Quarantined
+from dealsync.pipeline.planned import PlannedCreate
 
 Outcomes = dict[tuple[Side, str], WriteOutcome]
-
-
-class Creating(Protocol):
-    """What the shared steps need of a planned create."""
-
-    @property
-    def target(self) -> Side: ...
-    @property
-    def source_id(self) -> str: ...
-    @property
-    def key(self) -> str: ...
-
-
-class Updating(Protocol):
-    """What the shared steps need of a planned update."""
-
-    @property
-    def target(self) -> Side: ...
-    @property
-    def record_id(self) -> str: ...
-    @property
-    def link_id(self) -> int | None: ...
 
 
 @dataclass
@@ -99,7 +77,7 @@ def failures(
     object_type: str,
     noun: str,
     twin: str,
-    creates: Iterable[tuple[Creating, Mapping[str, str]]],
+    creates: Iterable[tuple[PlannedCreate, Mapping[str, str]]],
     created: Mapping[str, WriteOutcome],
     updates: Outcomes,
     deletes: Outcomes,
