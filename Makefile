@@ -9,7 +9,7 @@ PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/
 	$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 BOTTLECRM := .bottlecrm
 
-.PHONY: demo demo-bottlecrm test serve lint format bench bench-bottlecrm lock clean bottlecrm
+.PHONY: demo demo-bottlecrm test serve lint format bench bench-run-cost bench-bottlecrm lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pull_changes.py
+	$(BIN)/python bench/run_cost.py
+
+# One partner's runs (first sync, quiet, 1% edits, 1% archived) at 1,000 / 10,000 / 100,000 shared deals.
+bench-run-cost: $(STAMP)
+	$(BIN)/python bench/run_cost.py
 
 # What a run costs for a BottleCRM partner (no change feed) against a naive full detail scan.
 bench-bottlecrm: $(STAMP) $(BOTTLECRM)/template.db

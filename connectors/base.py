@@ -207,6 +207,59 @@ class Connector(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PropertyMatch:
+    """One condition a count rule can ask the CRM: a property equal to a value, holding it among its
+    `;`-joined values, or set at all. Compared as a CRM's search compares: trimmed, case-insensitive."""
+
+    property: str
+    operator: Literal["eq", "contains", "present"] = "eq"
+    value: str = ""
+
+    def matches(self, properties: Mapping[str, str | None]) -> bool:
+        """Whether a record's properties satisfy the condition."""
+        held = (properties.get(self.property) or "").strip().lower()
+        if self.operator == "present":
+            return bool(held)
+        if self.operator == "contains":
+            return self.value.lower() in {part.strip() for part in held.split(";")}
+        return held == self.value.lower()
+
+
+@dataclass(frozen=True)
+class CountRule:
+    """The records a side counts: those satisfying any of the alternatives."""
+
+    alternatives: tuple[PropertyMatch, ...]
+
+    def matches(self, properties: Mapping[str, str | None]) -> bool:
+        """Whether a record is one the rule counts."""
+        return any(m.matches(properties) for m in self.alternatives)
+
+
+@runtime_checkable
+class CountsRecords(Protocol):
+    """A CRM that counts the records matching a rule without reading them (HubSpot search `total`),
+    and lists their ids, within a range of numeric record ids."""
+
+    def count(
+        self, object_type: str, rule: CountRule, low: int | None = None, high: int | None = None
+    ) -> int:
+        """How many live records match the rule (ids within [low, high] when given)."""
+        ...
+
+    def matching_ids(
+        self, object_type: str, rule: CountRule, low: int | None = None, high: int | None = None
+    ) -> list[str]:
+        """The ids of the live records matching the rule (within [low, high] when given)."""
+        ...
+
+
+def counts_records(connector: Connector) -> CountsRecords | None:
+    """The connector's counting, where its CRM can count records by a rule (None elsewhere)."""
+    return connector if isinstance(connector, CountsRecords) else None
+
+
 @runtime_checkable
 class FilesOnNotes(Protocol):
     """A CRM whose files hang on notes (HubSpot): stored files that notes list by id."""

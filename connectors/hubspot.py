@@ -15,6 +15,7 @@ from connectors import hubspot_settings as hs
 from connectors.base import (
     Capabilities,
     ChangePage,
+    CountRule,
     FileInfo,
     Owner,
     PropertySpec,
@@ -71,6 +72,32 @@ def _filter(name: str, operator: str, value: Any) -> dict[str, str]:
     return {"propertyName": name, "operator": operator, "value": str(value)}
 
 
+_OPERATORS = {"eq": "EQ", "contains": "CONTAINS_TOKEN", "present": "HAS_PROPERTY"}
+
+
+def _rule_groups(
+    rule: CountRule, low: int | None, high: int | None, after_id: int | None = None
+) -> list[dict[str, Any]]:
+    """A count rule as search filter groups (one per alternative, OR-ed), within an id range."""
+    bounds = []
+    if low is not None:
+        bounds.append(_filter(hs.OBJECT_ID, "GTE", low))
+    if high is not None:
+        bounds.append(_filter(hs.OBJECT_ID, "LTE", high))
+    if after_id is not None:
+        bounds.append(_filter(hs.OBJECT_ID, "GT", after_id))
+    groups = []
+    for match in rule.alternatives:
+        condition: dict[str, str] = {
+            "propertyName": match.property,
+            "operator": _OPERATORS[match.operator],
+        }
+        if match.operator != "present":
+            condition["value"] = match.value
+        groups.append({"filters": [condition, *bounds]})
+    return groups
+
+
 class HubSpotConnector:
     """Talks to one HubSpot portal through its CRM v3/v4 and files v3 APIs."""
 
@@ -106,18 +133,15 @@ class HubSpotConnector:
     ) -> Iterator[ChangePage]:
         """Records changed since `since_ms` minus the lookback (all records when None), page by page.
 
-        Incremental pulls search on hs_lastmodifieddate. A query can reach at most 10,000 results, so
+        Pulls search on hs_lastmodifieddate. A query can reach at most 10,000 results, so
         when a window holds more, the pull continues with a keyset: first the rest of the timestamp
         where the cap cut (ordered by hs_object_id, as many records can share one timestamp), then
         the records strictly after it. Each page's cursor is the newest modification seen so far.
         """
         cursor = since_ms
-        if since_ms is None:
-            for records in self._list(object_type, properties, archived=False):
-                cursor = max([cursor or 0, *(modified_ms(r) for r in records)])
-                yield ChangePage(tuple(records), cursor)
-            return
-        floor, strictly_after = max(since_ms - self.lookback_ms, 0), False
+        # A first (or full) pull searches from the beginning: pages of 200, where lists give 100.
+        floor = 0 if since_ms is None else max(since_ms - self.lookback_ms, 0)
+        strictly_after = False
         while True:
             cut_at: int | None = None
             seen_at_cut: set[str] = set()
@@ -193,6 +217,38 @@ class HubSpotConnector:
 
         for page, capped in after_pages(fetch, cap=hs.SEARCH_RESULT_CAP):
             yield [_record(item) for item in page.get("results", [])], capped
+
+    def count(
+        self, object_type: str, rule: CountRule, low: int | None = None, high: int | None = None
+    ) -> int:
+        """How many live records match the rule: one search call, its `total` (search lags a few
+        seconds behind writes, so a record written just now may not be counted yet)."""
+        body = {"filterGroups": _rule_groups(rule, low, high), "properties": [], "limit": 1}
+        path = hs.SEARCH.format(object_type=object_type)
+        answer = self.http.request("POST", path, json=body, search=True).json()
+        return int(answer.get("total") or 0)
+
+    def matching_ids(
+        self, object_type: str, rule: CountRule, low: int | None = None, high: int | None = None
+    ) -> list[str]:
+        """The ids of the live records matching the rule, 200 a call, by ascending id (a keyset on
+        the id, so the 10,000-result cap never cuts the listing)."""
+        path = hs.SEARCH.format(object_type=object_type)
+        found: list[str] = []
+        last: int | None = None
+        while True:
+            body = {
+                "filterGroups": _rule_groups(rule, low, high, last),
+                "sorts": [{"propertyName": hs.OBJECT_ID, "direction": "ASCENDING"}],
+                "properties": [],
+                "limit": hs.SEARCH_PAGE_SIZE,
+            }
+            page = self.http.request("POST", path, json=body, search=True).json()
+            ids = [str(item["id"]) for item in page.get("results", [])]
+            found += ids
+            if not ids or len(ids) >= int(page.get("total") or 0):
+                return found
+            last = int(ids[-1])
 
     def _list(
         self, object_type: str, properties: Sequence[str], archived: bool

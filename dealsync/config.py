@@ -39,6 +39,7 @@ class CrmConfig:
     token_ref: str
     where: str  # "path: key" for error messages
     rate_share: float = 1.0  # the fraction of the portal's API budget one worker process may use
+    lookback_seconds: float | None = None  # how far before its cursor a pull re-reads (search lag)
 
     def token(self) -> str:
         """The secret the reference points at."""
@@ -185,7 +186,22 @@ def _crm(data: Any, where: str) -> CrmConfig:
         raise ConfigError(
             f"{where}.rate_share: {share!r} must be a fraction in (0, 1], e.g. 0.5 for two worker processes."
         )
-    return CrmConfig(kind, base_url.rstrip("/"), token, f"{where}.token", float(share))
+    lookback = data.get("lookback_seconds")
+    if lookback is not None and (
+        isinstance(lookback, bool) or not isinstance(lookback, int | float) or lookback < 0
+    ):
+        raise ConfigError(
+            f"{where}.lookback_seconds: {lookback!r} must be a number of seconds >= 0 "
+            "(how far before its cursor a pull re-reads; leave it out for 300)."
+        )
+    return CrmConfig(
+        kind,
+        base_url.rstrip("/"),
+        token,
+        f"{where}.token",
+        float(share),
+        None if lookback is None else float(lookback),
+    )
 
 
 def _owner_assignment(data: Any, where: str) -> OwnerAssignment:

@@ -11,8 +11,13 @@ from dealsync.config import ConfigError, CrmConfig
 def build_connector(crm: CrmConfig, connection: str) -> Connector:
     """A connector for one configured CRM; the token is resolved here, at the edge."""
     if crm.kind == "hubspot":
+        lookback = (
+            {}
+            if crm.lookback_seconds is None
+            else {"lookback_ms": int(crm.lookback_seconds * 1000)}
+        )
         return HubSpotConnector(
-            crm.base_url, crm.token(), connection=connection, rate_share=crm.rate_share
+            crm.base_url, crm.token(), connection=connection, rate_share=crm.rate_share, **lookback
         )
     if crm.kind == "bottlecrm":
         return BottleCrmConnector(crm.base_url, crm.token(), connection=connection)

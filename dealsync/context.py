@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from connectors.base import Connector
 from dealsync.config import Config, PartnerConfig
@@ -17,6 +18,7 @@ from dealsync.mapping import (
     load_notes_mapping,
 )
 from dealsync.model import Side
+from dealsync.owners import OwnerBook
 
 Progress = Callable[[str, int, int], None]
 
@@ -45,6 +47,13 @@ class RunContext:
         if self.notes_mapping is None:
             raise RuntimeError(f"partner {self.pair} has no notes mapping")
         return self.notes_mapping
+
+    @cached_property
+    def owner_book(self) -> OwnerBook:
+        """Both sides' owners, read when this run first needs them."""
+        return OwnerBook(
+            self.ledger, self.pair, self.connectors, fresh=self.full_resync, keep=not self.dry_run
+        )
 
     def properties(self, side: Side) -> list[str]:
         """What a pull reads on a side: the mapping's properties plus what owner rules look at."""

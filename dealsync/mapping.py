@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import yaml
 
-from connectors.base import PropertySpec
+from connectors.base import PropertyMatch, PropertySpec
 from dealsync.mapping_check import (
     MappingError,
     MappingProblem,
@@ -57,6 +57,16 @@ class ShareRule:
             wanted = self.contains.replace("{partner}", partner_id).lower()
             return wanted in {part.strip() for part in value.split(";")}
         return value == (self.equals or "").replace("{partner}", partner_id).lower()
+
+    def count_match(self, partner_id: str) -> PropertyMatch:
+        """The rule as a condition a CRM's search can count."""
+        if self.contains is not None:
+            return PropertyMatch(
+                self.property, "contains", self.contains.replace("{partner}", partner_id)
+            )
+        return PropertyMatch(
+            self.property, "eq", (self.equals or "").replace("{partner}", partner_id)
+        )
 
 
 @dataclass(frozen=True)

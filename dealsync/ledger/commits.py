@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dealsync.ledger.census import CensusChange, save_census
 from dealsync.ledger.models import (
     ChangeRow,
     ConflictRow,
@@ -37,6 +38,7 @@ class RunCommit:
     # Links of records a user merged: follow the survivor (link id -> side, new id), or end.
     relinks: dict[int, tuple[str, str]] = field(default_factory=dict)
     merged_away: list[int] = field(default_factory=list)
+    census: dict[str, CensusChange] = field(default_factory=dict)  # by side
 
 
 class CommitsMixin(LedgerBase):
@@ -153,6 +155,9 @@ class CommitsMixin(LedgerBase):
                     s.add(Cursor(pair=pair, side=side, object_type=object_type, value=value))
                 elif value > cursor.value:
                     cursor.value = value
+            s.flush()
+            for side, change in outcome.census.items():
+                save_census(s, pair, side, outcome.object_type, change)
             if outcome.owner_turn is not None:
                 pair_state = s.get(PairState, pair)
                 if pair_state is None:

@@ -90,6 +90,28 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # Whether `census` holds the side's counted records (built by a complete pull).
+    census_ready: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class CensusRow(Base):
+    """A record a side's count rule matched when last known (what a quiet run's count should find)."""
+
+    __tablename__ = "census"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class OwnerCacheRow(Base):
+    """A side's owners as last read, so runs that need them do not read them every time."""
+
+    __tablename__ = "owner_cache"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8), primary_key=True)
+    read_at_ms: Mapped[int] = mapped_column(BigInteger)
+    owners: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
 
 class ChangeRow(Base):

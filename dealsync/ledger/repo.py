@@ -11,6 +11,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from dealsync.ledger.census import CensusMixin
 from dealsync.ledger.commits import CommitsMixin, RunCommit
 from dealsync.ledger.files import FilesMixin
 from dealsync.ledger.intents import IntentsMixin
@@ -42,7 +43,9 @@ def redacted(url: str) -> str:
         return "<an unreadable database URL>"
 
 
-class Ledger(RunsMixin, LinksMixin, QuarantineMixin, IntentsMixin, CommitsMixin, FilesMixin):
+class Ledger(
+    RunsMixin, LinksMixin, QuarantineMixin, IntentsMixin, CommitsMixin, FilesMixin, CensusMixin
+):
     """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
 
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.base import Record
+from connectors.base import CountRule, Record
 from dealsync.context import RunContext
 from dealsync.field_times import newest_field_times
 from dealsync.isolation import check_partner_writes, check_vendor_writes
@@ -24,7 +24,7 @@ from dealsync.pipeline import checking, reading, recording, writing
 from dealsync.pipeline.checking import Checked
 from dealsync.pipeline.reading import Pulled
 from dealsync.pipeline.recording import CreateRecording, Recorded
-from dealsync.pipeline.tracking import ChangeTracker, CursorTracker, SnapshotTracker
+from dealsync.pipeline.tracking import ChangeTracker, SnapshotTracker, cursor_tracker
 from dealsync.pipeline.writing import Pushed
 from dealsync.plan import PlanInput, key_of, make_plan, parse_key
 from dealsync.record_schemas import canonical_deals
@@ -60,8 +60,12 @@ class DealPhase:
                 ctx.ledger.snapshot(ctx.pair, side, DEALS),
                 ctx.full_resync,
             )
-        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, DEALS)
-        return CursorTracker(connector, DEALS, since, self.properties(side))
+        return cursor_tracker(ctx, side, DEALS, self.properties(side), self.count_rule(side))
+
+    def count_rule(self, side: Side) -> CountRule:
+        """The deals a side counts: those its share rule marks for this pair (what links hold)."""
+        rule = self.mapping.registration if side == "partner" else self.mapping.conversion
+        return CountRule((rule.count_match(self.ctx.pair),))
 
     def extra_ids(self, side: Side) -> list[str]:
         return []
@@ -129,12 +133,9 @@ def plan(phase: DealPhase, pulled: Pulled, checked: Checked) -> Plan:
     """4. Plan: owners, links and the ledger's word on keys gathered; the pure planner decides (again
     field by field where a `newest` conflict needs the property history)."""
     ctx = phase.ctx
-    owners = {
-        side: {o.email.lower(): o.id for o in ctx.connectors[side].owners() if not o.archived}
-        for side in SIDES
-    }
     linked = {side: {side_id(link, side) for link in pulled.links} for side in SIDES}
     unlinked = {side: [r for r in checked.records[side] if r not in linked[side]] for side in SIDES}
+    owners = _owners_for_creates(phase, checked, unlinked)
     keys = [key_of(phase.mapping, s, checked.records[s][r]) for s in SIDES for r in unlinked[s]]
     taken = ctx.ledger.linked_elsewhere(ctx.pair, DEALS, unlinked["vendor"])
     inp = PlanInput(
@@ -161,6 +162,23 @@ def plan(phase: DealPhase, pulled: Pulled, checked: Checked) -> Plan:
         for side, by_id in inp.records.items()
     }
     return make_plan(replace(inp, records=records))
+
+
+def _owners_for_creates(
+    phase: DealPhase, checked: Checked, unlinked: dict[Side, list[str]]
+) -> dict[Side, dict[str, str]]:
+    """The owners new twins may get, read only when a record could become one: registrations get
+    a vendor owner, conversions the partner contact they name."""
+    book, rules = phase.ctx.owner_book, phase.ctx.config.owner_assignment
+    owners: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
+    if unlinked["partner"]:
+        wanted = [*rules.pool, rules.fallback or "", rules.owner or "", *rules.table.values()]
+        owners["vendor"] = book.by_email("vendor", wanted)
+    if unlinked["vendor"]:
+        prop = phase.mapping.partner_owner_email or ""
+        wanted = [checked.records["vendor"][r].raw.get(prop) or "" for r in unlinked["vendor"]]
+        owners["partner"] = book.by_email("partner", wanted)
+    return owners
 
 
 def push(phase: DealPhase, pulled: Pulled, plan: Plan) -> Pushed:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors.base import Record, notes_in_deals
+from connectors.base import CountRule, PropertyMatch, Record, notes_in_deals
 from dealsync.context import RunContext
 from dealsync.mapping import NotesMapping
 from dealsync.merges import side_id
 from dealsync.model import SIDES, Link, Side, Welcome
-from dealsync.pipeline.tracking import ChangeTracker, CursorTracker, SnapshotTracker
+from dealsync.pipeline.tracking import ChangeTracker, SnapshotTracker, cursor_tracker
 from dealsync.plan import parse_key
 
 NOTES = "notes"
@@ -52,8 +52,14 @@ class NotePhase:
         if connector.capabilities.change_detection == "snapshot":
             previous = ctx.ledger.snapshot(ctx.pair, side, NOTES)
             return SnapshotTracker(lambda: self._scan(side), previous, ctx.full_resync)
-        since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, NOTES)
-        return CursorTracker(connector, NOTES, since, self.properties(side))
+        return cursor_tracker(ctx, side, NOTES, self.properties(side), self.count_rule(side))
+
+    def count_rule(self, side: Side) -> CountRule:
+        """The notes a side counts: those marked shared, and comments (which answer a note)."""
+        alternatives = [self.mapping.share(side).count_match(self.ctx.pair)]
+        if reply_to := self.mapping.reply_to(side):
+            alternatives.append(PropertyMatch(reply_to, "present"))
+        return CountRule(tuple(alternatives))
 
     def _scan(self, side: Side) -> Iterator[list[Record]]:
         """A CRM with no change feed: every note on the pair's shared deals, read deal by deal."""

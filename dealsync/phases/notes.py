@@ -63,7 +63,12 @@ def plan(phase: NotePhase, pulled: Pulled, checked: Checked, files: NoteFiles) -
     """4. Plan: authors resolved, files known, the ledger's word on keys; the pure planner decides
     (again field by field where a `newest` conflict needs the property history)."""
     ctx, mapping = phase.ctx, phase.mapping
-    authors = {side: _authors(ctx, side) for side in SIDES}
+    authors = {
+        side: _authors(ctx, side, _author_refs(phase, pulled, checked, side))
+        if any(checked.records.values())
+        else _Authors({}, {})
+        for side in SIDES
+    }
     notes: dict[Side, dict[str, NoteRecord]] = {"partner": {}, "vendor": {}}
     for side in SIDES:
         for note_id, side_record in checked.records[side].items():
@@ -118,10 +123,16 @@ class _Authors:
     by_ref: dict[str, tuple[str, str]]  # owner id or email -> (email, name)
 
 
-def _authors(ctx: RunContext, side: Side) -> _Authors:
+def _author_refs(phase: NotePhase, pulled: Pulled, checked: Checked, side: Side) -> list[str]:
+    """Who wrote a side's notes of this run (owner ids, or emails where the CRM names authors so)."""
+    prop = phase.mapping.owner(side)
+    return [pulled.records[side][n].properties.get(prop) or "" for n in checked.records[side]]
+
+
+def _authors(ctx: RunContext, side: Side, wanted: list[str]) -> _Authors:
     """A side's owners: who may author a note there, and how to name the author of one of its notes."""
     connector = ctx.connectors[side]
-    owners = [o for o in connector.owners() if not o.archived]
+    owners = ctx.owner_book.owners(side, wanted)
     # Where a note's author cannot be set, every author is named in an author line instead.
     by_email = (
         {o.email.lower(): o.id for o in owners} if connector.capabilities.note_authors else {}

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from connectors.base import Record
+from connectors.base import Record, counts_records
 from dealsync.merge_reads import Merging
 from dealsync.merges import Merge, side_id
 from dealsync.model import SIDES, Link, Side
+from dealsync.pipeline.census import Census
 from dealsync.pipeline.phase import Phase
 from dealsync.pipeline.tracking import ChangeTracker
 from dealsync.snapshots import Seen
@@ -32,6 +33,7 @@ class Pulled:
     counts: dict[str, int] = field(default_factory=dict)
     snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)  # complete scans
     merges: list[Merge] = field(default_factory=list)  # links that follow (or end with) a merge
+    census: dict[Side, Census] = field(default_factory=dict)  # the counted records of cursor sides
 
 
 @dataclass
@@ -134,6 +136,11 @@ def pull(phase: Phase) -> Pulled:
         counts,
         snapshots,
         reading.merging.merges,
+        {
+            side: census
+            for side, tracker in reading.trackers.items()
+            if (census := tracker.census) is not None
+        },
     )
 
 
@@ -143,11 +150,11 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
     ctx, merging = reading.phase.ctx, reading.merging
     gone: set[tuple[Side, str]] = set()
     reading.counterparts(gone)
-    # Deletions change no modification time: a cursor CRM is asked for archived records, and on a
-    # snapshot CRM a linked record missing from the complete scan is gone.
+    # Deletions change no modification time: on a snapshot CRM a linked record missing from the
+    # complete scan is gone; a cursor CRM is asked which linked records are archived.
     every = merging.unfollowed(ctx.ledger.active_links(ctx.pair, reading.phase.object_type))
     for side in SIDES:
-        ids = [side_id(link, side) for link in every]
+        ids = _to_check(reading, side, [side_id(link, side) for link in every])
         gone.update((side, i) for i in merging.deleted(side, ids, reading.trackers[side].scanned))
     merging.follow(reading.records, reading.links)
     for link in every:
@@ -155,6 +162,26 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
             reading.links.setdefault(link.id, link)  # type: ignore[arg-type]
     reading.counterparts(gone)
     return gone
+
+
+def _to_check(reading: _Reading, side: Side, linked: list[str]) -> list[str]:
+    """The linked ids whose deletion is checked: every one on a snapshot CRM (its scan decides), on
+    `--full`, or where the CRM cannot count; otherwise only those the side's count no longer finds
+    and those it never counted (see `census.py`)."""
+    tracker, phase = reading.trackers[side], reading.phase
+    census = tracker.census
+    counter = counts_records(phase.ctx.connectors[side])
+    if census is None or counter is None or phase.ctx.full_resync:
+        return linked
+    if not Census.countable(census.ids | set(linked)):
+        return linked
+    if not census.ready:
+        census.rebuild(counter, phase.object_type)  # once, for a ledger from before the census
+        return linked
+    if census.ids:
+        census.uncounted(counter, phase.object_type)  # nothing expected: nothing to count
+    pulled = reading.records[side]
+    return [i for i in linked if i not in census.ids and i not in pulled]
 
 
 def _unique(records: Iterable[Record]) -> list[Record]:

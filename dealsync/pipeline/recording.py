@@ -89,6 +89,8 @@ def record(
         if outcome is None or not outcome.ok or outcome.record is None:
             continue
         twin_id = outcome.record.id
+        if census := pulled.census.get(create.target):
+            census.saw(outcome.record)
         intents[create.key] = twin_id
         done.created[create.target] += 1
         done.changes += creating.rows(create, twin_id)
@@ -108,6 +110,9 @@ def record(
     failed_links = _updates(plan, pushed, done)
     link_states = _deletes(plan, pushed, done, delete_field)
     done.conflicts = conflict_rows(list(plan.conflicts), prefix=conflict_prefix)
+    for (target, record_id), outcome in pushed.deletes.items():
+        if (census := pulled.census.get(target)) and outcome.ok:
+            census.mark(record_id, False)
     refused = ctx.ledger.commit_run(
         ctx.run_id,
         ctx.pair,
@@ -124,6 +129,11 @@ def record(
             refused_creates(list(plan.creates), pushed.creates),
             relinks={m.link.id: (m.side, m.new_id) for m in pulled.merges if m.follows},  # type: ignore[misc]
             merged_away=[m.link.id for m in pulled.merges if not m.follows],  # type: ignore[misc]
+            census={
+                side: change
+                for side, census in pulled.census.items()
+                if (change := census.change()) is not None
+            },
         ),
     )
     _save_snapshots(ctx, object_type, pulled, plan, pushed)

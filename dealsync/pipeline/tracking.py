@@ -7,18 +7,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from connectors.base import Connector, Record
+from connectors.base import Connector, CountRule, Record, counts_records
+from dealsync.context import RunContext
+from dealsync.model import Side
+from dealsync.pipeline.census import Census
 from dealsync.snapshots import Seen, observe
 
 
 @dataclass
 class CursorTracker:
-    """Records modified since the stored cursor (all of them on a first or full run)."""
+    """Records modified since the stored cursor (all of them on a first or full run); the census of
+    counted records follows every record pulled."""
 
     connector: Connector
     object_type: str
     since: int | None
     properties: list[str]
+    census: Census | None = None
     cursor: int | None = None
     seen: int = 0
 
@@ -26,11 +31,18 @@ class CursorTracker:
         self.cursor = self.since
 
     def pages(self) -> Iterator[list[Record]]:
-        """Changed records, page by page; the cursor moves with them."""
+        """Changed records, page by page. The cursor moves with them, and with time: a pull that
+        started at S saw everything modified before S minus the lookback, so the next one starts
+        its lookback at S, not at the last change (a quiet CRM is not re-read forever)."""
+        started = int(time.time() * 1000)
         for page in self.connector.pull_changes(self.object_type, self.since, self.properties):
             self.seen += len(page.records)
             self.cursor = page.cursor
+            if self.census is not None:
+                for record in page.records:
+                    self.census.saw(record)
             yield list(page.records)
+        self.cursor = max(self.cursor or 0, started)
 
     def observe(self, record: Record, forced: bool = False) -> Record | None:
         """A record the CRM reported as changed is changed."""
@@ -91,6 +103,11 @@ class SnapshotTracker:
         return self.scan
 
     @property
+    def census(self) -> Census | None:
+        """A complete scan needs no count."""
+        return None
+
+    @property
     def snapshot(self) -> dict[str, Seen] | None:
         return self.hashes
 
@@ -100,3 +117,17 @@ class SnapshotTracker:
 
 
 ChangeTracker = CursorTracker | SnapshotTracker
+
+
+def cursor_tracker(
+    ctx: RunContext, side: Side, object_type: str, properties: list[str], rule: CountRule | None
+) -> CursorTracker:
+    """A side's changes since its stored cursor (everything on a first or `--full` run), with the
+    census its deletions are found by, where the CRM can count records by the rule."""
+    since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, object_type)
+    connector = ctx.connectors[side]
+    census = None
+    if rule is not None and counts_records(connector) is not None:
+        known = ctx.ledger.census(ctx.pair, side, object_type)
+        census = Census.start(rule, known, complete=since is None)
+    return CursorTracker(connector, object_type, since, properties, census)

@@ -16,6 +16,7 @@ from connectors.base import PropertySpec, WriteInput
 from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot import HubSpotConnector
 from sandbox.server import SandboxProcess
+from sandbox.traffic import Limits
 
 CASSETTES = Path(__file__).parent.parent / "cassettes"
 RECORD_HOST, RECORD_PORT = "127.0.0.2", 8799
@@ -40,7 +41,10 @@ def recorded_sandbox(request):
             base_url=f"http://{RECORD_HOST}:{RECORD_PORT}", token="replayed-token"
         )
         return
-    with SandboxProcess(host=RECORD_HOST, port=RECORD_PORT) as server:
+    # Instant search: the pull reads what the test just wrote (search lag is tested elsewhere).
+    with SandboxProcess(
+        host=RECORD_HOST, port=RECORD_PORT, limits=Limits(search_lag_ms=0)
+    ) as server:
         yield server
 
 

@@ -1,0 +1,76 @@
+"""The ledger's census of counted records (per pair, side, object) and its cache of owners."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from connectors.base import Owner
+from dealsync.ledger.models import CensusRow, Cursor, OwnerCacheRow
+from dealsync.ledger.store import LedgerBase
+
+
+class CensusMixin(LedgerBase):
+    """What a side's count should find, and the owners last read."""
+
+    def census(self, pair: str, side: str, object_type: str) -> set[str] | None:
+        """The ids the side's count rule matched when last known; None until a complete pull built it."""
+        with self.sessions() as s:
+            cursor = s.get(Cursor, (pair, side, object_type))
+            if cursor is None or not cursor.census_ready:
+                return None
+            rows = s.scalars(
+                sa.select(CensusRow.record_id).where(
+                    CensusRow.pair == pair,
+                    CensusRow.side == side,
+                    CensusRow.object_type == object_type,
+                )
+            )
+            return set(rows.all())
+
+    def owners_read(self, pair: str, side: str, newer_than_ms: int) -> list[Owner] | None:
+        """A side's owners as last read, when read after `newer_than_ms`."""
+        with self.sessions() as s:
+            row = s.get(OwnerCacheRow, (pair, side))
+            if row is None or row.read_at_ms <= newer_than_ms:
+                return None
+            return [Owner(**o) for o in row.owners]
+
+    def keep_owners(self, pair: str, side: str, owners: list[Owner], read_at_ms: int) -> None:
+        """Remember a side's owners as read now."""
+        with self.sessions.begin() as s:
+            row = s.get(OwnerCacheRow, (pair, side))
+            if row is None:
+                row = OwnerCacheRow(pair=pair, side=side)
+                s.add(row)
+            row.read_at_ms = read_at_ms
+            row.owners = [asdict(o) for o in owners]
+
+
+@dataclass(frozen=True)
+class CensusChange:
+    """A run's changes to a side's census; `rebuilt` replaces it whole (a complete pull saw every record)."""
+
+    added: frozenset[str]
+    removed: frozenset[str]
+    rebuilt: bool = False
+
+
+def save_census(s: Session, pair: str, side: str, object_type: str, change: CensusChange) -> None:
+    """Apply a run's census changes in the commit's transaction, and mark the census ready."""
+    where = (CensusRow.pair == pair, CensusRow.side == side, CensusRow.object_type == object_type)
+    if change.rebuilt:
+        s.execute(sa.delete(CensusRow).where(*where))
+    gone = sorted(change.removed)
+    for start in range(0, len(gone), 500):
+        chunk = gone[start : start + 500]
+        s.execute(sa.delete(CensusRow).where(*where, CensusRow.record_id.in_(chunk)))
+    s.add_all(
+        CensusRow(pair=pair, side=side, object_type=object_type, record_id=rid)
+        for rid in change.added
+    )
+    cursor = s.get(Cursor, (pair, side, object_type))
+    if cursor is not None and change.rebuilt:
+        cursor.census_ready = True
