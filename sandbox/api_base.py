@@ -33,6 +33,7 @@ class Sandbox:
     tokens: frozenset[str]
     traffic: Traffic
     signing_key: bytes
+    name: str = "portal"  # names the portal in its signed download URLs
 
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +28,91 @@ from sandbox.traffic import Fault, Limits, Traffic
 
 class Api(ObjectsApi, SearchApi, PropertiesApi, AssociationsApi, OwnersApi, FilesApi, AdminApi):
     """Every handler of one portal's API, by resource."""
+
+
+# HubSpot's routes the sandbox serves: (path, methods, handler of `Api`, route name).
+HUBSPOT_ROUTES: list[tuple[str, list[str], str, str | None]] = [
+    ("/crm/v3/objects/{object_type}", ["GET"], "list_objects", None),
+    ("/crm/v3/objects/{object_type}", ["POST"], "create_object", None),
+    ("/crm/v3/objects/{object_type}/search", ["POST"], "search", None),
+    ("/crm/v3/objects/{object_type}/merge", ["POST"], "merge_objects", None),
+    ("/crm/v3/objects/{object_type}/batch/read", ["POST"], "batch_read", None),
+    ("/crm/v3/objects/{object_type}/batch/create", ["POST"], "batch_create", None),
+    ("/crm/v3/objects/{object_type}/batch/update", ["POST"], "batch_update", None),
+    ("/crm/v3/objects/{object_type}/batch/upsert", ["POST"], "batch_upsert", None),
+    ("/crm/v3/objects/{object_type}/batch/archive", ["POST"], "batch_archive", None),
+    ("/crm/v3/objects/{object_type}/{object_id}", ["GET"], "get_object", None),
+    ("/crm/v3/objects/{object_type}/{object_id}", ["PATCH"], "update_object", None),
+    ("/crm/v3/objects/{object_type}/{object_id}", ["DELETE"], "archive_object", None),
+    ("/crm/v3/properties/{object_type}", ["GET"], "list_properties", None),
+    ("/crm/v3/properties/{object_type}", ["POST"], "create_property", None),
+    ("/crm/v3/properties/{object_type}/{name}", ["GET"], "get_property", None),
+    (
+        "/crm/v4/objects/{from_type}/{from_id}/associations/default/{to_type}/{to_id}",
+        ["PUT"],
+        "associate_default",
+        None,
+    ),
+    (
+        "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}/{to_id}",
+        ["PUT"],
+        "associate_labelled",
+        None,
+    ),
+    (
+        "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}/{to_id}",
+        ["DELETE"],
+        "remove_association",
+        None,
+    ),
+    (
+        "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}",
+        ["GET"],
+        "list_associations",
+        None,
+    ),
+    (
+        "/crm/v4/associations/{from_type}/{to_type}/batch/read",
+        ["POST"],
+        "batch_read_associations",
+        None,
+    ),
+    (
+        "/crm/v4/associations/{from_type}/{to_type}/batch/create",
+        ["POST"],
+        "batch_create_associations",
+        None,
+    ),
+    (
+        "/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
+        ["POST"],
+        "batch_associate_default",
+        None,
+    ),
+    (
+        "/crm/v4/associations/{from_type}/{to_type}/batch/archive",
+        ["POST"],
+        "batch_archive_associations",
+        None,
+    ),
+    ("/crm/v3/owners", ["GET"], "list_owners", None),
+    ("/crm/v3/owners/", ["GET"], "list_owners", None),
+    ("/crm/v3/owners/{owner_id}", ["GET"], "get_owner", None),
+    ("/files/v3/files", ["POST"], "upload_file", None),
+    ("/files/v3/files/{file_id}", ["GET"], "get_file", None),
+    ("/files/v3/files/{file_id}", ["DELETE"], "delete_file", None),
+    ("/files/v3/files/{file_id}/download", ["GET"], "download_file", "file_download"),
+    ("/files/v3/files/{file_id}/signed-url", ["GET"], "signed_url", None),
+]
+
+# The `/_sandbox` admin routes, per portal (the request's token says which).
+ADMIN_ROUTES: list[tuple[str, list[str], str]] = [
+    ("/_sandbox/owners", ["POST"], "admin_owner"),
+    ("/_sandbox/faults", ["GET", "POST", "DELETE"], "admin_faults"),
+    ("/_sandbox/requests", ["GET", "DELETE"], "admin_requests"),
+    ("/_sandbox/reset", ["POST"], "admin_reset"),
+    ("/_sandbox/seed", ["POST"], "admin_seed"),
+]
 
 
 def _rate_headers(sb: Sandbox, token: str) -> dict[str, str]:
@@ -72,28 +157,32 @@ def _unauthorized() -> JSONResponse:
     )
 
 
-def hubspot_endpoint(sb: Sandbox, template: str, handler: Handler) -> Handler:
-    """Wrap a handler with what HubSpot does around every call: auth, faults, limits, counting."""
+def hubspot_endpoint(portals: Mapping[str, Api], template: str, handler: str) -> Handler:
+    """Wrap a portal's handler with what HubSpot does around every call: the token picks the portal,
+    then faults, limits and counting, all per portal."""
     is_search = template.endswith("/search")
 
-    @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
+        token = _bearer(request)
+        api = portals.get(token or "")
+        if token is None or api is None:
+            return _unauthorized()
         route = f"{request.method} {template}"
         if "{object_type}" in template:
             route = route.replace("{object_type}", request.path_params["object_type"])
-        traffic = sb.traffic
+        traffic = api.sb.traffic
         traffic.by_route[route] += 1
-        response = await _guarded(sb, request, handler, is_search)
+        response = await _guarded(api.sb, token, request, getattr(api, handler), is_search)
         traffic.by_status[response.status_code] += 1
         return response
 
+    endpoint.__name__ = handler
     return endpoint
 
 
-async def _guarded(sb: Sandbox, request: Request, handler: Handler, is_search: bool) -> Response:
-    token = _bearer(request)
-    if token is None or token not in sb.tokens:
-        return _unauthorized()
+async def _guarded(
+    sb: Sandbox, token: str, request: Request, handler: Handler, is_search: bool
+) -> Response:
     traffic = sb.traffic
     budget = traffic.budget(token)
     fault = traffic.fault_for(request.method, request.url.path)
@@ -139,120 +228,65 @@ def _fault_response(sb: Sandbox, token: str, fault: Fault) -> Response:
     return respond(body, int(fault.status), headers)
 
 
+@dataclass(frozen=True)
+class Portal:
+    """One portal of a sandbox: its name, the tokens it answers to, where it keeps its data."""
+
+    name: str
+    tokens: frozenset[str]
+    db_path: str | None = None
+
+
 def build_app(
     tokens: Iterable[str],
     db_path: str | None = None,
     limits: Limits | None = None,
 ) -> Starlette:
-    """The sandbox ASGI app for the given tokens, database file (None = in memory) and limits."""
+    """The sandbox ASGI app of one portal, for the given tokens, database file (None = in memory)
+    and limits."""
     token_set = frozenset(tokens)
     if not token_set:
         raise ValueError("the sandbox needs at least one token")
-    sb = Sandbox(
-        store=Store(make_engine(db_path)),
-        tokens=token_set,
-        traffic=Traffic(limits=limits or Limits()),
-        signing_key=secrets.token_bytes(32),
-    )
-    api = Api(sb)
-    hubspot: list[tuple[str, list[str], Handler, str | None]] = [
-        ("/crm/v3/objects/{object_type}", ["GET"], api.list_objects, None),
-        ("/crm/v3/objects/{object_type}", ["POST"], api.create_object, None),
-        ("/crm/v3/objects/{object_type}/search", ["POST"], api.search, None),
-        ("/crm/v3/objects/{object_type}/merge", ["POST"], api.merge_objects, None),
-        ("/crm/v3/objects/{object_type}/batch/read", ["POST"], api.batch_read, None),
-        ("/crm/v3/objects/{object_type}/batch/create", ["POST"], api.batch_create, None),
-        ("/crm/v3/objects/{object_type}/batch/update", ["POST"], api.batch_update, None),
-        ("/crm/v3/objects/{object_type}/batch/upsert", ["POST"], api.batch_upsert, None),
-        ("/crm/v3/objects/{object_type}/batch/archive", ["POST"], api.batch_archive, None),
-        ("/crm/v3/objects/{object_type}/{object_id}", ["GET"], api.get_object, None),
-        ("/crm/v3/objects/{object_type}/{object_id}", ["PATCH"], api.update_object, None),
-        ("/crm/v3/objects/{object_type}/{object_id}", ["DELETE"], api.archive_object, None),
-        ("/crm/v3/properties/{object_type}", ["GET"], api.list_properties, None),
-        ("/crm/v3/properties/{object_type}", ["POST"], api.create_property, None),
-        ("/crm/v3/properties/{object_type}/{name}", ["GET"], api.get_property, None),
-        (
-            "/crm/v4/objects/{from_type}/{from_id}/associations/default/{to_type}/{to_id}",
-            ["PUT"],
-            api.associate_default,
-            None,
-        ),
-        (
-            "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}/{to_id}",
-            ["PUT"],
-            api.associate_labelled,
-            None,
-        ),
-        (
-            "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}/{to_id}",
-            ["DELETE"],
-            api.remove_association,
-            None,
-        ),
-        (
-            "/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}",
-            ["GET"],
-            api.list_associations,
-            None,
-        ),
-        (
-            "/crm/v4/associations/{from_type}/{to_type}/batch/read",
-            ["POST"],
-            api.batch_read_associations,
-            None,
-        ),
-        (
-            "/crm/v4/associations/{from_type}/{to_type}/batch/create",
-            ["POST"],
-            api.batch_create_associations,
-            None,
-        ),
-        (
-            "/crm/v4/associations/{from_type}/{to_type}/batch/associate/default",
-            ["POST"],
-            api.batch_associate_default,
-            None,
-        ),
-        (
-            "/crm/v4/associations/{from_type}/{to_type}/batch/archive",
-            ["POST"],
-            api.batch_archive_associations,
-            None,
-        ),
-        ("/crm/v3/owners", ["GET"], api.list_owners, None),
-        ("/crm/v3/owners/", ["GET"], api.list_owners, None),
-        ("/crm/v3/owners/{owner_id}", ["GET"], api.get_owner, None),
-        ("/files/v3/files", ["POST"], api.upload_file, None),
-        ("/files/v3/files/{file_id}", ["GET"], api.get_file, None),
-        ("/files/v3/files/{file_id}", ["DELETE"], api.delete_file, None),
-        ("/files/v3/files/{file_id}/download", ["GET"], api.download_file, "file_download"),
-        ("/files/v3/files/{file_id}/signed-url", ["GET"], api.signed_url, None),
-    ]
+    return build_portals_app([Portal("portal", token_set, db_path)], limits)
+
+
+def build_portals_app(portals: Sequence[Portal], limits: Limits | None = None) -> Starlette:
+    """The sandbox ASGI app of many portals in one process: each its own data, tokens and limits;
+    a request's bearer token says which portal it is for (as HubSpot's one API host does)."""
+    apis: dict[str, Api] = {}
+    by_token: dict[str, Api] = {}
+    for portal in portals:
+        sb = Sandbox(
+            store=Store(make_engine(portal.db_path)),
+            tokens=portal.tokens,
+            traffic=Traffic(limits=limits or Limits()),
+            signing_key=secrets.token_bytes(32),
+            name=portal.name,
+        )
+        apis[portal.name] = by_token_api = Api(sb)
+        for token in portal.tokens:
+            if token in by_token:
+                raise ValueError("each token belongs to one portal")
+            by_token[token] = by_token_api
     routes = [
-        Route(path, hubspot_endpoint(sb, path, handler), methods=methods, name=name)
-        for path, methods, handler, name in hubspot
-    ]
-    admin: list[tuple[str, list[str], Handler]] = [
-        ("/_sandbox/owners", ["POST"], api.admin_owner),
-        ("/_sandbox/faults", ["GET", "POST", "DELETE"], api.admin_faults),
-        ("/_sandbox/requests", ["GET", "DELETE"], api.admin_requests),
-        ("/_sandbox/reset", ["POST"], api.admin_reset),
-        ("/_sandbox/seed", ["POST"], api.admin_seed),
+        Route(path, hubspot_endpoint(by_token, path, handler), methods=methods, name=name)
+        for path, methods, handler, name in HUBSPOT_ROUTES
     ]
     routes += [
-        Route(path, _admin_endpoint(sb, handler), methods=methods)
-        for path, methods, handler in admin
+        Route(path, _admin_endpoint(by_token, handler), methods=methods)
+        for path, methods, handler in ADMIN_ROUTES
     ]
     routes.append(
         Route(
-            "/_sandbox/signed/{file_id}/{expires}/{signature}",
-            api.signed_download,
+            "/_sandbox/signed/{portal}/{file_id}/{expires}/{signature}",
+            _signed_endpoint(apis),
             name="signed_download",
         )
     )
     routes.append(Route("/_sandbox/health", _health, methods=["GET"]))
     app = Starlette(routes=routes)
-    app.state.sandbox = sb
+    app.state.portals = {name: api.sb for name, api in apis.items()}
+    app.state.sandbox = next(iter(apis.values())).sb
     return app
 
 
@@ -260,15 +294,30 @@ async def _health(_request: Request) -> Response:
     return respond({"status": "ok", "time": time.time()})
 
 
-def _admin_endpoint(sb: Sandbox, handler: Handler) -> Handler:
-    @functools.wraps(handler)
+def _admin_endpoint(portals: Mapping[str, Api], handler: str) -> Handler:
+    """An admin endpoint of the portal whose token the request carries."""
+
     async def endpoint(request: Request) -> Response:
-        token = _bearer(request)
-        if token is None or token not in sb.tokens:
+        api = portals.get(_bearer(request) or "")
+        if api is None:
             return _unauthorized()
         try:
-            return await handler(request)
+            response: Response = await getattr(api, handler)(request)
         except ApiError as exc:
             return respond(exc.body(), exc.status)
+        return response
+
+    endpoint.__name__ = handler
+    return endpoint
+
+
+def _signed_endpoint(portals: Mapping[str, Api]) -> Handler:
+    """A signed file download (no token: the signature is the credential), for its portal."""
+
+    async def endpoint(request: Request) -> Response:
+        api = portals.get(request.path_params["portal"])
+        if api is None:
+            return respond({"status": "error", "message": "File not found."}, 404)
+        return await api.signed_download(request)
 
     return endpoint

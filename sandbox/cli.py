@@ -44,11 +44,49 @@ def sandbox_serve(
         int, typer.Option(help="Records written more recently are not yet found by search.")
     ] = 500,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+    portals: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Serve this many portals from this one process, each with its own token, data "
+            "and rate limits (a request's token picks its portal).",
+        ),
+    ] = 1,
+    portals_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --portals: write the URL and each portal's name and token here (JSON)."
+        ),
+    ] = None,
 ) -> None:
     """Serve a stateful HubSpot-compatible CRM API on HOST:PORT."""
-    from sandbox.server import serve
+    from sandbox.server import portal_list, serve, write_portals_file
     from sandbox.traffic import Limits
 
+    limits = Limits(
+        per_interval=rate_limit, search_per_second=search_rate_limit, search_lag_ms=search_lag_ms
+    )
+    if portals > 1:
+        if token or seed:
+            err_console.print(
+                "[red]--portals gives each portal a token of its own and no seed:[/red] "
+                "leave out --token and --seed (the tokens are printed, or written to --portals-file)."
+            )
+            raise typer.Exit(2)
+        made = portal_list(portals, db, portals_file)
+        base_url = f"http://{host}:{port}"
+        if portals_file is not None:
+            write_portals_file(portals_file, base_url, made)
+        if not quiet:
+            if portals_file is None:
+                for portal in made:
+                    err_console.print(f"{portal.name}  {next(iter(portal.tokens))}")
+            where = f"tokens in {portals_file}" if portals_file else "tokens above"
+            err_console.print(
+                f"{portals} sandbox portals on {base_url} ({where}); Ctrl-C stops them"
+            )
+        serve(host, port, [], None, limits, None, portals=made)
+        return
     tokens = list(token or [])
     if not tokens:
         env_token = os.environ.get("DEALSYNC_SANDBOX_TOKEN")
@@ -64,9 +102,6 @@ def sandbox_serve(
             f"[red]Unknown seed {seed!r}.[/red] The only data set is 'demo': use --seed demo."
         )
         raise typer.Exit(2)
-    limits = Limits(
-        per_interval=rate_limit, search_per_second=search_rate_limit, search_lag_ms=search_lag_ms
-    )
     if not quiet:
         where = f"file {db}" if db else "in memory"
         err_console.print(f"Sandbox CRM on http://{host}:{port} ({where}); Ctrl-C stops it")

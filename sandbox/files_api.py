@@ -94,6 +94,7 @@ class FilesApi(ApiBase):
         expires = now_ms() + 10 * 60 * 1000
         url = request.url_for(
             "signed_download",
+            portal=self.sb.name,
             file_id=file_id,
             expires=str(expires),
             signature=self._signature(file_id, expires),
