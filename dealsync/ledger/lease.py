@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from dealsync.ledger.models import Lease, utcnow
 from dealsync.ledger.repo import Ledger
 
+log = logging.getLogger(__name__)
 TTL_S = 60.0
 HEARTBEAT_S = 15.0
 
@@ -133,13 +135,19 @@ class PairLease:
         self._thread.start()
 
     def _renew(self) -> None:
+        """Renew the heartbeat until released. A beat the database cannot take now (SQLite is busy
+        with this run's own long commit, PostgreSQL restarting) is tried again at the next one: the
+        thread must outlive it, or the lease would expire under a live run."""
         while not self._stop.wait(self.heartbeat_s):
-            with self.ledger.sessions.begin() as s:
-                s.execute(
-                    sa.update(Lease)
-                    .where(Lease.pair == self.pair, Lease.holder == self.holder)
-                    .values(heartbeat_at=utcnow())
-                )
+            try:
+                with self.ledger.sessions.begin() as s:
+                    s.execute(
+                        sa.update(Lease)
+                        .where(Lease.pair == self.pair, Lease.holder == self.holder)
+                        .values(heartbeat_at=utcnow())
+                    )
+            except sa.exc.DBAPIError as exc:
+                log.warning("lease heartbeat of %s missed, retrying: %s", self.pair, exc.orig)
 
     def release(self) -> None:
         """Give the lease back."""

@@ -72,3 +72,33 @@ def test_a_holder_on_another_host_keeps_the_lease_until_its_ttl(pair):
     with ledger.sessions.begin() as s:
         s.add(Lease(pair="acme", holder="elsewhere:4026531836:1:1:abcd1234"))
     assert "already being synced" in pair.cli("run", ok=False).output
+
+
+def test_a_heartbeat_the_database_cannot_take_is_tried_again_not_given_up(tmp_path, caplog):
+    """SQLite answers "database is locked" while another connection writes for longer than its busy
+    timeout (a large run's commit does): the lease must keep beating once the database is free."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    ledger = Ledger(url)
+    ledger.migrate()
+    lease = PairLease(ledger, "acme", heartbeat_s=0.05)
+    lease.acquire()
+    beating = lease._thread
+    assert beating is not None
+    blocker = sa.create_engine(url).connect()
+    blocker.exec_driver_sql("BEGIN EXCLUSIVE")
+    with caplog.at_level("WARNING", logger="dealsync.ledger.lease"):
+        while beating.is_alive() and not any(
+            "heartbeat of acme missed" in r.getMessage() for r in caplog.records
+        ):
+            lease._stop.wait(0.05)
+    blocker.exec_driver_sql("ROLLBACK")
+    blocker.close()
+    with ledger.sessions() as s:
+        before = s.scalar(sa.select(Lease.heartbeat_at))
+    while beating.is_alive():  # until a later beat lands (a dead thread never beats again)
+        with ledger.sessions() as s:
+            if s.scalar(sa.select(Lease.heartbeat_at)) > before:
+                break
+        lease._stop.wait(0.05)
+    assert beating.is_alive()
+    lease.release()
