@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from connectors.base import Record
 from dealsync.merges import Merge, follow_merges, side_id
-from dealsync.model import SIDES, Link, Side
+from dealsync.model import SIDES, Link, LinkedIds, Side
 
 if TYPE_CHECKING:
     from dealsync.context import RunContext
@@ -83,7 +83,7 @@ class Merging:
         merged = {old for old, r in self.read(side, list(archived)).items() if r.id != old}
         return set(archived) - merged
 
-    def unfollowed(self, links: Iterable[Link]) -> list[Link]:
+    def unfollowed(self, links: Iterable[LinkedIds]) -> list[LinkedIds]:
         """The links no merge has moved or ended in this run."""
         moved = {m.link.id for m in self.merges}
         return [link for link in links if link.id not in moved]

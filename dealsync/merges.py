@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from dealsync.model import Link, Side, other
+from dealsync.model import Link, LinkedIds, Side, other
 
 
-def side_id(link: Link, side: Side) -> str:
+def side_id(link: Link | LinkedIds, side: Side) -> str:
     """A link's record on one side."""
     return link.partner_id if side == "partner" else link.vendor_id
 

@@ -212,6 +212,14 @@ class Link:
     state: Literal["active", "archived", "unlinked"] = "active"
 
 
+class LinkedIds(NamedTuple):
+    """A link's id and its two records' ids: what checks over every link need, without the base."""
+
+    id: int
+    partner_id: str
+    vendor_id: str
+
+
 @dataclass(frozen=True)
 class Create:
     """Create the twin of a source record on `target`, idempotently by `key`."""

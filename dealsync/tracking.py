@@ -32,11 +32,7 @@ def tracking_properties(count_property: str) -> list[PropertySpec]:
 
 def active_registrations(ledger: Ledger, pair: str) -> int:
     """Shared deals of a pair that are neither archived nor closed on the vendor side."""
-    return sum(
-        1
-        for link in ledger.active_links(pair)
-        if link.base.get("vendor_stage") not in CLOSED_STAGES
-    )
+    return ledger.count_active_excluding(pair, "vendor_stage", CLOSED_STAGES)
 
 
 def report_registrations(ctx: RunContext) -> int | None:

@@ -14,7 +14,7 @@ from dealsync.ledger.models import (
     PairState,
 )
 from dealsync.ledger.store import LedgerBase, to_link
-from dealsync.model import Link, Side
+from dealsync.model import Link, LinkedIds, Side
 
 # Which creates make records of an object type (a vendor file note is a note made by the files phase).
 MADE_AS = {"deals": ("deals",), "notes": ("notes", "files")}
@@ -54,6 +54,46 @@ class LinksMixin(LedgerBase):
                 )
             )
             return [to_link(r) for r in rows]
+
+    def linked_ids(self, pair: str, object_type: str = "deals") -> list[LinkedIds]:
+        """The ids of every active link of a pair and its two records (no bases: cheap at any size)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                sa.select(LinkRow.id, LinkRow.partner_id, LinkRow.vendor_id).where(
+                    LinkRow.pair == pair,
+                    LinkRow.object_type == object_type,
+                    LinkRow.state == "active",
+                )
+            )
+            return [LinkedIds(i, p, v) for i, p, v in rows.all()]
+
+    def links_by_id(self, link_ids: Iterable[int]) -> list[Link]:
+        """Links by their ids."""
+        ids = list(set(link_ids))
+        found: list[Link] = []
+        with self.sessions() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.scalars(sa.select(LinkRow).where(LinkRow.id.in_(ids[start : start + 500])))
+                found += [to_link(r) for r in rows]
+        return found
+
+    def count_active_excluding(
+        self, pair: str, field: str, values: Iterable[str], object_type: str = "deals"
+    ) -> int:
+        """Active links whose base value of `field` is none of `values` (counted by the database)."""
+        value = LinkRow.base[field].as_string()
+        with self.sessions() as s:
+            found = s.scalar(
+                sa.select(sa.func.count())
+                .select_from(LinkRow)
+                .where(
+                    LinkRow.pair == pair,
+                    LinkRow.object_type == object_type,
+                    LinkRow.state == "active",
+                    sa.or_(value.is_(None), value.not_in(list(values))),
+                )
+            )
+            return int(found or 0)
 
     def count_links(self, pair: str, state: str = "active", object_type: str = "deals") -> int:
         """How many links of a pair are in a state."""

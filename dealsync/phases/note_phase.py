@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from connectors.base import CountRule, PropertyMatch, Record, notes_in_deals
 from dealsync.context import RunContext
@@ -25,24 +26,20 @@ class NotePhase:
     welcome: Sequence[Welcome] = ()
     object_type: str = NOTES
     noun: str = "note"
-    _twins: dict[Side, dict[str, str]] = field(default_factory=dict)
     _scanned_parents: dict[Side, dict[str, tuple[str, ...]]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        links = self.ctx.ledger.active_links(self.ctx.pair)
-        self._twins = {
-            "partner": {lk.partner_id: lk.vendor_id for lk in links},
-            "vendor": {lk.vendor_id: lk.partner_id for lk in links},
-        }
 
     @property
     def mapping(self) -> NotesMapping:
         return self.ctx.notes
 
-    @property
+    @cached_property
     def deal_twins(self) -> dict[Side, dict[str, str]]:
-        """Each shared deal's twin, by side (the deals notes may live on)."""
-        return self._twins
+        """Each shared deal's twin, by side (the deals notes may live on), read when first needed."""
+        links = self.ctx.ledger.linked_ids(self.ctx.pair)
+        return {
+            "partner": {lk.partner_id: lk.vendor_id for lk in links},
+            "vendor": {lk.vendor_id: lk.partner_id for lk in links},
+        }
 
     def properties(self, side: Side) -> list[str]:
         return self.mapping.properties(side)
@@ -63,7 +60,7 @@ class NotePhase:
 
     def _scan(self, side: Side) -> Iterator[list[Record]]:
         """A CRM with no change feed: every note on the pair's shared deals, read deal by deal."""
-        by_deal = notes_in_deals(self.ctx.connectors[side]).deal_notes(list(self._twins[side]))
+        by_deal = notes_in_deals(self.ctx.connectors[side]).deal_notes(list(self.deal_twins[side]))
         parents: dict[str, tuple[str, ...]] = {}
         notes: dict[str, Record] = {}
         for deal, records in by_deal.items():
@@ -100,7 +97,7 @@ class NotePhase:
             return False
         key_prop = mapping.key(side)
         key = (record.properties.get(key_prop) or "").strip() if key_prop else ""
-        on_shared_deal = any(d in self._twins[side] for d in parents)
+        on_shared_deal = any(d in self.deal_twins[side] for d in parents)
         if key:
             return on_shared_deal or parse_key(self.ctx.pair, key) is not None
         if not on_shared_deal:

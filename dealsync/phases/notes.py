@@ -93,7 +93,10 @@ def plan(phase: NotePhase, pulled: Pulled, checked: Checked, files: NoteFiles) -
         mapping=mapping,
         links=tuple(pulled.links),
         notes=notes,
-        deal_twins=phase.deal_twins,
+        # A run with no notes to plan needs no deal twins (read lazily: a quiet run never reads them).
+        deal_twins=phase.deal_twins
+        if any(notes.values()) or pulled.links or pulled.gone
+        else {"partner": {}, "vendor": {}},
         owners={side: authors[side].by_email for side in SIDES},
         gone=frozenset(pulled.gone),
         welcome=tuple(phase.welcome),

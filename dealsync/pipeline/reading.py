@@ -152,14 +152,18 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
     reading.counterparts(gone)
     # Deletions change no modification time: on a snapshot CRM a linked record missing from the
     # complete scan is gone; a cursor CRM is asked which linked records are archived.
-    every = merging.unfollowed(ctx.ledger.active_links(ctx.pair, reading.phase.object_type))
+    every = merging.unfollowed(ctx.ledger.linked_ids(ctx.pair, reading.phase.object_type))
     for side in SIDES:
         ids = _to_check(reading, side, [side_id(link, side) for link in every])
         gone.update((side, i) for i in merging.deleted(side, ids, reading.trackers[side].scanned))
     merging.follow(reading.records, reading.links)
-    for link in every:
-        if any((side, side_id(link, side)) in gone for side in SIDES):
-            reading.links.setdefault(link.id, link)  # type: ignore[arg-type]
+    ended = [
+        link.id
+        for link in every
+        if link.id not in reading.links and any((s, side_id(link, s)) in gone for s in SIDES)
+    ]
+    for link in ctx.ledger.links_by_id(ended):
+        reading.links.setdefault(link.id, link)  # type: ignore[arg-type]
     reading.counterparts(gone)
     return gone
 
