@@ -22,7 +22,7 @@ from connectors.errors import (
     RetriesExhausted,
     rule_for,
 )
-from connectors.ratelimit import PortalLimiters, limiters_for
+from connectors.ratelimit import PortalLimiters, limiters_for, portal_key, shared_budget
 
 log = logging.getLogger("dealsync.http")
 
@@ -74,6 +74,7 @@ class HttpClient:
         self.connection = connection
         self.error_table = dict(error_table)
         self.limiters = limiters or limiters_for(base_url, token, rate_share)
+        self.portal = portal_key(base_url, token)
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.max_backoff_s = max_backoff_s
@@ -105,6 +106,8 @@ class HttpClient:
         where = f"{method} {path.split('?')[0]}"
         for attempt in range(1, self.max_attempts + 1):
             (self.limiters.search if search else self.limiters.general).acquire()
+            if (shared := shared_budget(self.portal)) is not None:
+                shared.take(search)
             self.calls += 1
             if body is not None:
                 kwargs["data"], kwargs["headers"] = body()

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 
 class RollingLimiter:
@@ -99,3 +100,31 @@ def limiters_for(base_url: str, token: str, share: float = 1.0) -> PortalLimiter
         if key not in _registry or _registry[key].share != share:
             _registry[key] = PortalLimiters(share=share)
         return _registry[key]
+
+
+class SharedBudget(Protocol):
+    """A portal's budget shared with other processes (every worker on every machine): a permit per
+    call, on top of the process's own limiters."""
+
+    def take(self, search: bool) -> None:
+        """Block until the shared budget admits one more call (a search, or any other call)."""
+        ...
+
+
+_shared: dict[str, SharedBudget] = {}
+
+
+def share_budget(base_url: str, token: str, budget: SharedBudget | None) -> None:
+    """Make every call this process makes to the portal also take a permit from `budget` (None:
+    stop), e.g. a Prefect rate limit that all workers use."""
+    key = portal_key(base_url, token)
+    with _registry_lock:
+        if budget is None:
+            _shared.pop(key, None)
+        else:
+            _shared[key] = budget
+
+
+def shared_budget(key: str) -> SharedBudget | None:
+    """The shared budget of the portal with this key, if one was set."""
+    return _shared.get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -14,13 +15,14 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
-from dealsync.config import load_config
+from dealsync.config import Config, load_config
 from dealsync.context import open_context
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.phases import deal_files, deals, notes
 from dealsync.run import run_pair
 from flows.artifacts import publish_report
+from flows.rate_budget import shared_budget
 
 SyncObject = Literal["deals", "notes", "files"]
 ALL_OBJECTS: list[SyncObject] = ["deals", "notes", "files"]
@@ -68,6 +70,13 @@ def ensure_pair_limit(partner_id: str) -> None:
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
+def _vendor_budget(config: Config) -> AbstractContextManager[object]:
+    """The vendor portal's budget, shared with every run on every worker (a Prefect rate limit)."""
+    if config.vendor_crm.kind != "hubspot":
+        return nullcontext()
+    return shared_budget(config.vendor_crm)
 
 
 def _progress_reporter(partner_id: str):
@@ -131,7 +140,8 @@ def sync_partner(
                 progress=None if dry_run else _progress_reporter(partner_id),
                 objects=frozenset(objects),
             )
-            report = run_pair(ctx, call=_as_task)
+            with _vendor_budget(config):
+                report = run_pair(ctx, call=_as_task)
     except PairBusy as exc:
         logger.warning(str(exc))
         return Cancelled(message=str(exc))

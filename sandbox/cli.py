@@ -36,7 +36,10 @@ def sandbox_serve(
     seed: Annotated[
         str | None, typer.Option(help="Seed an empty portal with a data set: 'demo'.")
     ] = None,
-    rate_limit: Annotated[int, typer.Option(help="Requests per token per 10 s.")] = 190,
+    rate_limit: Annotated[int, typer.Option(help="Requests per token per interval.")] = 190,
+    rate_interval_ms: Annotated[
+        int, typer.Option(help="The rolling interval of --rate-limit, in milliseconds.")
+    ] = 10_000,
     search_rate_limit: Annotated[
         int, typer.Option(help="Search requests per token per second.")
     ] = 5,
@@ -64,7 +67,10 @@ def sandbox_serve(
     from sandbox.traffic import Limits
 
     limits = Limits(
-        per_interval=rate_limit, search_per_second=search_rate_limit, search_lag_ms=search_lag_ms
+        per_interval=rate_limit,
+        interval_ms=rate_interval_ms,
+        search_per_second=search_rate_limit,
+        search_lag_ms=search_lag_ms,
     )
     if portals > 1:
         if token or seed:

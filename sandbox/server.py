@@ -117,6 +117,8 @@ class SandboxProcess:
             ),
             "--rate-limit",
             str(self.limits.per_interval),
+            "--rate-interval-ms",
+            str(self.limits.interval_ms),
             "--search-rate-limit",
             str(self.limits.search_per_second),
             "--search-lag-ms",
