@@ -23,7 +23,7 @@ class PreparedObject:
 
 def prepare_portals(config: Config) -> list[PreparedObject]:
     """Create the missing custom properties on the vendor portal and every partner portal."""
-    done: set[tuple[str, str, str]] = set()
+    done: set[tuple[str, str, Side, str, str]] = set()
     results = []
     for partner in config.partners:
         mappings: list[tuple[str, MappingBase]] = [("deals", load_mapping(partner.mapping_path))]
@@ -35,7 +35,9 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
         )
         for portal, side, crm in portals:
             for object_type, mapping in mappings:
-                key = (crm.base_url, object_type, mapping.path)
+                # Portals are told apart by URL *and* token: every HubSpot portal answers on the
+                # same api.hubapi.com.
+                key = (crm.base_url, crm.token_ref, side, object_type, str(mapping.path))
                 if key in done:
                     continue
                 done.add(key)
