@@ -9,7 +9,7 @@ PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/
 	$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 BOTTLECRM := .bottlecrm
 
-.PHONY: demo demo-bottlecrm test serve lint format bench bench-run-cost bench-bottlecrm lock clean bottlecrm
+.PHONY: demo demo-bottlecrm test serve lint format bench bench-run-cost bench-engine bench-many-partners bench-bottlecrm lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,10 +49,20 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pull_changes.py
 	$(BIN)/python bench/run_cost.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/many_partners.py
 
 # One partner's runs (first sync, quiet, 1% edits, 1% archived) at 1,000 / 10,000 / 100,000 shared deals.
 bench-run-cost: $(STAMP)
 	$(BIN)/python bench/run_cost.py
+
+# Validate, map and plan alone at 100,000 and 1,000,000 links, 1% changed.
+bench-engine: $(STAMP)
+	$(BIN)/python bench/engine.py
+
+# 50 partner portals x 2,000 shared deals, one vendor portal, 4 Prefect workers, a PostgreSQL ledger.
+bench-many-partners: $(STAMP)
+	$(BIN)/python bench/many_partners.py
 
 # What a run costs for a BottleCRM partner (no change feed) against a naive full detail scan.
 bench-bottlecrm: $(STAMP) $(BOTTLECRM)/template.db

@@ -1,0 +1,268 @@
+"""Benchmark: many partners sharing one vendor portal, synced by several Prefect workers.
+
+One sandbox process serves the vendor portal and every partner portal (HubSpot's default limits each:
+190 calls / 10 s, 5 searches / s); the ledger is PostgreSQL; a real Prefect server runs the
+deployments of prefect.yaml and several process workers pick up the runs `sync-all-partners` fans
+out. Prints, for the first sync of every partner, a quiet cycle and a cycle after 1% edits on both
+sides: wall time, the vendor portal's request rate against its ceiling while there was work, its 429
+answers, and a check that nothing was lost or duplicated (every partner deal has exactly one vendor
+twin and one link; every edit arrived).
+
+    .venv/bin/python bench/many_partners.py [--partners 50] [--deals 2000] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from dealsync.cli.serve import PrefectStack
+from dealsync.config import load_config
+from dealsync.ledger import Ledger
+from dealsync.setup import prepare_portals
+from sandbox.server import SandboxProcess, free_port
+
+POSTGRES_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
+CEILING_PER_S = 19.0  # 190 calls per 10 s
+
+
+def _api(server: SandboxProcess, token: str, method: str, path: str, **kwargs) -> requests.Response:
+    """A user's call; the bench's own calls wait out the portal's limit like any client."""
+    while True:
+        response = requests.request(
+            method,
+            f"{server.base_url}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+            **kwargs,
+        )
+        if response.status_code != 429:
+            response.raise_for_status()
+            return response
+        time.sleep(1.0)
+
+
+def _count(server: SandboxProcess, token: str, prop: str, value: str) -> int:
+    body = {
+        "filterGroups": [{"filters": [{"propertyName": prop, "operator": "EQ", "value": value}]}],
+        "limit": 1,
+    }
+    return int(
+        _api(server, token, "POST", "/crm/v3/objects/deals/search", json=body).json()["total"]
+    )
+
+
+def _config(folder: Path, server: SandboxProcess, ledger_url: str, partners: int) -> Path:
+    os.environ["BENCH_VENDOR_TOKEN"] = server.tokens[0]
+    crm = f'kind: hubspot, base_url: "{server.base_url}", lookback_seconds: 5'
+    lines = [
+        f"ledger: {ledger_url}",
+        "vendor:",
+        f'  crm: {{{crm}, token: "env:BENCH_VENDOR_TOKEN"}}',
+        "  owner_assignment: {strategy: round_robin, pool: [rep1@vendor.test, rep2@vendor.test]}",
+        "partners:",
+    ]
+    for n in range(1, partners + 1):
+        os.environ[f"BENCH_P{n:02d}_TOKEN"] = server.tokens[n]
+        lines.append(f'  - {{id: p{n:02d}, crm: {{{crm}, token: "env:BENCH_P{n:02d}_TOKEN"}}}}')
+    path = folder / "dealsync.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
+    """One sync-all-partners run and every sync-partner run it starts, timed to the last one's end."""
+    vendor = server.tokens[0]
+    server.admin("DELETE", "requests", token=vendor)
+    started = time.time()
+    fan_out = run_deployment("sync-all-partners/sync-all-partners", timeout=600, poll_interval=1)
+    with get_client(sync_client=True) as client:
+        tasks = {
+            t.id
+            for t in client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fan_out.id]))
+            )
+        }
+        while True:
+            runs = [r for r in client.read_flow_runs(limit=200) if r.parent_task_run_id in tasks]
+            if len(runs) == partners and all(r.state and r.state.is_final() for r in runs):
+                break
+            time.sleep(1)
+    ended = max(r.end_time.timestamp() for r in runs if r.end_time)
+    states = Counter(r.state.name for r in runs if r.state)
+    wall = ended - started
+    counts = server.admin("GET", "requests", token=vendor).json()
+    rate = counts["total"] / wall
+    print(
+        f"  {name:<26} {wall:>7.1f} s wall; vendor portal {counts['total']:>6} calls, "
+        f"{rate:5.1f}/s = {rate / CEILING_PER_S:.0%} of its ceiling, {counts['rate_limited']} answers 429; "
+        f"runs {dict(states)}"
+    )
+
+
+def _check(server: SandboxProcess, ledger_url: str, partners: int, deals: int) -> None:
+    """Every partner deal has exactly one vendor twin and one link; no key twice."""
+    vendor = server.tokens[0]
+    keys: Counter[str] = Counter()
+    after = None
+    while True:
+        params = {"limit": 100, "properties": "dealsync_key"}
+        if after:
+            params["after"] = after
+        page = _api(server, vendor, "GET", "/crm/v3/objects/deals", params=params).json()
+        keys.update(r["properties"].get("dealsync_key") or "" for r in page["results"])
+        after = (page.get("paging") or {}).get("next", {}).get("after")
+        if not after:
+            break
+    engine = sa.create_engine(ledger_url)
+    with engine.connect() as conn:
+        links = conn.execute(
+            sa.text("SELECT count(*) FROM links WHERE state = 'active' AND object_type = 'deals'")
+        ).scalar_one()
+    engine.dispose()
+    twice = sum(1 for n in keys.values() if n > 1)
+    expected = partners * deals
+    print(
+        f"  check: {sum(keys.values()):,} vendor twins (expected {expected:,}), {twice} keys twice, "
+        f"{links:,} links; {'nothing lost or duplicated' if links == expected == sum(keys.values()) and not twice else 'MISMATCH'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partners", type=int, default=50)
+    parser.add_argument("--deals", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+
+    database = f"dealsync_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {database}"))
+    ledger_url = f"postgresql+psycopg://root@127.0.0.1:5432/{database}"
+    try:
+        with (
+            SandboxProcess(portals=args.partners + 1) as server,
+            tempfile.TemporaryDirectory() as folder,
+        ):
+            config_file = _config(Path(folder), server, ledger_url, args.partners)
+            config = load_config(config_file)
+            Ledger.open(ledger_url)
+            prepare_portals(config)
+            vendor = server.tokens[0]
+            for email in ("rep1@vendor.test", "rep2@vendor.test"):
+                server.admin("POST", "owners", token=vendor, json={"email": email})
+            day_ago = int(time.time() * 1000) - 86_400_000
+            for token in server.tokens[1:]:
+                server.admin(
+                    "POST",
+                    "seed",
+                    token=token,
+                    json={
+                        "objectType": "deals",
+                        "count": args.deals,
+                        "properties": {"dealname": "Shared {i}", "dealsync_shared": "true"},
+                        "timestamp": day_ago,
+                        "timestampStep": 1,
+                    },
+                )
+            print(
+                f"{args.partners} partner portals x {args.deals:,} shared deals, one vendor portal, "
+                f"{args.workers} Prefect workers, PostgreSQL ledger"
+            )
+            env = {"DEALSYNC_CONFIG": str(config_file)} | {
+                k: v for k, v in os.environ.items() if k.startswith("BENCH_")
+            }
+            with PrefectStack(
+                home=Path(folder) / "prefect",
+                port=free_port(),
+                worker_env=env,
+                ui=False,
+                poll_seconds=1,
+            ) as stack:
+                stack.start_server()
+                stack.deploy()
+                for _ in range(args.workers):
+                    stack.start_worker()
+                with (
+                    temporary_settings(updates={PREFECT_API_URL: stack.api_url}),
+                    get_client(sync_client=True) as client,
+                ):
+                    for deployment in client.read_deployments():
+                        for schedule in deployment.schedules:
+                            client.update_deployment_schedule(
+                                deployment.id, schedule.id, active=False
+                            )
+                    _cycle("first sync of all", server, args.partners)
+                    _check(server, ledger_url, args.partners, args.deals)
+                    time.sleep(6)  # a lookback after the last change: what a quiet cycle is
+                    _cycle("quiet cycle", server, args.partners)
+                    edits = _edit_everywhere(server, ledger_url)
+                    _cycle("cycle after 1% edits", server, args.partners)
+                    _check(server, ledger_url, args.partners, args.deals)
+                    time.sleep(1)  # search shows the last writes after 0.5 s
+                    arrived = _count(server, vendor, "dealsync_pain", "edited") + sum(
+                        _count(server, token, "closedate", "2027-03-01")
+                        for token in server.tokens[1:]
+                    )
+                    print(f"  edits that reached the other side: {arrived} of {edits}")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        admin.dispose()
+
+
+def _edit_everywhere(server: SandboxProcess, ledger_url: str) -> int:
+    """1% of each partner's links edited: half on the partner side, half on the vendor side."""
+    engine = sa.create_engine(ledger_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT pair, partner_id, vendor_id FROM links "
+                "WHERE state = 'active' AND object_type = 'deals' ORDER BY id"
+            )
+        ).all()
+    engine.dispose()
+    by_pair: dict[str, list[tuple[str, str]]] = {}
+    for pair, partner_id, vendor_id in rows:
+        by_pair.setdefault(pair, []).append((partner_id, vendor_id))
+    vendor = server.tokens[0]
+    edits = 0
+    for pair, links in by_pair.items():
+        token = server.tokens[int(pair[1:])]
+        for n, (partner_id, vendor_id) in enumerate(links[::100]):
+            if n % 2:
+                _api(
+                    server,
+                    vendor,
+                    "PATCH",
+                    f"/crm/v3/objects/deals/{vendor_id}",
+                    json={"properties": {"closedate": "2027-03-01"}},
+                )
+            else:
+                _api(
+                    server,
+                    token,
+                    "PATCH",
+                    f"/crm/v3/objects/deals/{partner_id}",
+                    json={"properties": {"dealsync_pain": "edited"}},
+                )
+            edits += 1
+    time.sleep(1)  # the sandbox's search shows a write after 0.5 s
+    return edits
+
+
+if __name__ == "__main__":
+    main()
