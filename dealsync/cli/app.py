@@ -267,19 +267,27 @@ def serve(
             help="Where the Prefect server and the sandboxes keep their files (default: ./.dealsync)."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Process workers on the work pool: runs of different partners overlap across "
+            "them (never two of one partner), sharing the vendor portal's budget.",
+        ),
+    ] = 1,
 ) -> None:
-    """Start a local Prefect server, create the work pool, deploy prefect.yaml and start a worker;
+    """Start a local Prefect server, create the work pool, deploy prefect.yaml and start the workers;
     Ctrl-C or SIGTERM stops all of them."""
     from dealsync.cli.serve import PROJECT_DIR, stop_on_signals
 
     with stop_on_signals():
         try:
-            _serve(config, port, sandboxes, state_dir or PROJECT_DIR / ".dealsync")
+            _serve(config, port, sandboxes, state_dir or PROJECT_DIR / ".dealsync", workers)
         except KeyboardInterrupt:
             console.print("Stopped the worker, the server and the sandboxes.")
 
 
-def _serve(config: Path | None, port: int, sandboxes: bool, state: Path) -> None:
+def _serve(config: Path | None, port: int, sandboxes: bool, state: Path, workers: int = 1) -> None:
     from contextlib import ExitStack
 
     from dealsync.cli.serve import PrefectStack, write_local_config
@@ -314,7 +322,8 @@ def _serve(config: Path | None, port: int, sandboxes: bool, state: Path) -> None
             prefect.start_server()
         with console.status("Creating the work pool and deploying prefect.yaml..."):
             prefect.deploy()
-        prefect.start_worker()
+        for _ in range(workers):
+            prefect.start_worker()
         console.print(
             f"[green]Ready.[/green] Open http://127.0.0.1:{port}, Deployments, sync-partner, Run (custom run for "
             f"parameters). sync-all-partners runs every 15 minutes, audit nightly. Logs: {state / 'prefect'}. "
