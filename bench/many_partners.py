@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import requests
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from user_calls import user_call
 
 from dealsync.cli.serve import PrefectStack
 from dealsync.config import load_config
@@ -38,20 +40,10 @@ POSTGRES_ADMIN = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 CEILING_PER_S = 19.0  # 190 calls per 10 s
 
 
-def _api(server: SandboxProcess, token: str, method: str, path: str, **kwargs) -> requests.Response:
-    """A user's call; the bench's own calls wait out the portal's limit like any client."""
-    while True:
-        response = requests.request(
-            method,
-            f"{server.base_url}{path}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-            **kwargs,
-        )
-        if response.status_code != 429:
-            response.raise_for_status()
-            return response
-        time.sleep(1.0)
+def _api(
+    server: SandboxProcess, token: str, method: str, path: str, **kwargs: Any
+) -> requests.Response:
+    return user_call(server.base_url, token, method, path, **kwargs)
 
 
 def _count(server: SandboxProcess, token: str, prop: str, value: str) -> int:

@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
+from user_calls import user_call
 
 from dealsync.cli.serve import write_local_config
 from dealsync.config import load_config
@@ -167,30 +167,13 @@ def bench(size: int, lookback_s: float, detail: bool) -> None:
         print(f"  seeded ids {seeded['firstId']}..{seeded['lastId']}; 429 answers: {rate_limited}")
 
 
-def _user_call(server: SandboxProcess, method: str, path: str, **kwargs: object) -> None:
-    """A user's call; it waits out the portal's rate limit like any client."""
-    while True:
-        response = requests.request(
-            method,
-            f"{server.base_url}{path}",
-            headers={"Authorization": f"Bearer {server.token}"},
-            timeout=30,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        if response.status_code != 429:
-            response.raise_for_status()
-            return
-        time.sleep(1.0)
-
-
 def _edit(server: SandboxProcess, record_id: str, properties: dict[str, str]) -> None:
-    _user_call(
-        server, "PATCH", f"/crm/v3/objects/deals/{record_id}", json={"properties": properties}
-    )
+    path = f"/crm/v3/objects/deals/{record_id}"
+    user_call(server.base_url, server.token, "PATCH", path, json={"properties": properties})
 
 
 def _archive(server: SandboxProcess, record_id: str) -> None:
-    _user_call(server, "DELETE", f"/crm/v3/objects/deals/{record_id}")
+    user_call(server.base_url, server.token, "DELETE", f"/crm/v3/objects/deals/{record_id}")
 
 
 def main() -> None:
