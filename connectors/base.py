@@ -240,7 +240,17 @@ class CountRule:
 @runtime_checkable
 class CountsRecords(Protocol):
     """A CRM that counts the records matching a rule without reading them (HubSpot search `total`),
-    and lists their ids, within a range of numeric record ids."""
+    lists their ids within a range of numeric record ids, and pulls only the changes matching it."""
+
+    def pull_matching(
+        self,
+        object_type: str,
+        since_ms: int | None,
+        properties: Sequence[str],
+        rule: CountRule | None,
+    ) -> Iterator[ChangePage]:
+        """Records changed since the cursor that match the rule (all changes when None)."""
+        ...
 
     def count(
         self, object_type: str, rule: CountRule, low: int | None = None, high: int | None = None

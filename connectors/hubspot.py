@@ -18,6 +18,7 @@ from connectors.base import (
     CountRule,
     FileInfo,
     Owner,
+    PropertyMatch,
     PropertySpec,
     Record,
     WriteInput,
@@ -75,6 +76,21 @@ def _filter(name: str, operator: str, value: Any) -> dict[str, str]:
 _OPERATORS = {"eq": "EQ", "contains": "CONTAINS_TOKEN", "present": "HAS_PROPERTY"}
 
 
+def _condition(match: PropertyMatch) -> dict[str, str]:
+    """One alternative of a count rule as a search filter."""
+    condition = {"propertyName": match.property, "operator": _OPERATORS[match.operator]}
+    if match.operator != "present":
+        condition["value"] = match.value
+    return condition
+
+
+def _scoped(filters: list[dict[str, str]], rule: CountRule | None) -> list[dict[str, Any]]:
+    """Search filter groups: the filters ANDed with each alternative of the rule (OR-ed)."""
+    if rule is None:
+        return [{"filters": filters}]
+    return [{"filters": [_condition(match), *filters]} for match in rule.alternatives]
+
+
 def _rule_groups(
     rule: CountRule, low: int | None, high: int | None, after_id: int | None = None
 ) -> list[dict[str, Any]]:
@@ -86,16 +102,7 @@ def _rule_groups(
         bounds.append(_filter(hs.OBJECT_ID, "LTE", high))
     if after_id is not None:
         bounds.append(_filter(hs.OBJECT_ID, "GT", after_id))
-    groups = []
-    for match in rule.alternatives:
-        condition: dict[str, str] = {
-            "propertyName": match.property,
-            "operator": _OPERATORS[match.operator],
-        }
-        if match.operator != "present":
-            condition["value"] = match.value
-        groups.append({"filters": [condition, *bounds]})
-    return groups
+    return _scoped(bounds, rule)
 
 
 class HubSpotConnector:
@@ -131,7 +138,18 @@ class HubSpotConnector:
     def pull_changes(
         self, object_type: str, since_ms: int | None, properties: Sequence[str]
     ) -> Iterator[ChangePage]:
-        """Records changed since `since_ms` minus the lookback (all records when None), page by page.
+        """Records changed since `since_ms` minus the lookback (all records when None), page by page."""
+        return self.pull_matching(object_type, since_ms, properties, None)
+
+    def pull_matching(
+        self,
+        object_type: str,
+        since_ms: int | None,
+        properties: Sequence[str],
+        rule: CountRule | None,
+    ) -> Iterator[ChangePage]:
+        """Records changed since `since_ms` minus the lookback that match the rule (every changed
+        record when None), page by page.
 
         Pulls search on hs_lastmodifieddate. A query can reach at most 10,000 results, so
         when a window holds more, the pull continues with a keyset: first the rest of the timestamp
@@ -149,7 +167,7 @@ class HubSpotConnector:
             ids_at_newest: set[str]
             operator = "GT" if strictly_after else "GTE"
             body = {
-                "filterGroups": [{"filters": [_filter(hs.MODIFIED, operator, floor)]}],
+                "filterGroups": _scoped([_filter(hs.MODIFIED, operator, floor)], rule),
                 "sorts": [{"propertyName": hs.MODIFIED, "direction": "ASCENDING"}],
             }
             newest, ids_at_newest = None, set()
@@ -166,7 +184,9 @@ class HubSpotConnector:
                     cut_at, seen_at_cut = newest, ids_at_newest
             if cut_at is None:
                 return
-            yield from self._drain_timestamp(object_type, cut_at, seen_at_cut, properties, cursor)
+            yield from self._drain_timestamp(
+                object_type, cut_at, seen_at_cut, properties, cursor, rule
+            )
             floor, strictly_after = cut_at, True
 
     def _drain_timestamp(
@@ -176,19 +196,16 @@ class HubSpotConnector:
         already: set[str],
         properties: Sequence[str],
         cursor: int | None,
+        rule: CountRule | None,
     ) -> Iterator[ChangePage]:
-        """Every record modified exactly at `stamp`, by ascending id, across the result cap."""
+        """Every record modified exactly at `stamp` (matching the rule), by ascending id, across the
+        result cap."""
         last_id = 0
         while True:
             body = {
-                "filterGroups": [
-                    {
-                        "filters": [
-                            _filter(hs.MODIFIED, "EQ", stamp),
-                            _filter(hs.OBJECT_ID, "GT", last_id),
-                        ]
-                    }
-                ],
+                "filterGroups": _scoped(
+                    [_filter(hs.MODIFIED, "EQ", stamp), _filter(hs.OBJECT_ID, "GT", last_id)], rule
+                ),
                 "sorts": [{"propertyName": hs.OBJECT_ID, "direction": "ASCENDING"}],
             }
             hit_cap = False

@@ -60,12 +60,21 @@ class DealPhase:
                 ctx.ledger.snapshot(ctx.pair, side, DEALS),
                 ctx.full_resync,
             )
-        return cursor_tracker(ctx, side, DEALS, self.properties(side), self.count_rule(side))
+        rule = self.count_rule(side)
+        return cursor_tracker(ctx, side, DEALS, self.properties(side), rule, self.scoped(side))
 
     def count_rule(self, side: Side) -> CountRule:
         """The deals a side counts: those its share rule marks for this pair (what links hold)."""
         rule = self.mapping.registration if side == "partner" else self.mapping.conversion
         return CountRule((rule.count_match(self.ctx.pair),))
+
+    def scoped(self, side: Side) -> bool:
+        """Whether a side's pull can ask only for the deals its share rule marks for this pair: when
+        the twins the pair creates there carry that mark (as the default mapping's do), so every
+        linked deal is one the rule matches until a user changes it (which its count notices)."""
+        rule = self.mapping.registration if side == "partner" else self.mapping.conversion
+        pair = self.ctx.pair
+        return rule.matches(self.mapping.on_create_values(side, pair), pair)
 
     def extra_ids(self, side: Side) -> list[str]:
         return []

@@ -49,7 +49,9 @@ class NotePhase:
         if connector.capabilities.change_detection == "snapshot":
             previous = ctx.ledger.snapshot(ctx.pair, side, NOTES)
             return SnapshotTracker(lambda: self._scan(side), previous, ctx.full_resync)
-        return cursor_tracker(ctx, side, NOTES, self.properties(side), self.count_rule(side))
+        # Notes and comments this pair creates are marked shared or answer a note: always counted.
+        rule = self.count_rule(side)
+        return cursor_tracker(ctx, side, NOTES, self.properties(side), rule, scoped=True)
 
     def count_rule(self, side: Side) -> CountRule:
         """The notes a side counts: those marked shared, and comments (which answer a note)."""

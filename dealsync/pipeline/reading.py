@@ -155,7 +155,11 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
     every = merging.unfollowed(ctx.ledger.linked_ids(ctx.pair, reading.phase.object_type))
     for side in SIDES:
         ids = _to_check(reading, side, [side_id(link, side) for link in every])
-        gone.update((side, i) for i in merging.deleted(side, ids, reading.trackers[side].scanned))
+        deleted = merging.deleted(side, ids, reading.trackers[side].scanned)
+        gone.update((side, i) for i in deleted)
+        if reading.trackers[side].scoped:
+            settled = deleted | set(merging.survivors[side]) | set(reading.records[side])
+            _read_out_of_scope(reading, side, [i for i in ids if i not in settled])
     merging.follow(reading.records, reading.links)
     ended = [
         link.id
@@ -166,6 +170,15 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
         reading.links.setdefault(link.id, link)  # type: ignore[arg-type]
     reading.counterparts(gone)
     return gone
+
+
+def _read_out_of_scope(reading: _Reading, side: Side, ids: list[str]) -> None:
+    """A scoped pull never sees a linked record a user took out of the pair's scope (unshared, or
+    marked for another partner): the live ones the count no longer finds are read, so the planner
+    judges them."""
+    if ids:
+        found = reading.read(side, ids)
+        reading.accept(side, _unique(r for i, r in found.items() if r.id == i))
 
 
 def _to_check(reading: _Reading, side: Side, linked: list[str]) -> list[str]:

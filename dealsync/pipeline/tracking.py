@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from connectors.base import Connector, CountRule, Record, counts_records
+from connectors.base import ChangePage, Connector, CountRule, Record, counts_records
 from dealsync.context import RunContext
 from dealsync.model import Side
 from dealsync.pipeline.census import Census
@@ -17,13 +17,15 @@ from dealsync.snapshots import Seen, observe
 @dataclass
 class CursorTracker:
     """Records modified since the stored cursor (all of them on a first or full run); the census of
-    counted records follows every record pulled."""
+    counted records follows every record pulled. A scoped tracker pulls only the records its census
+    counts (the pair's own): the linked ones that leave it are found by the count."""
 
     connector: Connector
     object_type: str
     since: int | None
     properties: list[str]
     census: Census | None = None
+    scoped: bool = False
     cursor: int | None = None
     seen: int = 0
 
@@ -35,7 +37,7 @@ class CursorTracker:
         started at S saw everything modified before S minus the lookback, so the next one starts
         its lookback at S, not at the last change (a quiet CRM is not re-read forever)."""
         started = int(time.time() * 1000)
-        for page in self.connector.pull_changes(self.object_type, self.since, self.properties):
+        for page in self._changes():
             self.seen += len(page.records)
             self.cursor = page.cursor
             if self.census is not None:
@@ -43,6 +45,14 @@ class CursorTracker:
                     self.census.saw(record)
             yield list(page.records)
         self.cursor = max(self.cursor or 0, started)
+
+    def _changes(self) -> Iterator[ChangePage]:
+        counter = counts_records(self.connector)
+        if self.scoped and self.census is not None and counter is not None:
+            return counter.pull_matching(
+                self.object_type, self.since, self.properties, self.census.rule
+            )
+        return self.connector.pull_changes(self.object_type, self.since, self.properties)
 
     def observe(self, record: Record, forced: bool = False) -> Record | None:
         """A record the CRM reported as changed is changed."""
@@ -108,6 +118,11 @@ class SnapshotTracker:
         return None
 
     @property
+    def scoped(self) -> bool:
+        """A complete scan sees every record."""
+        return False
+
+    @property
     def snapshot(self) -> dict[str, Seen] | None:
         return self.hashes
 
@@ -120,14 +135,20 @@ ChangeTracker = CursorTracker | SnapshotTracker
 
 
 def cursor_tracker(
-    ctx: RunContext, side: Side, object_type: str, properties: list[str], rule: CountRule | None
+    ctx: RunContext,
+    side: Side,
+    object_type: str,
+    properties: list[str],
+    rule: CountRule | None,
+    scoped: bool = False,
 ) -> CursorTracker:
     """A side's changes since its stored cursor (everything on a first or `--full` run), with the
-    census its deletions are found by, where the CRM can count records by the rule."""
+    census its deletions are found by, where the CRM can count records by the rule; `scoped` pulls
+    only the records the rule matches (safe when every twin the pair creates matches it)."""
     since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, object_type)
     connector = ctx.connectors[side]
     census = None
     if rule is not None and counts_records(connector) is not None:
         known = ctx.ledger.census(ctx.pair, side, object_type)
         census = Census.start(rule, known, complete=since is None)
-    return CursorTracker(connector, object_type, since, properties, census)
+    return CursorTracker(connector, object_type, since, properties, census, scoped)

@@ -117,6 +117,27 @@ def test_the_cursor_moves_with_time_so_a_quiet_portal_is_not_read_again(pair: Pa
     assert _last_pulled(pair)["vendor changed"] == 0
 
 
+def test_the_vendor_pull_asks_only_for_this_partners_deals(pair: Pair):
+    """Vendor deals of other partners, or of none, never enter acme's pull: with fifty partners on
+    one vendor portal, each run reads its own changes, not everyone's."""
+    _no_lookback(pair)
+    mine = pair.create(
+        "vendor",
+        dealname="Mine",
+        dealsync_partner="acme",
+        dealsync_partner_owner_email="bob@acme.test",
+    )
+    pair.cli("run")
+    for n in range(30):
+        pair.create("vendor", dealname=f"Beta's {n}", dealsync_partner="beta")
+        pair.create("vendor", dealname=f"Nobody's {n}")
+    pair.edit("vendor", mine, amount="1200")
+    pair.cli("run")
+    assert _last_pulled(pair)["vendor changed"] == 1
+    shown = pair.deals("partner", "dealname", "dealsync_vendor_amount")
+    assert [(d["dealname"], d["dealsync_vendor_amount"]) for d in shown] == [("Mine", "1200")]
+
+
 def test_deletions_are_found_by_counts_and_only_the_missing_are_read(synced: Pair):
     links = _links(synced)
     for partner_id, _ in links[10:13]:

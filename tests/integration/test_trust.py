@@ -203,6 +203,23 @@ def test_a_note_keyed_to_another_notes_twin_takes_nothing_over(partners):
     assert {n["id"] for n in _notes_on(acme, "partner", deal)} == {original, forged}
 
 
+def test_a_vendor_deal_moved_to_another_partner_alone_is_noticed_and_held(partners):
+    """Acme's vendor pull asks only for deals marked for acme, so it never sees the moved deal
+    change: the count of acme's deals falls short, and the missing one is read and held."""
+    acme = partners["acme"]
+    text = acme.config.read_text().replace("kind: hubspot,", "kind: hubspot, lookback_seconds: 0,")
+    acme.config.write_text(text)  # search shows writes at once here: nothing is re-read
+    reg = acme.create("partner", dealname="Mine", closedate="2026-12-10", **SHARED)
+    _run(acme, "acme")
+    _run(acme, "acme")  # reads back the first run's own writes
+    twin = _twin(acme, "vendor", f"acme:partner:{reg}")["id"]
+    acme.edit("vendor", twin, dealsync_partner="beta", amount="999")
+    for _ in range(2):  # held on the run that notices it, and on every run after
+        result = _run(acme, "acme")
+        assert f"security: vendor deal {twin}" in result.output
+    assert acme.deal("partner", reg, "dealsync_vendor_amount")["dealsync_vendor_amount"] != "999"
+
+
 def test_a_linked_vendor_deal_marked_for_another_partner_is_held_both_ways(partners):
     acme, beta = partners["acme"], partners["beta"]
     reg = acme.create("partner", dealname="Mine", closedate="2026-12-10", **SHARED)
