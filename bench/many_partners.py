@@ -9,6 +9,7 @@ answers, and a check that nothing was lost or duplicated (every partner deal has
 twin and one link; every edit arrived).
 
     .venv/bin/python bench/many_partners.py [--partners 50] [--deals 2000] [--workers 4]
+        [--runs-per-worker 4]
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument("--partners", type=int, default=50)
     parser.add_argument("--deals", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--runs-per-worker", type=int, default=4)
     args = parser.parse_args()
 
     database = f"dealsync_bench_{secrets.token_hex(4)}"
@@ -172,7 +174,7 @@ def main() -> None:
                 )
             print(
                 f"{args.partners} partner portals x {args.deals:,} shared deals, one vendor portal, "
-                f"{args.workers} Prefect workers, PostgreSQL ledger"
+                f"{args.workers} Prefect workers of {args.runs_per_worker} runs each, PostgreSQL ledger"
             )
             env = {"DEALSYNC_CONFIG": str(config_file)} | {
                 k: v for k, v in os.environ.items() if k.startswith("BENCH_")
@@ -187,7 +189,7 @@ def main() -> None:
                 stack.start_server()
                 stack.deploy()
                 for _ in range(args.workers):
-                    stack.start_worker()
+                    stack.start_worker(args.runs_per_worker)
                 with (
                     temporary_settings(updates={PREFECT_API_URL: stack.api_url}),
                     get_client(sync_client=True) as client,

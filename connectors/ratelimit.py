@@ -116,7 +116,7 @@ _shared: dict[str, SharedBudget] = {}
 
 def share_budget(base_url: str, token: str, budget: SharedBudget | None) -> None:
     """Make every call this process makes to the portal also take a permit from `budget` (None:
-    stop), e.g. a Prefect rate limit that all workers use."""
+    stop), e.g. a budget in the ledger that all workers use."""
     key = portal_key(base_url, token)
     with _registry_lock:
         if budget is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,6 +107,10 @@ class MappingBase:
 
     def synced_fields(self) -> tuple[FieldRule, ...]:
         """Fields that flow in at least one direction."""
+        return self._synced
+
+    @cached_property
+    def _synced(self) -> tuple[FieldRule, ...]:
         return tuple(f for f in self.fields if f.direction is not Direction.NONE)
 
     def policy(self, source: Side) -> DeletionPolicy:

@@ -73,10 +73,10 @@ def ensure_pair_limit(partner_id: str) -> None:
 
 
 def _vendor_budget(config: Config) -> AbstractContextManager[object]:
-    """The vendor portal's budget, shared with every run on every worker (a Prefect rate limit)."""
+    """The vendor portal's budget, shared with every run on every worker (kept in the ledger)."""
     if config.vendor_crm.kind != "hubspot":
         return nullcontext()
-    return shared_budget(config.vendor_crm)
+    return shared_budget(config.vendor_crm, config.ledger_url)
 
 
 def _progress_reporter(partner_id: str):

@@ -275,6 +275,10 @@ def serve(
             "them (never two of one partner), sharing the vendor portal's budget.",
         ),
     ] = 1,
+    runs_per_worker: Annotated[
+        int,
+        typer.Option(min=1, help="Flow runs each worker runs at once (each is a process)."),
+    ] = 4,
 ) -> None:
     """Start a local Prefect server, create the work pool, deploy prefect.yaml and start the workers;
     Ctrl-C or SIGTERM stops all of them."""
@@ -282,12 +286,26 @@ def serve(
 
     with stop_on_signals():
         try:
-            _serve(config, port, sandboxes, state_dir or PROJECT_DIR / ".dealsync", workers)
+            _serve(
+                config,
+                port,
+                sandboxes,
+                state_dir or PROJECT_DIR / ".dealsync",
+                workers,
+                runs_per_worker,
+            )
         except KeyboardInterrupt:
             console.print("Stopped the worker, the server and the sandboxes.")
 
 
-def _serve(config: Path | None, port: int, sandboxes: bool, state: Path, workers: int = 1) -> None:
+def _serve(
+    config: Path | None,
+    port: int,
+    sandboxes: bool,
+    state: Path,
+    workers: int = 1,
+    runs_per_worker: int = 4,
+) -> None:
     from contextlib import ExitStack
 
     from dealsync.cli.serve import PrefectStack, write_local_config
@@ -323,7 +341,7 @@ def _serve(config: Path | None, port: int, sandboxes: bool, state: Path, workers
         with console.status("Creating the work pool and deploying prefect.yaml..."):
             prefect.deploy()
         for _ in range(workers):
-            prefect.start_worker()
+            prefect.start_worker(runs_per_worker)
         console.print(
             f"[green]Ready.[/green] Open http://127.0.0.1:{port}, Deployments, sync-partner, Run (custom run for "
             f"parameters). sync-all-partners runs every 15 minutes, audit nightly. Logs: {state / 'prefect'}. "

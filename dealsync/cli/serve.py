@@ -16,6 +16,9 @@ import requests
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 WORK_POOL = "dealsync"
+# Flow runs one worker runs at once: each is a process of its own (about 200 MB, and seconds of CPU
+# to start), so a worker that took every scheduled run at once would crowd the machine.
+RUNS_PER_WORKER = 4
 
 
 @contextmanager
@@ -128,10 +131,18 @@ class PrefectStack:
         self._prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
         self._prefect("--no-prompt", "deploy", "--all")
 
-    def start_worker(self) -> None:
-        """Start a process worker on the dealsync pool."""
+    def start_worker(self, runs: int = RUNS_PER_WORKER) -> None:
+        """Start a process worker on the dealsync pool, running at most `runs` flow runs at once."""
         log = (self.home / "worker.log").open("ab")
-        command = [prefect_executable(), "worker", "start", "--pool", WORK_POOL]
+        command = [
+            prefect_executable(),
+            "worker",
+            "start",
+            "--pool",
+            WORK_POOL,
+            "--limit",
+            str(runs),
+        ]
         self.processes.append(
             subprocess.Popen(
                 command,

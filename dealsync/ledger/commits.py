@@ -53,31 +53,25 @@ class CommitsMixin(LedgerBase):
         """
         refused: list[Link] = []
         with self.sessions.begin() as s:
+            taken = _Taken.of(s, pair, outcome.object_type, outcome.new_links)
+            rows = []
             for link in outcome.new_links:
-                clash = s.scalars(
-                    sa.select(LinkRow.id).where(
-                        LinkRow.object_type == outcome.object_type,
-                        sa.or_(
-                            sa.and_(LinkRow.pair == pair, LinkRow.partner_id == link.partner_id),
-                            sa.and_(LinkRow.pair == pair, LinkRow.vendor_id == link.vendor_id),
-                            sa.and_(LinkRow.vendor_id == link.vendor_id, LinkRow.state == "active"),
-                        ),
-                    )
-                ).first()
-                if clash is not None:
+                if not taken.claim(link):
                     refused.append(link)
                     continue
-                s.add(
-                    LinkRow(
-                        pair=pair,
-                        object_type=outcome.object_type,
-                        partner_id=link.partner_id,
-                        vendor_id=link.vendor_id,
-                        origin=link.origin,
-                        base=json_base(dict(link.base)),
-                        created_run_id=run_id,
-                    )
+                rows.append(
+                    {
+                        "pair": pair,
+                        "object_type": outcome.object_type,
+                        "partner_id": link.partner_id,
+                        "vendor_id": link.vendor_id,
+                        "origin": link.origin,
+                        "base": json_base(dict(link.base)),
+                        "created_run_id": run_id,
+                    }
                 )
+            if rows:
+                s.execute(sa.insert(LinkRow), rows)
             for link_id, (side, new_id) in outcome.relinks.items():
                 row = _row(s, link_id)
                 column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
@@ -97,19 +91,26 @@ class CommitsMixin(LedgerBase):
                 setattr(row, "partner_id" if side == "partner" else "vendor_id", new_id)
             for link_id in outcome.merged_away:
                 _row(s, link_id).state = "merged"
-            for link_id, base in outcome.bases.items():
-                _row(s, link_id).base = json_base(base)
+            if outcome.bases:
+                s.execute(
+                    sa.update(LinkRow),
+                    [{"id": i, "base": json_base(base)} for i, base in outcome.bases.items()],
+                )
             for link_id, state in outcome.link_states.items():
                 _row(s, link_id).state = state
-            for key, target_id in outcome.intents_done.items():
-                s.execute(
+            if outcome.intents_done:
+                s.connection().execute(
                     sa.update(CreateIntent)
                     .where(
                         CreateIntent.pair == pair,
                         CreateIntent.object_type == outcome.object_type,
-                        CreateIntent.key == key,
+                        CreateIntent.key == sa.bindparam("done_key"),
                     )
-                    .values(state="done", target_id=target_id)
+                    .values(state="done", target_id=sa.bindparam("done_target")),
+                    [
+                        {"done_key": key, "done_target": target_id}
+                        for key, target_id in outcome.intents_done.items()
+                    ],
                 )
             if outcome.intents_failed:
                 s.execute(
@@ -165,6 +166,55 @@ class CommitsMixin(LedgerBase):
                 else:
                     pair_state.owner_turn = outcome.owner_turn
         return refused
+
+
+_CHUNK = 500  # ids per IN (...) query
+
+
+@dataclass
+class _Taken:
+    """The record ids new links may not use: linked by this pair already (in any state), a vendor
+    record another pair links now, or claimed by an earlier new link of this commit."""
+
+    partner: set[str]
+    vendor: set[str]
+
+    @classmethod
+    def of(cls, s: Session, pair: str, object_type: str, links: list[Link]) -> _Taken:
+        """What the ledger already holds of the ids these links would use."""
+        partner_ids = sorted({link.partner_id for link in links})
+        vendor_ids = sorted({link.vendor_id for link in links})
+        partner: set[str] = set()
+        vendor: set[str] = set()
+        for start in range(0, len(partner_ids), _CHUNK):
+            partner.update(
+                s.scalars(
+                    sa.select(LinkRow.partner_id).where(
+                        LinkRow.object_type == object_type,
+                        LinkRow.pair == pair,
+                        LinkRow.partner_id.in_(partner_ids[start : start + _CHUNK]),
+                    )
+                )
+            )
+        for start in range(0, len(vendor_ids), _CHUNK):
+            vendor.update(
+                s.scalars(
+                    sa.select(LinkRow.vendor_id).where(
+                        LinkRow.object_type == object_type,
+                        LinkRow.vendor_id.in_(vendor_ids[start : start + _CHUNK]),
+                        sa.or_(LinkRow.pair == pair, LinkRow.state == "active"),
+                    )
+                )
+            )
+        return cls(partner, vendor)
+
+    def claim(self, link: Link) -> bool:
+        """Take the link's ids, unless one of them is taken."""
+        if link.partner_id in self.partner or link.vendor_id in self.vendor:
+            return False
+        self.partner.add(link.partner_id)
+        self.vendor.add(link.vendor_id)
+        return True
 
 
 def _row(s: Session, link_id: int) -> LinkRow:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -112,6 +113,15 @@ class OwnerCacheRow(Base):
     side: Mapped[str] = mapped_column(String(8), primary_key=True)
     read_at_ms: Mapped[int] = mapped_column(BigInteger)
     owners: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class RateBudgetRow(Base):
+    """A portal's API budget shared by every process: when its next permit is free (epoch seconds
+    of the database's clock, so workers on several machines agree)."""
+
+    __tablename__ = "rate_budgets"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    next_free_s: Mapped[float] = mapped_column(Float)
 
 
 class ChangeRow(Base):

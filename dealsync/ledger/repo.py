@@ -11,6 +11,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from dealsync.ledger.budgets import BudgetsMixin
 from dealsync.ledger.census import CensusMixin
 from dealsync.ledger.commits import CommitsMixin, RunCommit
 from dealsync.ledger.files import FilesMixin
@@ -44,7 +45,14 @@ def redacted(url: str) -> str:
 
 
 class Ledger(
-    RunsMixin, LinksMixin, QuarantineMixin, IntentsMixin, CommitsMixin, FilesMixin, CensusMixin
+    RunsMixin,
+    LinksMixin,
+    QuarantineMixin,
+    IntentsMixin,
+    CommitsMixin,
+    FilesMixin,
+    CensusMixin,
+    BudgetsMixin,
 ):
     """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import pytest
@@ -11,13 +10,7 @@ from prefect.client.orchestration import get_client
 from prefect.testing.utilities import prefect_test_harness
 
 from connectors.base import WriteInput
-from connectors.http import HttpClient
-from connectors.ratelimit import PortalLimiters
-from dealsync.config import CrmConfig
-from flows.rate_budget import shared_budget
 from flows.sync import sync_all_partners, sync_partner
-from sandbox.server import SandboxProcess
-from sandbox.traffic import Limits
 from tests.integration.test_notes import _notes_on
 from tests.integration.test_sync import SHARED, _twin
 
@@ -162,35 +155,3 @@ def test_files_without_notes_is_refused_with_what_to_choose(prefect_api, pair):
     with pytest.raises(ValueError, match=r"needs notes too; run with objects=\['notes', 'files'\]"):
         state.result()
     assert pair.writes("vendor") == pair.writes("partner") == 0
-
-
-def test_workers_share_the_vendor_budget_through_a_prefect_rate_limit(prefect_api, monkeypatch):
-    """Two workers (each with its own local limiter, as two processes have) call one portal at once,
-    together asking more than its budget: taking permits from the portal's Prefect rate limit, in
-    chunks, they never get a 429."""
-    limits = Limits(per_interval=60, interval_ms=1_000, search_lag_ms=0)
-    with SandboxProcess(limits=limits) as portal:
-        monkeypatch.setenv("SHARED_BUDGET_TOKEN", portal.token)
-        crm = CrmConfig("hubspot", portal.base_url, "env:SHARED_BUDGET_TOKEN", "test.token")
-        with shared_budget(crm, per_window=60, window_s=1.0) as budget:
-            workers = [
-                HttpClient(portal.base_url, portal.token, f"worker {n}", limiters=PortalLimiters())
-                for n in range(2)
-            ]
-
-            def calls(client: HttpClient) -> None:
-                for _ in range(60):
-                    client.request("GET", "/crm/v3/objects/deals", params={"limit": 1})
-
-            threads = [threading.Thread(target=calls, args=(w,)) for w in workers]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        counts = portal.admin("GET", "requests").json()
-        assert counts["by_route"]["GET /crm/v3/objects/deals"] == 120, counts
-        assert counts["rate_limited"] == 0
-        assert budget.asked <= 120 // 2 + 2  # Prefect is asked once per chunk, not per call
-        with get_client(sync_client=True) as client:
-            general = client.read_global_concurrency_limit_by_name(budget.buckets[False].name)
-        assert general.slot_decay_per_second == budget.buckets[False].per_second
