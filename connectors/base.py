@@ -206,6 +206,13 @@ class Connector(Protocol):
         """Create the custom properties that are missing; returns the names created."""
         ...
 
+    def property_problems(
+        self, object_type: str, specs: Sequence[PropertySpec], used: Sequence[str]
+    ) -> list[str]:
+        """What stops a sync, read-only: custom properties missing or of another type, and
+        properties the mapping uses (`used`) that the CRM does not have; one sentence each."""
+        ...
+
 
 @dataclass(frozen=True)
 class PropertyMatch:

@@ -549,17 +549,33 @@ class BottleCrmConnector:
             for u in users
         ]
 
+    def property_problems(
+        self, object_type: str, specs: Sequence[PropertySpec], used: Sequence[str]
+    ) -> list[str]:
+        """Custom fields and tags the mapping needs that are missing (the model's own fields are
+        fixed, so only those a mapping adds can be missing)."""
+        self._only_deals(object_type)
+        self._custom_keys = None
+        keys = self._custom_field_keys()
+        missing = [
+            spec.name
+            for spec in specs
+            if (
+                not self._tag_id_exists(spec.name[4:])
+                if spec.name.startswith("tag:")
+                else spec.name.removeprefix("cf_") not in keys
+            )
+        ]
+        return [
+            f"{self.http.connection}: custom field or tag {name} is missing: run `dealsync init`."
+            for name in missing
+        ]
+
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
         """Create missing textarea custom fields (`cf_<key>`) and tags (`tag:<name>`) (idempotent)."""
         self._only_deals(object_type)
-        existing = self.http.request(
-            "GET", CUSTOM_FIELDS, params={"target_model": "Opportunity"}
-        ).json()
-        keys = {
-            f["key"]
-            for f in existing.get("definitions", [])
-            if f.get("target_model") == "Opportunity"
-        }
+        self._custom_keys = None  # read them fresh: init may follow a change made in the CRM
+        keys = self._custom_field_keys()
         created = []
         for spec in specs:
             if spec.name.startswith("tag:"):

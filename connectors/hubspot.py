@@ -600,23 +600,64 @@ class HubSpotConnector:
             if exc.status != 404:
                 raise
 
+    def _properties(self, object_type: str) -> dict[str, dict[str, Any]]:
+        """The portal's properties of an object type, by name."""
+        path = hs.PROPERTIES.format(object_type=object_type)
+        return {p["name"]: p for p in self.http.request("GET", path).json().get("results", [])}
+
+    def _mismatch(
+        self, object_type: str, spec: PropertySpec, current: dict[str, Any]
+    ) -> str | None:
+        """Why an existing property cannot serve as the mapping's custom property, if it cannot."""
+        if current.get("type") == spec.type and bool(current.get("hasUniqueValue")) == spec.unique:
+            return None
+        return (
+            f"{self.http.connection}: property {object_type}.{spec.name} exists as type "
+            f"{current.get('type')} (unique={current.get('hasUniqueValue')}) but the mapping needs "
+            f"{spec.type} (unique={spec.unique}); rename one of them or fix it in the CRM."
+        )
+
+    def property_problems(
+        self, object_type: str, specs: Sequence[PropertySpec], used: Sequence[str]
+    ) -> list[str]:
+        """Custom properties missing, of another type or lacking options; used ones missing."""
+        existing = self._properties(object_type)
+        problems = []
+        for spec in specs:
+            current = existing.get(spec.name)
+            if current is None:
+                problems.append(
+                    f"{self.http.connection}: custom property {object_type}.{spec.name} "
+                    f"({spec.type}{', unique' if spec.unique else ''}) is missing: run `dealsync init`."
+                )
+            elif mismatch := self._mismatch(object_type, spec, current):
+                problems.append(mismatch)
+            elif lacking := set(spec.options) - {
+                o.get("value") for o in current.get("options", [])
+            }:
+                problems.append(
+                    f"{self.http.connection}: property {object_type}.{spec.name} lacks the options "
+                    f"{', '.join(sorted(lacking))}: add them in the CRM's property settings."
+                )
+        named = {spec.name for spec in specs}
+        for name in dict.fromkeys(used):
+            if name not in existing and name not in named:
+                problems.append(
+                    f"{self.http.connection}: the mapping uses {object_type}.{name}, which this portal "
+                    "does not have: fix the property name in the mapping, or create it in the CRM."
+                )
+        return problems
+
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
         """Create the missing custom properties; refuse when an existing one differs in a way that matters."""
         path = hs.PROPERTIES.format(object_type=object_type)
-        existing = {p["name"]: p for p in self.http.request("GET", path).json().get("results", [])}
+        existing = self._properties(object_type)
         created = []
         for spec in specs:
             current = existing.get(spec.name)
             if current is not None:
-                if (
-                    current.get("type") != spec.type
-                    or bool(current.get("hasUniqueValue")) != spec.unique
-                ):
-                    raise ConnectorError(
-                        f"{self.http.connection}: property {object_type}.{spec.name} exists as type "
-                        f"{current.get('type')} (unique={current.get('hasUniqueValue')}) but the mapping needs "
-                        f"{spec.type} (unique={spec.unique}); rename one of them or fix it in the CRM."
-                    )
+                if mismatch := self._mismatch(object_type, spec, current):
+                    raise ConnectorError(mismatch)
                 continue
             body = {
                 "name": spec.name,

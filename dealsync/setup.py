@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from dealsync.config import Config, CrmConfig
+from dealsync.config import Config, CrmConfig, PartnerConfig
 from dealsync.connections import build_connector
 from dealsync.mapping import MappingBase, load_mapping, load_notes_mapping
 from dealsync.model import Side
@@ -21,11 +22,24 @@ class PreparedObject:
     already_there: int
 
 
-def prepare_portals(config: Config) -> list[PreparedObject]:
-    """Create the missing custom properties on the vendor portal and every partner portal."""
+@dataclass(frozen=True)
+class PortalMapping:
+    """One mapping as one portal must serve it."""
+
+    portal: str  # "vendor" or "partner <id>"
+    side: Side
+    crm: CrmConfig
+    object_type: str
+    mapping: MappingBase
+
+
+def portal_mappings(
+    config: Config, partners: Iterable[PartnerConfig] | None = None
+) -> Iterator[PortalMapping]:
+    """Every portal and mapping the pairs (or these partners') use, each once. Portals are told
+    apart by URL *and* token: every HubSpot portal answers on the same api.hubapi.com."""
     done: set[tuple[str, str, Side, str, str]] = set()
-    results = []
-    for partner in config.partners:
+    for partner in config.partners if partners is None else partners:
         mappings: list[tuple[str, MappingBase]] = [("deals", load_mapping(partner.mapping_path))]
         if partner.notes_mapping_path:
             mappings.append(("notes", load_notes_mapping(partner.notes_mapping_path)))
@@ -35,21 +49,25 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
         )
         for portal, side, crm in portals:
             for object_type, mapping in mappings:
-                # Portals are told apart by URL *and* token: every HubSpot portal answers on the
-                # same api.hubapi.com.
                 key = (crm.base_url, crm.token_ref, side, object_type, str(mapping.path))
-                if key in done:
-                    continue
-                done.add(key)
-                specs = mapping.custom_properties.get(side, ())
-                created = (
-                    build_connector(crm, portal).ensure_properties(object_type, specs)
-                    if specs
-                    else []
-                )
-                results.append(
-                    PreparedObject(portal, object_type, tuple(created), len(specs) - len(created))
-                )
+                if key not in done:
+                    done.add(key)
+                    yield PortalMapping(portal, side, crm, object_type, mapping)
+
+
+def prepare_portals(config: Config) -> list[PreparedObject]:
+    """Create the missing custom properties on the vendor portal and every partner portal."""
+    results = []
+    for used in portal_mappings(config):
+        specs = used.mapping.custom_properties.get(used.side, ())
+        created = (
+            build_connector(used.crm, used.portal).ensure_properties(used.object_type, specs)
+            if specs
+            else []
+        )
+        results.append(
+            PreparedObject(used.portal, used.object_type, tuple(created), len(specs) - len(created))
+        )
     if config.registrations_property:
         tracked = tracking_properties(config.registrations_property)
         made = build_connector(config.vendor_crm, "vendor").ensure_properties("companies", tracked)

@@ -5,61 +5,33 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
+from dealsync.cli import inspecting
+from dealsync.cli.common import (
+    ConfigOption,
+    PartnerOption,
+    console,
+    err_console,
+    fail,
+    load,
+)
+from dealsync.cli.output import JsonOption
 from sandbox.cli import sandbox_app
-
-if TYPE_CHECKING:
-    from dealsync.config import Config
-    from dealsync.ledger import Ledger
 
 app = typer.Typer(
     help="Keep shared deals in sync between partner CRMs and the vendor CRM.", no_args_is_help=True
 )
 app.add_typer(sandbox_app, name="sandbox")
-console = Console()
-# Errors are whole lines a script can grep: never wrapped at the terminal's width.
-err_console = Console(stderr=True, soft_wrap=True)
 mapping_app = typer.Typer(help="Check mapping files.", no_args_is_help=True)
 quarantine_app = typer.Typer(
     help="Records kept out of syncs, with their reasons.", no_args_is_help=True
 )
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(quarantine_app, name="quarantine")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="Config file (default: $DEALSYNC_CONFIG or ./dealsync.yaml)."
-    ),
-]
-PartnerOption = Annotated[
-    str | None, typer.Option("--partner", "-p", help="Only this partner (default: all).")
-]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {escape(message)}")
-    return typer.Exit(code)
-
-
-def _load(config: Path | None) -> tuple[Config, Ledger]:
-    from dealsync.config import ConfigError, load_config
-    from dealsync.ledger import Ledger, LedgerUnavailable
-
-    try:
-        loaded = load_config(config)
-        ledger = Ledger.open(loaded.ledger_url)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    except LedgerUnavailable as exc:
-        raise _fail(f"{loaded.path}: {exc}") from None
-    return loaded, ledger
 
 
 @mapping_app.command("check")
@@ -88,16 +60,16 @@ def init(config: ConfigOption = None) -> None:
     from dealsync.mapping_check import MappingError
     from dealsync.setup import prepare_portals
 
-    loaded, _ledger = _load(config)
+    loaded, _ledger = load(config)
     table = Table(title="dealsync init")
     for column in ("portal", "object", "created", "already there"):
         table.add_column(column)
     try:
         prepared = prepare_portals(loaded)
     except MappingError as exc:
-        raise _fail(f"mapping:\n{exc}") from None
+        raise fail(f"mapping:\n{exc}") from None
     except Exception as exc:
-        raise _fail(f"init could not prepare a portal: {exc}", 1) from None
+        raise fail(f"init could not prepare a portal: {exc}", 1) from None
     for row in prepared:
         table.add_row(
             row.portal, row.object_type, ", ".join(row.created) or "-", str(row.already_there)
@@ -121,81 +93,33 @@ def run(
     allow_mass_deletion: Annotated[
         bool, typer.Option(help="Release the deletion brake for this run.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Sync shared deals now: every partner, or one. Exit 0 when every run completed (even with quarantine)."""
     from dealsync.cli.runner import run_partners
 
-    loaded, ledger = _load(config)
+    loaded, ledger = load(config)
     ids = [partner] if partner else [p.id for p in loaded.partners]
     code = run_partners(
-        loaded, ledger, ids, dry_run, full, allow_mass_deletion, console, err_console
+        loaded,
+        ledger,
+        ids,
+        dry_run,
+        full,
+        allow_mass_deletion,
+        console,
+        err_console,
+        as_json=as_json,
     )
     if code:
         raise typer.Exit(code)
 
 
-@app.command()
-def status(config: ConfigOption = None) -> None:
-    """Per partner: shared deals, active registrations, shared notes, last run, quarantine, conflicts."""
-    from rich.table import Table
-
-    from dealsync.ledger.models import ConflictRow
-    from dealsync.tracking import active_registrations
-
-    loaded, ledger = _load(config)
-    table = Table(title="dealsync status")
-    columns = (
-        "partner",
-        "shared deals",
-        "active registrations",
-        "shared notes",
-        "last run",
-        "status",
-        "quarantine",
-        "conflicts",
-    )
-    for column in columns:
-        table.add_column(column)
-    quarantine = ledger.quarantine_pairs()
-    for p in loaded.partners:
-        last = ledger.last_run(p.id)
-        table.add_row(
-            p.id,
-            str(ledger.count_links(p.id)),
-            str(active_registrations(ledger, p.id)),
-            str(ledger.count_links(p.id, object_type="notes")),
-            last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            (last.status + (f": {last.error}" if last.error else "")) if last else "-",
-            str(quarantine.get(p.id, 0)),
-            str(ledger.count(ConflictRow, p.id)),
-        )
-    console.print(table)
-
-
-@quarantine_app.command("list")
-def quarantine_list(config: ConfigOption = None, partner: PartnerOption = None) -> None:
-    """Records in quarantine: which, where, why, and how often they were retried."""
-    from rich.table import Table
-
-    _loaded, ledger = _load(config)
-    entries = ledger.open_quarantine(partner)
-    table = Table(title=f"Quarantine ({len(entries)} open)")
-    for column in ("side", "record id", "stage", "reason", "attempts", "last seen"):
-        table.add_column(column)
-    for e in entries:
-        table.add_row(
-            e.side,
-            e.record_id,
-            e.stage,
-            Text("; ".join(e.reasons)),
-            str(e.attempts),
-            str(e.last_seen)[:19],
-        )
-    console.print(table)
-    if entries:
-        console.print(
-            "Fix the records at their source; the next run (or `dealsync quarantine retry`) picks them up."
-        )
+# Read-only commands (what a run did, whether a run would work) live in inspecting.py.
+app.command()(inspecting.check)
+app.command()(inspecting.status)
+app.command()(inspecting.conflicts)
+quarantine_app.command("list")(inspecting.quarantine_list)
 
 
 @quarantine_app.command("retry")
@@ -203,7 +127,7 @@ def quarantine_retry(config: ConfigOption = None, partner: PartnerOption = None)
     """Run the partners that have quarantined records now (every run retries them)."""
     from dealsync.cli.runner import run_partners
 
-    loaded, ledger = _load(config)
+    loaded, ledger = load(config)
     pending = ledger.quarantine_pairs()
     ids = [p for p in ([partner] if partner else [p.id for p in loaded.partners]) if pending.get(p)]
     if not ids:
@@ -211,44 +135,6 @@ def quarantine_retry(config: ConfigOption = None, partner: PartnerOption = None)
         return
     if code := run_partners(loaded, ledger, ids, False, False, False, console, err_console):
         raise typer.Exit(code)
-
-
-@app.command()
-def conflicts(
-    config: ConfigOption = None,
-    partner: PartnerOption = None,
-    limit: Annotated[int, typer.Option(help="How many of the newest to show.")] = 50,
-) -> None:
-    """Fields both sides changed, with all three values and the rule that decided."""
-    from rich.table import Table
-
-    _loaded, ledger = _load(config)
-    table = Table(title="Conflicts (newest first)")
-    for column in (
-        "when",
-        "partner",
-        "link",
-        "field",
-        "base",
-        "partner value",
-        "vendor value",
-        "rule",
-        "winner",
-    ):
-        table.add_column(column)
-    for c in ledger.conflicts(partner, limit):
-        table.add_row(
-            str(c.at)[:19],
-            c.pair,
-            str(c.link_id),
-            c.field,
-            Text(repr(c.base_value)),
-            Text(repr(c.partner_value)),
-            Text(repr(c.vendor_value)),
-            c.rule,
-            c.winner,
-        )
-    console.print(table)
 
 
 @app.command()
@@ -280,8 +166,7 @@ def serve(
         typer.Option(min=1, help="Flow runs each worker runs at once (each is a process)."),
     ] = 4,
 ) -> None:
-    """Start a local Prefect server, create the work pool, deploy prefect.yaml and start the workers;
-    Ctrl-C or SIGTERM stops all of them."""
+    """Start a Prefect server, deploy prefect.yaml, start the workers (Ctrl-C stops them all)."""
     from dealsync.cli.serve import PROJECT_DIR, stop_on_signals
 
     with stop_on_signals():
@@ -327,7 +212,7 @@ def _serve(
             console.print(
                 f"sandboxes: vendor {vendor.base_url}, partner acme {acme.base_url}; config {config}"
             )
-        loaded, _ledger = _load(config)
+        loaded, _ledger = load(config)
         from dealsync.setup import prepare_portals
 
         prepare_portals(loaded)
@@ -363,7 +248,7 @@ def demo(
         ),
     ] = False,
 ) -> None:
-    """Start a vendor and a partner sandbox, seed them, pull both through the connector, summarise."""
+    """A guided tour on local sandbox CRMs: registrations, a conversion, notes, files, deletions."""
     from dealsync.cli.demo import run_demo
 
     try:

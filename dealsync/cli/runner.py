@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from connectors.errors import ConnectorError
+from dealsync.cli.output import print_json, run_json
 from dealsync.cli.report import print_report
 from dealsync.config import Config, ConfigError
 from dealsync.context import open_context
@@ -42,11 +44,14 @@ def run_partners(
     console: Console,
     err_console: Console,
     show_plan: bool = False,
+    as_json: bool = False,
 ) -> int:
-    """Run each partner in turn; print its report. Returns the exit code: 0 when every run completed,
-    2 when a partner's configuration or mapping is wrong, else 1 when a run could not complete."""
+    """Run each partner in turn; print its report (or, `as_json`, one JSON document of every run).
+    Returns the exit code: 0 when every run completed, 2 when a partner's configuration or mapping
+    is wrong, else 1 when a run could not complete."""
     failed = 0
     misconfigured = 0
+    runs: list[dict[str, Any]] = []
     for partner_id in partner_ids:
         try:
             if os.environ.get("PREFECT_API_URL"):
@@ -59,7 +64,17 @@ def run_partners(
                     allow_mass_deletion=allow_mass_deletion,
                     config_path=str(config.path),
                 )
-                console.print(f"partner {partner_id}: Prefect flow run completed: {summary}")
+                runs.append({"partner": partner_id, "status": "completed", **summary})
+                if not as_json:
+                    console.print(f"partner {partner_id}: Prefect flow run completed: {summary}")
+                continue
+            if as_json:
+                report = run_pair(
+                    open_context(
+                        config, partner_id, ledger, dry_run, full_resync, allow_mass_deletion
+                    )
+                )
+                runs.append(run_json(report))
                 continue
             with Progress(
                 TextColumn("{task.description}"),
@@ -93,5 +108,9 @@ def run_partners(
         except EXPECTED_FAILURES as exc:
             failed += 1
             misconfigured += isinstance(exc, CONFIGURATION_FAILURES)
+            runs.append({"partner": partner_id, "status": "failed", "error": str(exc)})
             err_console.print(f"[red]partner {partner_id}: run failed:[/red] {escape(str(exc))}")
-    return 2 if misconfigured else int(failed > 0)
+    code = 2 if misconfigured else int(failed > 0)
+    if as_json:
+        print_json({"runs": runs, "exit_code": code})
+    return code

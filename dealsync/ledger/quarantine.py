@@ -28,6 +28,7 @@ class QuarantineEntry:
     retriable: bool
     first_seen: Any
     last_seen: Any
+    pair: str = ""
 
 
 class QuarantineMixin(LedgerBase):
@@ -126,6 +127,7 @@ class QuarantineMixin(LedgerBase):
                     r.retriable,
                     r.first_seen,
                     r.last_seen,
+                    r.pair,
                 )
                 for r in s.scalars(query)
             ]

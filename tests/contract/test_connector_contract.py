@@ -198,3 +198,19 @@ def test_ensure_properties_is_idempotent(kit):
     if kit.connector.kind == "hubspot":
         with pytest.raises(ConnectorError, match="dealsync_pain"):
             kit.connector.ensure_properties("deals", [PropertySpec(name, "Pain", type="number")])
+
+
+def test_property_problems_name_what_init_would_create_and_nothing_after(kit):
+    name = "dealsync_next" if kit.connector.kind == "hubspot" else "cf_dealsync_next"
+    spec = PropertySpec(name, "Next steps", type="string", field_type="textarea")
+    [problem] = kit.connector.property_problems("deals", [spec], [])
+    assert name in problem and "dealsync init" in problem
+    kit.connector.ensure_properties("deals", [spec])
+    assert kit.connector.property_problems("deals", [spec], []) == []
+    if kit.connector.kind == "hubspot":
+        [wrong_type] = kit.connector.property_problems(
+            "deals", [PropertySpec(name, "Next", type="number")], []
+        )
+        assert "number" in wrong_type
+        [unknown] = kit.connector.property_problems("deals", [], ["dealname", "no_such_field"])
+        assert "no_such_field" in unknown and "mapping" in unknown
