@@ -28,7 +28,9 @@ def test_a_wrong_token_is_named_with_its_partner(pair: Pair, monkeypatch):
 def test_a_portal_without_the_custom_properties_is_told_to_run_init(pair: Pair):
     pair.servers["partner"].admin("POST", "reset")  # a fresh portal: no dealsync properties
     document = json.loads(pair.cli("check", "--json", ok=False).stdout)
-    problems = [p for c in document["checks"] if c["portal"] == "partner acme" for p in c["problems"]]
+    problems = [
+        p for c in document["checks"] if c["portal"] == "partner acme" for p in c["problems"]
+    ]
     assert any("dealsync_key" in p and "dealsync init" in p for p in problems), problems
     assert all(c["ok"] for c in document["checks"] if c["portal"] == "vendor")
     pair.cli("init")
@@ -36,7 +38,9 @@ def test_a_portal_without_the_custom_properties_is_told_to_run_init(pair: Pair):
 
 
 def test_an_owner_the_assignment_names_must_exist_on_the_vendor(pair: Pair):
-    text = pair.config.read_text().replace("fallback: rep1@vendor.test", "fallback: gone@vendor.test")
+    text = pair.config.read_text().replace(
+        "fallback: rep1@vendor.test", "fallback: gone@vendor.test"
+    )
     pair.config.write_text(text)
     result = pair.cli("check", ok=False)
     assert "gone@vendor.test" in result.output and "owner_assignment" in result.output
