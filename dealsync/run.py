@@ -71,6 +71,7 @@ def _deals(ctx: RunContext, step: Step, report: RunReport) -> tuple[list[Link], 
     checked = step(deals.validate, phase, pulled)  # 2-3. validate and map
     plan = step(deals.plan, phase, pulled, checked)  # 4. plan
     report.pulled, report.plan = pulled.counts, plan
+    report.messages += _mapping_message(ctx, pulled)
     if ctx.dry_run:
         _preview_deals(report, checked, plan)
         return [], []
@@ -89,6 +90,14 @@ def _deals(ctx: RunContext, step: Step, report: RunReport) -> tuple[list[Link], 
     report.messages += recorded.messages
     report.brake = plan.brake_reason
     return recorded.new_links, done.welcome
+
+
+def _mapping_message(ctx: RunContext, pulled: Pulled) -> list[str]:
+    """What the run says of a mapping whose synced fields changed since the last commit."""
+    change = pulled.mapping_change
+    if change is None or not change.differs:
+        return []
+    return [f"{pulled.object_type}: {change.describe(pulled.backfilled, ctx.dry_run)}"]
 
 
 def _preview_deals(report: RunReport, checked: Checked, plan: Any) -> None:
@@ -122,6 +131,7 @@ def _notes(
         files = step(notes.read_files, phase, pulled, folder)
         checked = step(notes.validate, phase, pulled)  # 2-3. validate and map
         plan = step(notes.plan, phase, pulled, checked, files)  # 4. plan
+        report.messages += _mapping_message(ctx, pulled)
         if ctx.dry_run:
             for create in plan.creates:
                 summary.created[create.target] += 1

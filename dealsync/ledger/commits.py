@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dealsync.ledger.census import CensusChange, save_census
+from dealsync.ledger.mapping_fields import save_mapping_fields
 from dealsync.ledger.models import (
     ChangeRow,
     ConflictRow,
@@ -39,6 +40,7 @@ class RunCommit:
     relinks: dict[int, tuple[str, str]] = field(default_factory=dict)
     merged_away: list[int] = field(default_factory=list)
     census: dict[str, CensusChange] = field(default_factory=dict)  # by side
+    mapping_fields: dict[str, str] | None = None  # the synced fields' fingerprints, now agreed
 
 
 class CommitsMixin(LedgerBase):
@@ -159,6 +161,8 @@ class CommitsMixin(LedgerBase):
             s.flush()
             for side, change in outcome.census.items():
                 save_census(s, pair, side, outcome.object_type, change)
+            if outcome.mapping_fields is not None:
+                save_mapping_fields(s, pair, outcome.object_type, outcome.mapping_fields)
             if outcome.owner_turn is not None:
                 pair_state = s.get(PairState, pair)
                 if pair_state is None:

@@ -115,6 +115,16 @@ class OwnerCacheRow(Base):
     owners: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
 
+class MappingFieldRow(Base):
+    """A synced field of a pair's mapping as the pair's links were last synced with it."""
+
+    __tablename__ = "mapping_fields"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    field: Mapped[str] = mapped_column(String(128), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+
+
 class RateBudgetRow(Base):
     """A portal's API budget shared by every process: when its next permit is free (epoch seconds
     of the database's clock, so workers on several machines agree)."""

@@ -17,6 +17,7 @@ from dealsync.ledger.commits import CommitsMixin, RunCommit
 from dealsync.ledger.files import FilesMixin
 from dealsync.ledger.intents import IntentsMixin
 from dealsync.ledger.links import MADE_AS, LinksMixin
+from dealsync.ledger.mapping_fields import MappingFieldsMixin
 from dealsync.ledger.quarantine import QuarantineEntry, QuarantineMixin
 from dealsync.ledger.runs import RunsMixin
 
@@ -53,6 +54,7 @@ class Ledger(
     FilesMixin,
     CensusMixin,
     BudgetsMixin,
+    MappingFieldsMixin,
 ):
     """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
 

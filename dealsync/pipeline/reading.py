@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from connectors.base import Record, counts_records
+from dealsync.mapping_changes import MappingChange, field_fingerprints
 from dealsync.merge_reads import Merging
 from dealsync.merges import Merge, side_id
 from dealsync.model import SIDES, Link, Side
@@ -34,6 +35,8 @@ class Pulled:
     snapshots: dict[Side, dict[str, Seen]] = field(default_factory=dict)  # complete scans
     merges: list[Merge] = field(default_factory=list)  # links that follow (or end with) a merge
     census: dict[Side, Census] = field(default_factory=dict)  # the counted records of cursor sides
+    mapping_change: MappingChange | None = None  # the synced fields since the last commit
+    backfilled: int = 0  # linked records read again because the mapping's fields changed
 
 
 @dataclass
@@ -118,6 +121,11 @@ def pull(phase: Phase) -> Pulled:
         ]
         if retry:
             reading.accept(side, _unique(reading.read(side, retry).values()), retried=True)
+    change = MappingChange.between(
+        ctx.ledger.mapping_fields(ctx.pair, phase.object_type),
+        field_fingerprints(phase.mapping.synced_fields()),
+    )
+    backfilled = _backfill(reading) if change.backfills else 0
     reading.merging.follow(reading.records, reading.links)
     gone = _deletions(reading)
     gone |= phase.lost(reading.records, reading.links.values())
@@ -141,7 +149,22 @@ def pull(phase: Phase) -> Pulled:
             for side, tracker in reading.trackers.items()
             if (census := tracker.census) is not None
         },
+        change,
+        backfilled,
     )
+
+
+def _backfill(reading: _Reading) -> int:
+    """Fields were added to the mapping or changed: every linked record is read (100 a call) and
+    planned like a changed one, so the new rules reach the records shared before them."""
+    ctx, phase = reading.phase.ctx, reading.phase
+    linked = ctx.ledger.linked_ids(ctx.pair, phase.object_type)
+    for side in SIDES:
+        wanted = [i for link in linked if (i := side_id(link, side)) not in reading.records[side]]
+        if wanted:
+            found = reading.read(side, wanted)
+            reading.accept(side, _unique(r for i, r in found.items() if r.id == i), retried=True)
+    return len(linked)
 
 
 def _deletions(reading: _Reading) -> set[tuple[Side, str]]:

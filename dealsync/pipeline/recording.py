@@ -134,6 +134,7 @@ def record(
                 for side, census in pulled.census.items()
                 if (change := census.change()) is not None
             },
+            mapping_fields=pulled.mapping_change.current if pulled.mapping_change else None,
         ),
     )
     _save_snapshots(ctx, object_type, pulled, plan, pushed)
