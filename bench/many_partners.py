@@ -201,6 +201,9 @@ def main() -> None:
                             )
                     _cycle("first sync of all", server, args.partners)
                     _check(server, ledger_url, args.partners, args.deals)
+                    time.sleep(6)  # a lookback after the first sync started
+                    # The first sync's own writes are changes since it started: read back once.
+                    _cycle("cycle after first sync", server, args.partners)
                     time.sleep(6)  # a lookback after the last change: what a quiet cycle is
                     _cycle("quiet cycle", server, args.partners)
                     edits = _edit_everywhere(server, ledger_url)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from connectors.base import Connector
+from dealsync.approvals import Approver
 from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
 from dealsync.ledger import Ledger
@@ -40,6 +41,7 @@ class RunContext:
     progress: Progress | None = None
     notes_mapping: NotesMapping | None = None
     objects: frozenset[str] = frozenset({"deals", "notes", "files"})
+    approver: Approver | None = None  # asks a person about held deletions (a Prefect flow run)
 
     @property
     def notes(self) -> NotesMapping:
@@ -73,6 +75,7 @@ def open_context(
     allow_mass_deletion: bool = False,
     progress: Progress | None = None,
     objects: frozenset[str] = frozenset({"deals", "notes", "files"}),
+    approver: Approver | None = None,
 ) -> RunContext:
     """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
     partner = config.partner(partner_id)
@@ -99,4 +102,5 @@ def open_context(
         allow_mass_deletion=allow_mass_deletion,
         progress=progress,
         objects=objects,
+        approver=approver,
     )

@@ -45,6 +45,7 @@ class PlanInput:
     owner_turn: int = 0
     active_links: int = 0
     allow_mass_deletion: bool = False
+    approved_deletions: frozenset[int] = frozenset()  # links whose held deletion a person approved
     # The ledger's word on keys (see claims.py): this pair's create intents by key, the records it
     # already knows (links in any state, twins it made), and records linked to another pair.
     intents: Mapping[str, Intent] = field(default_factory=dict)
@@ -345,16 +346,18 @@ def _backfill(
 
 
 def _apply_brake(inp: PlanInput, plan: Plan) -> None:
+    """Hold the destructive deletions when they are too many, except those a person approved."""
     destructive = [d for d in plan.deletes if d.action != "unlink"]
+    approved = [d for d in destructive if d.link_id in inp.approved_deletions]
+    judged = [d for d in destructive if d.link_id not in inp.approved_deletions]
     limit, fraction = inp.mapping.max_deletions, inp.mapping.max_deletion_fraction
-    if inp.allow_mass_deletion or not brake_engaged(
-        len(destructive), inp.active_links, limit, fraction
-    ):
+    if inp.allow_mass_deletion or not brake_engaged(len(judged), inp.active_links, limit, fraction):
         return
-    plan.held_deletes = destructive
-    plan.deletes = [d for d in plan.deletes if d.action == "unlink"]
+    plan.held_deletes = judged
+    plan.deletes = [d for d in plan.deletes if d.action == "unlink" or d in approved]
     plan.brake_reason = (
-        f"deletion brake: this run would delete {len(destructive)} records, more than {limit} and more than "
-        f"{fraction:.0%} of the {inp.active_links} linked deals; nothing was deleted. If that is intended, "
-        f"run again with --allow-mass-deletion."
+        f"deletion brake: this run would delete {len(judged)} records, more than {limit} and more than "
+        f"{fraction:.0%} of the {inp.active_links} linked deals; nothing of them was deleted. If that is "
+        f"intended, approve them (`dealsync deletions approve --partner {inp.pair}`, or in the Prefect "
+        "UI when the run asks), or run again with --allow-mass-deletion."
     )

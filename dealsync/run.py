@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.errors import ConnectorError
+from dealsync.approvals import settle_held
 from dealsync.context import RunContext
 from dealsync.ledger.lease import PairLease
 from dealsync.model import Link, Welcome, other
@@ -72,6 +73,8 @@ def _deals(ctx: RunContext, step: Step, report: RunReport) -> tuple[list[Link], 
     plan = step(deals.plan, phase, pulled, checked)  # 4. plan
     report.pulled, report.plan = pulled.counts, plan
     report.messages += _mapping_message(ctx, pulled)
+    if not ctx.dry_run:  # held deletions wait in the ledger for a person (asked now, if one can be)
+        settle_held(ctx.ledger, ctx.pair, phase.object_type, plan, ctx.approver)
     if ctx.dry_run:
         _preview_deals(report, checked, plan)
         return [], []

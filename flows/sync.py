@@ -21,6 +21,7 @@ from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.phases import deal_files, deals, notes
 from dealsync.run import run_pair
+from flows.approval import ask_in_ui
 from flows.artifacts import publish_report
 from flows.rate_budget import shared_budget
 
@@ -139,6 +140,7 @@ def sync_partner(
                 allow_mass_deletion,
                 progress=None if dry_run else _progress_reporter(partner_id),
                 objects=frozenset(objects),
+                approver=ask_in_ui,
             )
             with _vendor_budget(config):
                 report = run_pair(ctx, call=_as_task)

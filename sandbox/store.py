@@ -69,6 +69,8 @@ unique_table = sa.Table(
     sa.Column("property", sa.String, primary_key=True),
     sa.Column("value", sa.String, primary_key=True),
     sa.Column("object_id", sa.BigInteger, nullable=False),
+    # A write replaces a record's unique values by its id: without this, a scan per write.
+    sa.Index("ix_unique_values_object", "object_type", "property", "object_id"),
 )
 association_table = sa.Table(
     "associations",
@@ -129,6 +131,8 @@ def make_engine(db_path: str | None) -> Engine:
         search_sql.register_functions(dbapi_conn)
 
     metadata.create_all(engine)
+    for index in unique_table.indexes:  # create_all adds no index to a table kept from before
+        index.create(engine, checkfirst=True)
     with engine.begin() as conn:  # a portal file kept from an earlier version lacks newer columns
         columns = {c["name"] for c in sa.inspect(conn).get_columns("objects")}
         if "merged_into" not in columns:

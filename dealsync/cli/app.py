@@ -19,6 +19,7 @@ from dealsync.cli.common import (
     fail,
     load,
 )
+from dealsync.cli.deletions import deletions_app
 from dealsync.cli.output import JsonOption
 from sandbox.cli import sandbox_app
 
@@ -32,6 +33,7 @@ quarantine_app = typer.Typer(
 )
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(deletions_app, name="deletions")
 
 
 @mapping_app.command("check")

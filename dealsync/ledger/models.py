@@ -125,6 +125,22 @@ class MappingFieldRow(Base):
     fingerprint: Mapped[str] = mapped_column(String(32))
 
 
+class HeldDeletionRow(Base):
+    """A deletion the brake held: `held` until a person approves or rejects it."""
+
+    __tablename__ = "held_deletions"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    link_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(8))  # the side where the record was deleted
+    target_id: Mapped[str] = mapped_column(String(64))  # the twin the deletion would reach
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # held | approved | rejected
+    held_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
 class RateBudgetRow(Base):
     """A portal's API budget shared by every process: when its next permit is free (epoch seconds
     of the database's clock, so workers on several machines agree)."""

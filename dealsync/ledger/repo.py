@@ -15,6 +15,7 @@ from dealsync.ledger.budgets import BudgetsMixin
 from dealsync.ledger.census import CensusMixin
 from dealsync.ledger.commits import CommitsMixin, RunCommit
 from dealsync.ledger.files import FilesMixin
+from dealsync.ledger.held import HeldMixin
 from dealsync.ledger.intents import IntentsMixin
 from dealsync.ledger.links import MADE_AS, LinksMixin
 from dealsync.ledger.mapping_fields import MappingFieldsMixin
@@ -55,6 +56,7 @@ class Ledger(
     CensusMixin,
     BudgetsMixin,
     MappingFieldsMixin,
+    HeldMixin,
 ):
     """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
 

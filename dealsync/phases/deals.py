@@ -158,6 +158,7 @@ def plan(phase: DealPhase, pulled: Pulled, checked: Checked) -> Plan:
         owner_turn=ctx.ledger.owner_turn(ctx.pair),
         active_links=ctx.ledger.count_links(ctx.pair),
         allow_mass_deletion=ctx.allow_mass_deletion,
+        approved_deletions=ctx.ledger.approved_deletions(ctx.pair, DEALS),
         intents=ctx.ledger.intents(ctx.pair, [DEALS], keys),
         known=frozenset(ctx.ledger.known_records(ctx.pair, DEALS, unlinked)),
         taken=frozenset(("vendor", vendor_id) for vendor_id in taken),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
 
 import pytest
@@ -155,3 +157,83 @@ def test_files_without_notes_is_refused_with_what_to_choose(prefect_api, pair):
     with pytest.raises(ValueError, match=r"needs notes too; run with objects=\['notes', 'files'\]"):
         state.result()
     assert pair.writes("vendor") == pair.writes("partner") == 0
+
+
+def _paused_run_id():
+    """The id of the sync-partner flow run that paused (waits for the condition, bounded)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+    )
+    with get_client(sync_client=True) as client:
+        for _ in range(1200):
+            runs = client.read_flow_runs(flow_run_filter=paused)
+            if runs:
+                return runs[0].id
+            time.sleep(0.1)
+    raise AssertionError("no flow run paused within two minutes")
+
+
+def _run_in_background(pair) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def run() -> None:
+        outcome["state"] = sync_partner("acme", config_path=str(pair.config), return_state=True)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def _held_mass_deletion(pair) -> list[str]:
+    """25 shared deals synced, then all deleted on the partner side: the brake holds them."""
+    deals = [pair.create("partner", dealname=f"Doomed {n}", **SHARED) for n in range(25)]
+    pair.cli("run")
+    twins = [_twin(pair, "vendor", f"acme:partner:{d}")["id"] for d in deals]
+    for deal in deals:
+        pair.archive("partner", deal)
+    return twins
+
+
+def test_held_deletions_pause_the_flow_run_and_an_approval_applies_exactly_them(prefect_api, pair):
+    from prefect.flow_runs import resume_flow_run
+
+    twins = _held_mass_deletion(pair)
+    thread, outcome = _run_in_background(pair)
+    run_id = _paused_run_id()
+    assert all(pair.deal("vendor", twin) is not None for twin in twins)  # nothing deleted yet
+    resume_flow_run(run_id, run_input={"approve": True})
+    thread.join()
+    state = outcome["state"]
+    assert state.is_completed(), state.message
+    assert state.result()["deleted"]["vendor"] == 25
+    assert all(pair.deal("vendor", twin) is None for twin in twins)
+    assert "approved" in " ".join(state.result()["messages"])
+
+
+def test_rejected_deletions_stay_held_until_approved_from_the_cli(prefect_api, pair):
+    from prefect.flow_runs import resume_flow_run
+
+    twins = _held_mass_deletion(pair)
+    thread, outcome = _run_in_background(pair)
+    resume_flow_run(_paused_run_id(), run_input={"approve": False})
+    thread.join()
+    state = outcome["state"]
+    assert state.is_completed(), state.message
+    assert "Rejected in the Prefect UI" in state.result()["brake"]
+    assert all(pair.deal("vendor", twin) is not None for twin in twins)
+    listed = json.loads(pair.cli("deletions", "list", "--json").stdout)
+    assert listed["count"] == 25 and {d["state"] for d in listed["deletions"]} == {"rejected"}
+    assert (
+        "25 held deletions of partner acme approved"
+        in pair.cli("deletions", "approve", "--partner", "acme").output
+    )
+    pair.cli("run")  # the approved deletions go ahead; applied, they are no longer held
+    assert all(pair.deal("vendor", twin) is None for twin in twins)
+    assert json.loads(pair.cli("deletions", "list", "--json").stdout)["count"] == 0

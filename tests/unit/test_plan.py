@@ -211,6 +211,23 @@ def test_the_brake_holds_back_mass_deletion():
     assert "--allow-mass-deletion" in plan.brake_reason
 
 
+def test_approved_deletions_pass_the_brake_and_others_are_still_judged():
+    world = World()
+    ids = [world.add("partner", dealname=f"d{n}", **REG) for n in range(30)]
+    world.sync()
+    for pid in ids[:25]:
+        world.archive("partner", pid)
+    world.approved = frozenset(d.link_id for d in world.plan().held_deletes if d.link_id)
+    for pid in ids[25:]:
+        world.archive("partner", pid)  # five more, never shown to anyone
+    plan = world.plan()
+    assert len(plan.deletes) == 30 and not plan.held_deletes  # five judged alone: under the brake
+    assert world.approved < {d.link_id for d in plan.deletes}
+    world.approved = frozenset(list(world.approved)[:3])  # only three approved of thirty
+    plan = world.plan()
+    assert {d.link_id for d in plan.deletes} == world.approved and len(plan.held_deletes) == 27
+
+
 def test_a_twin_created_before_a_crash_is_adopted_not_duplicated():
     world = World()
     pid = world.add("partner", dealname="d", **REG)

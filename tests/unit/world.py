@@ -36,6 +36,7 @@ class World:
     intents: dict[str, Intent] = field(default_factory=dict)  # the ledger's create intents
     ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     clock: itertools.count = field(default_factory=lambda: itertools.count(1))
+    approved: frozenset[int] = frozenset()  # links whose held deletion a person approved
 
     def add(self, side: Side, **props: str) -> str:
         """A user creates a record."""
@@ -83,6 +84,7 @@ class World:
                 active_links=len(active),
                 intents=dict(self.intents),
                 known=frozenset(self.known()),
+                approved_deletions=self.approved,
             )
         )
 
