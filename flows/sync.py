@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
@@ -12,7 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelled
 
 from dealsync.config import Config, load_config
@@ -28,6 +29,12 @@ from flows.rate_budget import shared_budget
 SyncObject = Literal["deals", "notes", "files"]
 ALL_OBJECTS: list[SyncObject] = ["deals", "notes", "files"]
 PAIR_LIMIT_WAIT_S = 30.0
+START_ATTEMPTS = 5  # a Prefect API answering 503 under load is asked again, with backoff
+
+
+def _transient_api_error(exc: BaseException) -> bool:
+    """A 5xx from the Prefect API: worth asking again."""
+    return isinstance(exc, PrefectHTTPStatusError) and exc.response.status_code >= 500
 
 
 def _task(fn, name: str, io: bool = False):
@@ -176,6 +183,7 @@ def sync_all_partners(
     """
     config = load_config(config_path)
     results: dict[str, Any] = {}
+    unstarted: list[str] = []
     for partner in config.partners:
         parameters = {
             "partner_id": partner.id,
@@ -185,13 +193,35 @@ def sync_all_partners(
         }
         if fan_out:
             try:
-                run = run_deployment("sync-partner/sync-partner", parameters=parameters, timeout=0)
+                run = _start_partner_run(parameters)
                 results[partner.id] = f"started flow run {run.id}"
                 continue
             except ObjectNotFound:
                 fan_out = False
+            except PrefectHTTPStatusError as exc:  # the API kept refusing: start the others
+                results[partner.id] = f"not started: {exc}"
+                unstarted.append(partner.id)
+                continue
         state = sync_partner(**parameters, return_state=True)
         results[partner.id] = (
             state.result() if state.is_completed() else f"{state.name}: {state.message}"
         )
+    if unstarted:
+        raise RuntimeError(
+            f"the Prefect API refused to start the runs of {', '.join(unstarted)} (the others "
+            f"started): {results}. Their next scheduled cycle starts them; or run sync-partner "
+            "for each now."
+        )
     return results
+
+
+def _start_partner_run(parameters: dict[str, Any]) -> Any:
+    """Start one partner's sync-partner deployment run; a busy API (5xx) is asked again."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return run_deployment("sync-partner/sync-partner", parameters=parameters, timeout=0)
+        except PrefectHTTPStatusError as exc:
+            if not _transient_api_error(exc) or attempt == START_ATTEMPTS:
+                raise
+            time.sleep(min(2**attempt, 10))
+    raise AssertionError("unreachable")
