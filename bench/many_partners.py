@@ -26,7 +26,11 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentTaskRunId,
+)
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from user_calls import user_call
@@ -96,7 +100,11 @@ def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
                 f"  fan-out {fan_out.state.name if fan_out.state else '?'}: {fan_out.state.message if fan_out.state else ''}"
             )
         while True:
-            runs = [r for r in client.read_flow_runs(limit=200) if r.parent_task_run_id in tasks]
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_task_run_id=FlowRunFilterParentTaskRunId(any_=list(tasks))
+                )
+            )
             final = all(r.state and r.state.is_final() for r in runs)
             if final and len(runs) == (expected or len(runs)):
                 break
