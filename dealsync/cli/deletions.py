@@ -78,9 +78,12 @@ def deletions_reject(partner: RequiredPartner, config: ConfigOption = None) -> N
 
 def _decide(config: ConfigOption, partner: str, decision: Decision) -> None:
     loaded, ledger = load(config)
-    if partner not in {p.id for p in loaded.partners}:
-        known = ", ".join(p.id for p in loaded.partners)
-        raise fail(f"{loaded.path}: no partner {partner!r}; the configured partners are {known}.")
+    from dealsync.config import ConfigError
+
+    try:
+        loaded.partner(partner)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
     count = ledger.decide_deletions(partner, decision, f"{getpass.getuser()} (CLI)")
     if not count:
         console.print(f"Partner {partner} has no held deletions to mark {decision}.")
