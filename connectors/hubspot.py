@@ -600,6 +600,10 @@ class HubSpotConnector:
             if exc.status != 404:
                 raise
 
+    def portal_id(self) -> int:
+        """The portal's number (Hub ID): what its webhook events carry as `portalId`."""
+        return int(self.http.request("GET", hs.ACCOUNT_DETAILS).json()["portalId"])
+
     def _properties(self, object_type: str) -> dict[str, dict[str, Any]]:
         """The portal's properties of an object type, by name."""
         path = hs.PROPERTIES.format(object_type=object_type)

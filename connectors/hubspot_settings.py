@@ -12,6 +12,7 @@ ASSOCIATIONS_BATCH_ARCHIVE = "/crm/v4/associations/{from_type}/{to_type}/batch/a
 FILES = "/files/v3/files"
 FILE = "/files/v3/files/{file_id}"
 FILE_SIGNED_URL = "/files/v3/files/{file_id}/signed-url"
+ACCOUNT_DETAILS = "/account-info/v3/details"
 
 BATCH_SIZE = 100
 SEARCH_PAGE_SIZE = 200

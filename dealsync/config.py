@@ -40,10 +40,21 @@ class CrmConfig:
     where: str  # "path: key" for error messages
     rate_share: float = 1.0  # the fraction of the portal's API budget one worker process may use
     lookback_seconds: float | None = None  # how far before its cursor a pull re-reads (search lag)
+    # HubSpot webhooks: the reference to the client secret of the app that signs this portal's
+    # deliveries, and the portal's number when known (else `dealsync receive` asks the portal).
+    webhook_secret_ref: str | None = None
+    portal_id: int | None = None
 
     def token(self) -> str:
         """The secret the reference points at."""
         return resolve_secret(self.token_ref, self.where)
+
+    def webhook_secret(self) -> str | None:
+        """The webhook signing secret, when this connection receives webhooks."""
+        if self.webhook_secret_ref is None:
+            return None
+        where = self.where.removesuffix(".token") + ".webhook_secret"
+        return resolve_secret(self.webhook_secret_ref, where)
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,31 @@ def _crm(data: Any, where: str) -> CrmConfig:
         f"{where}.token",
         float(share),
         None if lookback is None else float(lookback),
+        *_webhooks(data, kind, where),
     )
+
+
+def _webhooks(data: dict[str, Any], kind: str, where: str) -> tuple[str | None, int | None]:
+    """A connection's webhook secret reference and portal number (both optional)."""
+    secret, portal = data.get("webhook_secret"), data.get("portal_id")
+    if (secret is not None or portal is not None) and kind != "hubspot":
+        raise ConfigError(
+            f"{where}: webhook_secret and portal_id are for HubSpot portals; {kind} sends no "
+            "webhooks (its changes arrive with the schedule). Remove them."
+        )
+    if secret is not None:
+        if not isinstance(secret, str):
+            raise ConfigError(
+                f"{where}.webhook_secret: give a reference, env:NAME or a block name."
+            )
+        check_token_reference(secret, f"{where}.webhook_secret")
+    if portal is not None and (
+        isinstance(portal, bool) or not isinstance(portal, int) or portal <= 0
+    ):
+        raise ConfigError(
+            f"{where}.portal_id: {portal!r} must be the portal's number (its Hub ID), e.g. 12345678."
+        )
+    return secret, portal
 
 
 def _owner_assignment(data: Any, where: str) -> OwnerAssignment:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import Any, Literal
 
+import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Completed
 
 from dealsync.config import Config, load_config
 from dealsync.context import open_context
@@ -29,6 +31,7 @@ from flows.rate_budget import shared_budget
 SyncObject = Literal["deals", "notes", "files"]
 ALL_OBJECTS: list[SyncObject] = ["deals", "notes", "files"]
 PAIR_LIMIT_WAIT_S = 30.0
+FOLLOW_UP_WAIT_S = 3600.0  # a run woken by a change waits this long for the pair's running one
 START_ATTEMPTS = 5  # a Prefect API answering 503 under load is asked again, with backoff
 
 
@@ -70,14 +73,52 @@ def pair_limit_name(partner_id: str) -> str:
     return f"dealsync-pair-{partner_id}"
 
 
+def follow_up_limit_name(partner_id: str) -> str:
+    """The limit that lets one woken run of a pair wait behind the running one (and no second)."""
+    return f"dealsync-pair-{partner_id}-next"
+
+
 def ensure_pair_limit(partner_id: str) -> None:
-    """Create the pair's limit (1 slot) if it does not exist yet; strict acquisition needs it."""
-    name = pair_limit_name(partner_id)
+    """Create the pair's limits (1 slot each) if they do not exist yet; strict acquisition needs them."""
     with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+        for name in (pair_limit_name(partner_id), follow_up_limit_name(partner_id)):
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+
+
+class AlreadyFollowing(Exception):
+    """Another run of the pair already waits behind the running one; it will see this change too."""
+
+
+def _slot_taken(exc: ConcurrencySlotAcquisitionError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
+
+
+def _hold_pair(partner_id: str, held: ExitStack, after_running: bool) -> None:
+    """Take the pair's slot into `held`: within 30 s, or for a woken run behind the running one."""
+    pair = pair_limit_name(partner_id)
+    if not after_running:
+        held.enter_context(
+            concurrency(pair, occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S)
+        )
+        return
+    try:
+        place_in_line = concurrency(
+            follow_up_limit_name(partner_id), occupy=1, strict=True, max_retries=0
+        )
+        with place_in_line:  # given up once the pair's slot is ours: the next change may queue
+            held.enter_context(
+                concurrency(pair, occupy=1, strict=True, timeout_seconds=FOLLOW_UP_WAIT_S)
+            )
+    except ConcurrencySlotAcquisitionError as exc:
+        if _slot_taken(exc):
+            raise AlreadyFollowing from None
+        raise
 
 
 def _vendor_budget(config: Config) -> AbstractContextManager[object]:
@@ -112,6 +153,7 @@ def sync_partner(
     objects: list[SyncObject] = ALL_OBJECTS,
     allow_mass_deletion: bool = False,
     config_path: str | None = None,
+    after_running: bool = False,
 ) -> dict[str, Any]:
     """Sync one partner's shared deals, notes and files with the vendor CRM.
 
@@ -123,6 +165,8 @@ def sync_partner(
             or of deals for a BottleCRM partner; they need notes too).
         allow_mass_deletion: Release the deletion brake for this run.
         config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
+        after_running: For runs woken by a change (webhooks): when a run of this partner is going,
+            wait for it and run after it; when another woken run already waits, return at once.
     """
     logger = get_run_logger()
     config = load_config(config_path)
@@ -135,9 +179,8 @@ def sync_partner(
     ensure_pair_limit(partner_id)
     ledger = Ledger.open(config.ledger_url)
     try:
-        with concurrency(
-            pair_limit_name(partner_id), occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S
-        ):
+        with ExitStack() as held:
+            _hold_pair(partner_id, held, after_running)
             ctx = open_context(
                 config,
                 partner_id,
@@ -151,6 +194,12 @@ def sync_partner(
             )
             with _vendor_budget(config):
                 report = run_pair(ctx, call=_as_task)
+    except AlreadyFollowing:
+        message = (
+            f"partner {partner_id}: another run already waits to run next; it carries this change"
+        )
+        logger.info(message)
+        return Completed(message=message)
     except PairBusy as exc:
         logger.warning(str(exc))
         return Cancelled(message=str(exc))

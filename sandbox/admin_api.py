@@ -1,4 +1,4 @@
-"""`/_sandbox` admin: owners, faults, request counts, reset, seeding."""
+"""`/_sandbox` admin: owners, faults, request counts, reset, seeding, webhooks."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from sandbox.schema import (
 )
 from sandbox.store import now_ms
 from sandbox.traffic import Fault
+from sandbox.webhooks import DEAL_SUBSCRIPTIONS, Subscription
 
 
 class AdminApi(ApiBase):
-    """`/_sandbox` admin: owners, faults, request counts, reset, seeding."""
+    """`/_sandbox` admin: owners, faults, request counts, reset, seeding, webhooks."""
 
     async def admin_owner(self, request: Request) -> Response:
         body = await read_body(request)
@@ -67,6 +68,7 @@ class AdminApi(ApiBase):
         return respond(self.sb.traffic.counts())
 
     async def admin_reset(self, request: Request) -> Response:
+        self._subscribe(None)
         self.store.reset()
         self.sb.traffic.faults.clear()
         self.sb.traffic.reset_counts()
@@ -106,3 +108,60 @@ class AdminApi(ApiBase):
             ]
             ids = self.store.bulk_insert(conn, object_type, rows, stamp, step)
         return respond({"count": len(ids), "firstId": str(ids[0]), "lastId": str(ids[-1])}, 201)
+
+    async def admin_webhooks(self, request: Request) -> Response:
+        """Deliver this portal's deal events: `{targetUrl, secret, subscriptions?, properties?}`;
+        GET shows what was delivered, DELETE stops."""
+        if request.method == "POST":
+            self._subscribe(_subscription(await read_body(request)))
+        elif request.method == "DELETE":
+            self._subscribe(None)
+            return Response(status_code=204)
+        sender = self.sb.webhooks
+        assert sender is not None
+        subscription = sender.subscription
+        stats = sender.stats
+        return respond(
+            {
+                "portalId": sender.portal_id,
+                "targetUrl": subscription.target_url if subscription else None,
+                "subscriptions": sorted(subscription.types) if subscription else [],
+                "pendingEvents": sender.pending(),
+                "deliveredEvents": stats.delivered_events,
+                "requests": stats.requests,
+                "failedAttempts": stats.failed_attempts,
+                "droppedEvents": stats.dropped_events,
+                "lastStatus": stats.last_status,
+            },
+            201 if request.method == "POST" else 200,
+        )
+
+    def _subscribe(self, subscription: Subscription | None) -> None:
+        sender = self.sb.webhooks
+        assert sender is not None
+        sender.subscribe(subscription)
+        self.store.on_commit = sender.record if subscription is not None else None
+
+
+def _subscription(body: object) -> Subscription:
+    """A subscription from the admin request's body, or a 400 naming what is wrong."""
+    if not isinstance(body, dict):
+        raise bad_request("Send {targetUrl, secret, subscriptions?, properties?}.")
+    target, secret = body.get("targetUrl"), body.get("secret")
+    if not isinstance(target, str) or not target.startswith(("http://", "https://")):
+        raise bad_request("targetUrl must be an http(s) URL.")
+    if not isinstance(secret, str) or not secret:
+        raise bad_request("secret (the app's client secret that signs deliveries) is required.")
+    types = body.get("subscriptions") or list(DEAL_SUBSCRIPTIONS)
+    unknown = sorted(set(map(str, types)) - set(DEAL_SUBSCRIPTIONS))
+    if unknown:
+        raise bad_request(
+            f"Unknown subscription types {unknown}; use {', '.join(DEAL_SUBSCRIPTIONS)}."
+        )
+    properties = body.get("properties")
+    return Subscription(
+        target,
+        secret,
+        frozenset(map(str, types)),
+        None if properties is None else frozenset(map(str, properties)),
+    )

@@ -18,6 +18,7 @@ from sandbox.schema import (
 from sandbox.store import Store, WriteError, now_ms
 from sandbox.traffic import Traffic
 from sandbox.values import iso_ms
+from sandbox.webhooks import WebhookSender
 
 MAX_BATCH = 100
 MAX_ASSOCIATION_READ = 1_000
@@ -34,6 +35,7 @@ class Sandbox:
     traffic: Traffic
     signing_key: bytes
     name: str = "portal"  # names the portal in its signed download URLs
+    webhooks: WebhookSender | None = None
 
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

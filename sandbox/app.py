@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.account_api import AccountApi
 from sandbox.admin_api import AdminApi
 from sandbox.api_base import Handler, Sandbox, respond
 from sandbox.associations_api import AssociationsApi
@@ -24,9 +25,19 @@ from sandbox.properties_api import PropertiesApi
 from sandbox.search_api import SearchApi
 from sandbox.store import Store, make_engine
 from sandbox.traffic import Fault, Limits, Traffic
+from sandbox.webhooks import WebhookSender
 
 
-class Api(ObjectsApi, SearchApi, PropertiesApi, AssociationsApi, OwnersApi, FilesApi, AdminApi):
+class Api(
+    ObjectsApi,
+    SearchApi,
+    PropertiesApi,
+    AssociationsApi,
+    OwnersApi,
+    FilesApi,
+    AccountApi,
+    AdminApi,
+):
     """Every handler of one portal's API, by resource."""
 
 
@@ -103,6 +114,7 @@ HUBSPOT_ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/files/v3/files/{file_id}", ["DELETE"], "delete_file", None),
     ("/files/v3/files/{file_id}/download", ["GET"], "download_file", "file_download"),
     ("/files/v3/files/{file_id}/signed-url", ["GET"], "signed_url", None),
+    ("/account-info/v3/details", ["GET"], "account_details", None),
 ]
 
 # The `/_sandbox` admin routes, per portal (the request's token says which).
@@ -112,6 +124,7 @@ ADMIN_ROUTES: list[tuple[str, list[str], str]] = [
     ("/_sandbox/requests", ["GET", "DELETE"], "admin_requests"),
     ("/_sandbox/reset", ["POST"], "admin_reset"),
     ("/_sandbox/seed", ["POST"], "admin_seed"),
+    ("/_sandbox/webhooks", ["GET", "POST", "DELETE"], "admin_webhooks"),
 ]
 
 
@@ -256,12 +269,14 @@ def build_portals_app(portals: Sequence[Portal], limits: Limits | None = None) -
     apis: dict[str, Api] = {}
     by_token: dict[str, Api] = {}
     for portal in portals:
+        store = Store(make_engine(portal.db_path))
         sb = Sandbox(
-            store=Store(make_engine(portal.db_path)),
+            store=store,
             tokens=portal.tokens,
             traffic=Traffic(limits=limits or Limits()),
             signing_key=secrets.token_bytes(32),
             name=portal.name,
+            webhooks=WebhookSender(store.portal_id),
         )
         apis[portal.name] = by_token_api = Api(sb)
         for token in portal.tokens:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from sandbox.schema import (
     PropertyDef,
 )
 from sandbox.values import InvalidValue, coerce, instant_ms_or_none, iso_ms
+from sandbox.webhooks import Change, association_detail
 
 metadata = sa.MetaData()
 
@@ -166,8 +167,34 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Told of every committed transaction's changes (the webhooks); rolled back ones are forgotten.
+        self.on_commit: Callable[[list[Change]], None] | None = None
         with engine.begin() as conn:
             self.id_base = self._id_base(conn)
+            self.portal_id = self._portal_id(conn)
+        sa.event.listen(engine, "commit", self._committed)
+        sa.event.listen(engine, "rollback", lambda conn: conn.info.pop(_CHANGES, None))
+
+    # ---- changes, for webhooks -------------------------------------------------------------
+    def _changed(self, conn: Connection, change: Change) -> None:
+        if self.on_commit is not None:
+            conn.info.setdefault(_CHANGES, []).append(change)
+
+    def _committed(self, conn: Connection) -> None:
+        changes = conn.info.pop(_CHANGES, None)
+        if changes and self.on_commit is not None:
+            self.on_commit(changes)
+
+    def _portal_id(self, conn: Connection) -> int:
+        """The portal's number (HubSpot's portalId / Hub ID), kept with its data."""
+        row = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "portal_id")
+        ).first()
+        if row is None:
+            number = random.randint(10_000_000, 99_999_999)
+            conn.execute(sa.insert(meta_table).values(key="portal_id", value=str(number)))
+            return number
+        return int(row.value)
 
     # ---- ids -------------------------------------------------------------------------------
     def _id_base(self, conn: Connection) -> int:
@@ -423,6 +450,7 @@ class Store:
         props: dict[str, PropertyDef],
         stamp: int,
         remember: bool = True,
+        announce: bool = True,
     ) -> int:
         """Insert a record with already-coerced values; the caller checked uniqueness."""
         (object_id,) = self.next_ids(conn, 1)
@@ -441,7 +469,18 @@ class Store:
         self._index_unique(conn, object_type, object_id, stored, props)
         if remember:
             self._remember(conn, object_id, stored, stamp)
+        if announce:
+            self._changed(conn, Change("creation", object_type, object_id, now_ms()))
+            self._announce_values(conn, object_type, object_id, stored)
         return object_id
+
+    def _announce_values(
+        self, conn: Connection, object_type: str, object_id: int, values: Mapping[str, str | None]
+    ) -> None:
+        at = now_ms()
+        for name, value in values.items():
+            detail = {"propertyName": name, "propertyValue": "" if value is None else value}
+            self._changed(conn, Change("propertyChange", object_type, object_id, at, detail))
 
     def _remember(
         self, conn: Connection, object_id: int, values: Mapping[str, str | None], stamp: int
@@ -497,6 +536,7 @@ class Store:
         )
         self._index_unique(conn, object_type, row.id, values, props)
         self._remember(conn, row.id, changed, stamp)
+        self._announce_values(conn, object_type, row.id, changed)
 
     def merge(
         self,
@@ -516,8 +556,16 @@ class Store:
             merged_ids |= {i for i in (old.get("hs_merged_object_ids") or "").split(";") if i}
         values = {**second, **first, "hs_merged_object_ids": ";".join(sorted(merged_ids))}
         for row in (primary, secondary):
-            self.archive(conn, object_type, row.id, stamp)
-        new_id = self.create(conn, object_type, values, props, stamp, remember=False)
+            self.archive(conn, object_type, row.id, stamp, announce=False)
+        new_id = self.create(
+            conn, object_type, values, props, stamp, remember=False, announce=False
+        )
+        merge = {
+            "primaryObjectId": primary.id,
+            "mergedObjectIds": [secondary.id],
+            "newObjectId": new_id,
+        }
+        self._changed(conn, Change("merge", object_type, primary.id, now_ms(), merge))
         originals = [primary.id, secondary.id]
         conn.execute(
             sa.update(object_table)
@@ -546,7 +594,9 @@ class Store:
             )
         return new_id
 
-    def archive(self, conn: Connection, object_type: str, object_id: int, stamp: int) -> bool:
+    def archive(
+        self, conn: Connection, object_type: str, object_id: int, stamp: int, announce: bool = True
+    ) -> bool:
         """Archive a record (hs_lastmodifieddate unchanged); False when it was not active."""
         result = conn.execute(
             sa.update(object_table)
@@ -563,6 +613,8 @@ class Store:
                     unique_table.c.object_type == object_type, unique_table.c.object_id == object_id
                 )
             )
+            if announce:
+                self._changed(conn, Change("deletion", object_type, object_id, now_ms()))
         return bool(result.rowcount)
 
     def find(
@@ -720,6 +772,7 @@ class Store:
                         category=category,
                     )
                 )
+                self._association_changed(conn, row[0], row[1], row[2], row[3], False)
 
     def dissociate(
         self, conn: Connection, from_type: str, from_id: int, to_type: str, to_id: int
@@ -729,7 +782,7 @@ class Store:
             (from_type, from_id, to_type, to_id),
             (to_type, to_id, from_type, from_id),
         ):
-            conn.execute(
+            removed = conn.execute(
                 sa.delete(association_table).where(
                     association_table.c.from_type == a_type,
                     association_table.c.from_id == a_id,
@@ -737,6 +790,25 @@ class Store:
                     association_table.c.to_id == b_id,
                 )
             )
+            if removed.rowcount:
+                self._association_changed(conn, a_type, a_id, b_type, b_id, True)
+
+    def _association_changed(
+        self,
+        conn: Connection,
+        from_type: str,
+        from_id: int,
+        to_type: str,
+        to_id: int,
+        removed: bool,
+    ) -> None:
+        """An associationChange event, from each side an app can subscribe to (deals)."""
+        if from_type == "deals":
+            detail = {
+                "fromObjectId": from_id,
+                **association_detail(from_type, to_type, to_id, removed),
+            }
+            self._changed(conn, Change("associationChange", from_type, from_id, now_ms(), detail))
 
     def associations_of(
         self, conn: Connection, from_type: str, from_ids: Iterable[int], to_type: str
@@ -835,6 +907,9 @@ class Store:
             ],
         )
         return ids
+
+
+_CHANGES = "sandbox_changes"  # a connection's uncommitted changes, in its info
 
 
 def _problem(name: str, code: str, message: str) -> dict[str, Any]:

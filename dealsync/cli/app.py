@@ -21,6 +21,7 @@ from dealsync.cli.common import (
 )
 from dealsync.cli.deletions import deletions_app
 from dealsync.cli.output import JsonOption
+from dealsync.cli.receive import receive
 from sandbox.cli import sandbox_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ quarantine_app = typer.Typer(
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(deletions_app, name="deletions")
+app.command()(receive)
 
 
 @mapping_app.command("check")
@@ -167,8 +169,16 @@ def serve(
         int,
         typer.Option(min=1, help="Flow runs each worker runs at once (each is a process)."),
     ] = 4,
+    receiver_port: Annotated[
+        int,
+        typer.Option(
+            help="Port of the webhook receiver, started when a connection has a webhook_secret "
+            "(always with --sandboxes, whose portals then deliver their deal events to it)."
+        ),
+    ] = 8787,
 ) -> None:
-    """Start a Prefect server, deploy prefect.yaml, start the workers (Ctrl-C stops them all)."""
+    """Start a Prefect server, deploy prefect.yaml, start the workers and the webhook receiver
+    (Ctrl-C stops them all)."""
     from dealsync.cli.serve import PROJECT_DIR, stop_on_signals
 
     with stop_on_signals():
@@ -180,6 +190,7 @@ def serve(
                 state_dir or PROJECT_DIR / ".dealsync",
                 workers,
                 runs_per_worker,
+                receiver_port,
             )
         except KeyboardInterrupt:
             console.print("Stopped the worker, the server and the sandboxes.")
@@ -192,13 +203,17 @@ def _serve(
     state: Path,
     workers: int = 1,
     runs_per_worker: int = 4,
+    receiver_port: int = 8787,
 ) -> None:
+    import secrets
     from contextlib import ExitStack
 
     from dealsync.cli.serve import PrefectStack, write_local_config
     from sandbox.server import SandboxProcess
 
     with ExitStack() as stack:
+        sandbox_portals: list[SandboxProcess] = []
+        webhook_secret = secrets.token_urlsafe(24)
         if sandboxes:
             folder = state / "serve"
             folder.mkdir(parents=True, exist_ok=True)
@@ -208,8 +223,13 @@ def _serve(
             acme = stack.enter_context(
                 SandboxProcess(db_path=folder / "acme.db", token="local-acme")
             )
+            sandbox_portals = [vendor, acme]
             config = write_local_config(
-                folder, vendor.base_url, vendor.token, {"acme": (acme.base_url, acme.token)}
+                folder,
+                vendor.base_url,
+                vendor.token,
+                {"acme": (acme.base_url, acme.token)},
+                webhook_secret,
             )
             console.print(
                 f"sandboxes: vendor {vendor.base_url}, partner acme {acme.base_url}; config {config}"
@@ -229,9 +249,21 @@ def _serve(
             prefect.deploy()
         for _ in range(workers):
             prefect.start_worker(runs_per_worker)
+        hooks = "No connection has a webhook_secret: changes wait for the schedule."
+        crms = [loaded.vendor_crm, *(p.crm for p in loaded.partners)]
+        if any(crm.webhook_secret_ref for crm in crms):
+            with console.status("Starting the webhook receiver..."):
+                target = prefect.start_receiver(loaded.path.resolve(), receiver_port)
+            for portal in sandbox_portals:
+                portal.admin(
+                    "POST", "webhooks", json={"targetUrl": target, "secret": webhook_secret}
+                )
+            hooks = f"Webhooks: {target} wakes a partner's sync on a change" + (
+                " (the sandboxes deliver there)." if sandbox_portals else "."
+            )
         console.print(
             f"[green]Ready.[/green] Open http://127.0.0.1:{port}, Deployments, sync-partner, Run (custom run for "
-            f"parameters). sync-all-partners runs every 15 minutes, audit nightly. Logs: {state / 'prefect'}. "
+            f"parameters). sync-all-partners runs every 15 minutes, audit nightly. {hooks} Logs: {state / 'prefect'}. "
             "Ctrl-C (or SIGTERM) stops everything."
         )
         try:

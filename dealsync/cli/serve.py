@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
 
@@ -143,16 +144,50 @@ class PrefectStack:
             "--limit",
             str(runs),
         ]
-        self.processes.append(
-            subprocess.Popen(
-                command,
-                env=self.env(),
-                cwd=PROJECT_DIR,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self._spawn(command, log)
+
+    def _spawn(self, command: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
+        """Start a process of the stack in its own session (so stop() reaches its children)."""
+        process = subprocess.Popen(
+            command,
+            env=self.env(),
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        self.processes.append(process)
+        return process
+
+    def start_receiver(self, config: Path, port: int, timeout_s: float = 60.0) -> str:
+        """Start `dealsync receive` for the config, waking runs on this server; its webhook URL."""
+        log = (self.home / "receiver.log").open("ab")
+        command = [
+            str(Path(sys.executable).parent / "dealsync"),
+            "receive",
+            "--config",
+            str(config),
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+        ]
+        process = self._spawn(command, log)
+        base = f"http://{self.host}:{port}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"`dealsync receive` exited; see {self.home / 'receiver.log'}:\n"
+                    + (self.home / "receiver.log").read_text()[-1500:]
+                )
+            try:
+                if requests.get(f"{base}/health", timeout=2).ok:
+                    return f"{base}/webhooks/hubspot"
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"`dealsync receive` did not answer on {base} within {timeout_s:.0f} s")
 
     def stop(self) -> None:
         """Stop the worker and the server."""
@@ -174,23 +209,35 @@ class PrefectStack:
 
 
 def write_local_config(
-    folder: Path, vendor_url: str, vendor_token: str, partners: dict[str, tuple[str, ...]]
+    folder: Path,
+    vendor_url: str,
+    vendor_token: str,
+    partners: dict[str, tuple[str, ...]],
+    webhook_secret: str | None = None,
 ) -> Path:
-    """A dealsync.yaml for local sandboxes; tokens go to the environment, the file holds references."""
+    """A dealsync.yaml for local sandboxes; tokens go to the environment, the file holds references.
+    With a webhook secret, every HubSpot portal's deliveries are checked with it."""
     os.environ["LOCAL_VENDOR_TOKEN"] = vendor_token
+    hooks = ""
+    if webhook_secret is not None:
+        os.environ["LOCAL_WEBHOOK_SECRET"] = webhook_secret
+        hooks = ', webhook_secret: "env:LOCAL_WEBHOOK_SECRET"'
     lines = [
         f"ledger: sqlite:///{folder}/ledger.db",
         "vendor:",
-        f'  crm: {{kind: hubspot, base_url: "{vendor_url}", token: "env:LOCAL_VENDOR_TOKEN"}}',
+        f'  crm: {{kind: hubspot, base_url: "{vendor_url}", token: "env:LOCAL_VENDOR_TOKEN"{hooks}}}',
         "  owner_assignment: {strategy: round_robin, pool: [rita@vendor.test, sam@vendor.test], fallback: rita@vendor.test}",
         "partners:",
     ]
     for partner_id, (url, token, *kind) in partners.items():
         variable = f"LOCAL_{partner_id.upper()}_TOKEN"
         os.environ[variable] = token
+        crm_kind = kind[0] if kind else "hubspot"
         lines += [
             f"  - id: {partner_id}",
-            f'    crm: {{kind: {kind[0] if kind else "hubspot"}, base_url: "{url}", token: "env:{variable}"}}',
+            f'    crm: {{kind: {crm_kind}, base_url: "{url}", token: "env:{variable}"'
+            + (hooks if crm_kind == "hubspot" else "")
+            + "}",
         ]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "dealsync.yaml"

@@ -43,6 +43,31 @@ class LinksMixin(LedgerBase):
                 found += [to_link(r) for r in rows]
         return found
 
+    def pairs_linking(
+        self,
+        side: str,
+        record_ids: Iterable[str],
+        pairs: Iterable[str],
+        object_type: str = "deals",
+    ) -> dict[str, set[str]]:
+        """Which of `pairs` actively link each of `record_ids` on `side` (unlinked ids left out)."""
+        ids, among = list(set(record_ids)), list(set(pairs))
+        column = LinkRow.partner_id if side == "partner" else LinkRow.vendor_id
+        found: dict[str, set[str]] = {}
+        with self.sessions() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.execute(
+                    sa.select(column, LinkRow.pair).where(
+                        LinkRow.pair.in_(among),
+                        LinkRow.object_type == object_type,
+                        LinkRow.state == "active",
+                        column.in_(ids[start : start + 500]),
+                    )
+                )
+                for record_id, pair in rows:
+                    found.setdefault(record_id, set()).add(pair)
+        return found
+
     def active_links(self, pair: str, object_type: str = "deals") -> list[Link]:
         """Every active link of a pair."""
         with self.sessions() as s:

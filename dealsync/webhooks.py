@@ -1,0 +1,228 @@
+"""HubSpot webhooks: check a delivery's v3 signature, read its events, find the partners to wake.
+
+A delivery is trusted only through its signature (HMAC-SHA256 keyed with the secret of the app that
+subscribed, over method + URI + body + timestamp) and only for the portals whose secret signed it.
+An event wakes a partner's sync when it concerns a deal linked to that partner, or when it sets the
+share property so that the deal becomes that partner's; every other event (the vendor's own deals,
+a partner's private deals) wakes nobody.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from dealsync.mapping import ShareRule
+from dealsync.model import Side
+
+MAX_AGE_MS = 5 * 60 * 1000  # HubSpot: reject a timestamp older than 5 minutes
+MAX_BODY_BYTES = 1024 * 1024  # 100 events are a few tens of kB
+
+
+class MalformedDelivery(ValueError):
+    """A signed delivery whose body is not an array of HubSpot events."""
+
+
+def request_uri(url: str) -> str:
+    """The URI as HubSpot signs it: the URL it called, with percent-encoded characters decoded."""
+    return unquote(url)
+
+
+def signature_valid(
+    secret: str,
+    method: str,
+    uri: str,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    now_ms: int,
+) -> bool:
+    """Whether a request carries a fresh v3 signature made with `secret`."""
+    if not timestamp or not signature or not timestamp.isdigit():
+        return False
+    if abs(now_ms - int(timestamp)) > MAX_AGE_MS:
+        return False
+    message = method.upper().encode() + uri.encode() + body + timestamp.encode()
+    expected = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, signature.encode())
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One event of a delivery, with what routing needs."""
+
+    event_id: str
+    portal_id: int
+    subscription_type: str
+    object_ids: tuple[str, ...]  # the deal, and for a merge every id it involved
+    property_name: str | None = None
+    property_value: str | None = None
+
+    @property
+    def object_type(self) -> str:
+        """`deal` of `deal.propertyChange`."""
+        return self.subscription_type.partition(".")[0]
+
+
+def parse_events(body: bytes) -> list[WebhookEvent]:
+    """The events of a delivery: a JSON array of objects with portalId, subscriptionType, objectId."""
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedDelivery(f"the body is not JSON: {exc}") from None
+    if not isinstance(raw, list):
+        raise MalformedDelivery("the body must be a JSON array of events")
+    return [_event(item, n) for n, item in enumerate(raw)]
+
+
+def _event(item: Any, n: int) -> WebhookEvent:
+    if not isinstance(item, dict):
+        raise MalformedDelivery(f"event {n} is not an object")
+    portal, kind, object_id = (
+        item.get("portalId"),
+        item.get("subscriptionType"),
+        item.get("objectId"),
+    )
+    if not isinstance(portal, int) or isinstance(portal, bool):
+        raise MalformedDelivery(f"event {n}: portalId must be a number")
+    if not isinstance(kind, str) or "." not in kind:
+        raise MalformedDelivery(f"event {n}: subscriptionType must look like deal.propertyChange")
+    ids = [object_id, item.get("primaryObjectId"), item.get("newObjectId")]
+    ids += item.get("mergedObjectIds") or []
+    named = tuple(dict.fromkeys(str(i) for i in ids if isinstance(i, int | str) and str(i)))
+    if not named:
+        raise MalformedDelivery(f"event {n}: objectId is missing")
+    value = item.get("propertyValue")
+    return WebhookEvent(
+        event_id=str(item.get("eventId", "")),
+        portal_id=portal,
+        subscription_type=kind,
+        object_ids=named,
+        property_name=str(item["propertyName"]) if item.get("propertyName") else None,
+        property_value=None if value is None else str(value),
+    )
+
+
+class LinkLookup(Protocol):
+    """Which pairs link records of a side (the ledger)."""
+
+    def pairs_linking(
+        self, side: str, record_ids: Iterable[str], pairs: Iterable[str], object_type: str = "deals"
+    ) -> dict[str, set[str]]: ...
+
+
+@dataclass(frozen=True)
+class WatchedPortal:
+    """A portal whose webhooks we accept: its number, the secret that signs them, whose it is."""
+
+    portal_id: int
+    secret: str
+    roles: tuple[tuple[str, Side], ...]  # (partner id, the side this portal is in that pair)
+
+
+@dataclass
+class Routing:
+    """What a delivery asked for: partners to wake (with why) and the events that woke nobody."""
+
+    wake: dict[str, Counter[str]] = field(default_factory=dict)
+    ignored: int = 0
+    foreign: int = 0  # events of a portal the signing secret does not belong to
+
+    def add(self, partner: str, reason: str) -> None:
+        self.wake.setdefault(partner, Counter())[reason] += 1
+
+
+class WebhookRouter:
+    """Authenticates deliveries and turns their events into partners to wake."""
+
+    def __init__(
+        self,
+        portals: Iterable[WatchedPortal],
+        share_rules: Mapping[tuple[str, Side], ShareRule],
+        links: LinkLookup,
+    ) -> None:
+        self.portals = {p.portal_id: p for p in portals}
+        self.share_rules = dict(share_rules)
+        self.links = links
+
+    def authenticate(
+        self,
+        method: str,
+        uri: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        now_ms: int,
+    ) -> frozenset[int]:
+        """The portals whose secret signed this request (empty: reject it)."""
+        timestamp = headers.get("x-hubspot-request-timestamp")
+        signature = headers.get("x-hubspot-signature-v3")
+        by_secret: dict[str, list[int]] = {}
+        for portal in self.portals.values():
+            by_secret.setdefault(portal.secret, []).append(portal.portal_id)
+        signed: set[int] = set()
+        for secret, portal_ids in by_secret.items():
+            if signature_valid(secret, method, uri, body, timestamp, signature, now_ms):
+                signed.update(portal_ids)
+        return frozenset(signed)
+
+    def route(self, events: Iterable[WebhookEvent], signed: frozenset[int]) -> Routing:
+        """The partners these events concern, among the portals that signed them."""
+        routing = Routing()
+        deal_events: list[tuple[WatchedPortal, WebhookEvent]] = []
+        for event in events:
+            portal = self.portals.get(event.portal_id)
+            if portal is None or event.portal_id not in signed:
+                routing.foreign += 1
+            elif event.object_type != "deal":
+                routing.ignored += 1
+            else:
+                deal_events.append((portal, event))
+        linked = self._linked(deal_events)
+        for portal, event in deal_events:
+            woke = False
+            for partner, side in portal.roles:
+                if self._concerns(partner, side, event, linked):
+                    routing.add(partner, event.subscription_type)
+                    woke = True
+            routing.ignored += not woke
+        return routing
+
+    def _linked(
+        self, deal_events: list[tuple[WatchedPortal, WebhookEvent]]
+    ) -> dict[str, dict[str, set[str]]]:
+        """Per side, the pairs linking each record the events name (one ledger query a side)."""
+        ids: dict[str, set[str]] = {"partner": set(), "vendor": set()}
+        pairs: dict[str, set[str]] = {"partner": set(), "vendor": set()}
+        for portal, event in deal_events:
+            for partner, side in portal.roles:
+                ids[side].update(event.object_ids)
+                pairs[side].add(partner)
+        return {
+            side: self.links.pairs_linking(side, named, pairs[side])
+            for side, named in ids.items()
+            if named
+        }
+
+    def _concerns(
+        self,
+        partner: str,
+        side: Side,
+        event: WebhookEvent,
+        linked: Mapping[str, Mapping[str, set[str]]],
+    ) -> bool:
+        pairs = linked.get(side, {})
+        if any(partner in pairs.get(i, ()) for i in event.object_ids):
+            return True
+        rule = self.share_rules.get((partner, side))
+        return (
+            rule is not None
+            and event.property_name == rule.property
+            and rule.matches({rule.property: event.property_value}, partner)
+        )
