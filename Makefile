@@ -9,7 +9,7 @@ PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/
 	$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 BOTTLECRM := .bottlecrm
 
-.PHONY: demo demo-bottlecrm test serve lint format bench bench-run-cost bench-engine bench-many-partners bench-bottlecrm lock clean bottlecrm
+.PHONY: demo demo-bottlecrm test serve lint format bench bench-run-cost bench-engine bench-many-partners bench-bottlecrm bench-webhooks lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_cost.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/many_partners.py
+	$(BIN)/python bench/webhook_latency.py
 
 # One partner's runs (first sync, quiet, 1% edits, 1% archived) at 1,000 / 10,000 / 100,000 shared deals.
 bench-run-cost: $(STAMP)
@@ -63,6 +64,10 @@ bench-engine: $(STAMP)
 # 50 partner portals x 2,000 shared deals, one vendor portal, 4 Prefect workers, a PostgreSQL ledger.
 bench-many-partners: $(STAMP)
 	$(BIN)/python bench/many_partners.py
+
+# From a change in a sandbox to its twin, woken by webhooks through Prefect (median, p95, a burst).
+bench-webhooks: $(STAMP)
+	$(BIN)/python bench/webhook_latency.py
 
 # What a run costs for a BottleCRM partner (no change feed) against a naive full detail scan.
 bench-bottlecrm: $(STAMP) $(BOTTLECRM)/template.db

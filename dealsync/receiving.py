@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,6 +40,9 @@ logger = logging.getLogger("dealsync.receiver")
 
 WEBHOOK_PATH = "/webhooks/hubspot"
 DEBOUNCE_S = 2.0
+# A partner is woken at most this often, whatever its portal sends: every wake is a flow run (a
+# process on a worker), and a partner whose app floods the receiver must not crowd out the others.
+MIN_WAKE_GAP_S = 10.0
 WAKE_ATTEMPTS = 8  # then the partner waits for its schedule (logged)
 SEEN_EVENTS = 20_000  # event ids remembered, so a redelivered batch wakes nobody twice
 
@@ -102,7 +106,9 @@ class Debouncer:
     wake: Wake
     window_s: float = DEBOUNCE_S
     window: Callable[[], Awaitable[object]] | None = None  # how a burst ends (default: window_s)
+    min_gap_s: float = 0.0  # between two wakes of one partner
     pending: dict[str, Counter[str]] = field(default_factory=dict)
+    last_wake: dict[str, float] = field(default_factory=dict)  # monotonic time, by partner
     failing: bool = False  # the last wake could not be sent
     sent: int = 0
 
@@ -116,6 +122,10 @@ class Debouncer:
 
     async def _wake_later(self, partner: str) -> None:
         await (self.window() if self.window is not None else asyncio.sleep(self.window_s))
+        too_soon = self.last_wake.get(partner, -math.inf) + self.min_gap_s - time.monotonic()
+        if too_soon > 0:
+            await asyncio.sleep(too_soon)
+        self.last_wake[partner] = time.monotonic()
         reasons = self.pending.pop(partner)  # later events start the next burst
         for attempt in range(WAKE_ATTEMPTS):
             try:
@@ -156,13 +166,14 @@ def build_receiver(
     wake: Wake,
     public_url: str | None = None,
     debounce_s: float = DEBOUNCE_S,
+    min_gap_s: float = MIN_WAKE_GAP_S,
 ) -> Starlette:
     """The receiver's app: `POST /webhooks/hubspot` for deliveries, `GET /health`.
 
     `public_url` is the target URL the app subscribed with (what HubSpot signs); without it the URL
     of the request as it arrived is used, which is right unless a proxy rewrites it.
     """
-    debouncer = Debouncer(wake, debounce_s)
+    debouncer = Debouncer(wake, debounce_s, min_gap_s=min_gap_s)
     seen = SeenEvents()
 
     async def receive(request: Request) -> Response:

@@ -65,7 +65,7 @@ def _receiver(pair: Pair, wake) -> Iterator[str]:
     """The receiver for the pair's config, served by uvicorn on a free port; yields its URL."""
     config = load_config(pair.config)
     ledger = Ledger.open(config.ledger_url)
-    app = build_receiver(build_router(config, ledger), wake, debounce_s=0.0)
+    app = build_receiver(build_router(config, ledger), wake, debounce_s=0.0, min_gap_s=0.0)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -279,3 +279,17 @@ def test_a_malformed_body_is_named(body):
 
     with pytest.raises(MalformedDelivery):
         parse_events(body)
+
+
+def test_a_flooding_partner_is_woken_at_most_once_per_gap():
+    woken: list[float] = []  # when the debouncer let each wake go
+
+    async def scenario() -> None:
+        debouncer = Debouncer(lambda p, r: woken.append(debouncer.last_wake[p]), 0, min_gap_s=0.5)
+        for _ in range(3):  # three bursts, each as soon as the previous wake went out
+            debouncer.poke("acme", {"deal.propertyChange": 1})
+            while len(woken) < _ + 1:
+                await asyncio.sleep(0.01)
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert [later - earlier >= 0.5 for earlier, later in itertools.pairwise(woken)] == [True, True]
