@@ -3,7 +3,8 @@
 For each portal and object a pair syncs: the server answers, the token is accepted and allowed the
 reads a run makes (a search, owners), the custom properties exist with the right types and options,
 and every property the mapping uses exists. The vendor's owner assignment names owners the vendor
-portal has. Every failure is one sentence saying what to do.
+portal has. A connection with a webhook secret: the secret resolves and the portal tells its number
+(the one configured, if any). Every failure is one sentence saying what to do.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from connectors.base import Connector
 from connectors.errors import ConnectorError
 from dealsync.config import Config, ConfigError, CrmConfig
-from dealsync.connections import build_connector
+from dealsync.connections import build_connector, portal_number
 from dealsync.mapping import MappingBase
 from dealsync.mapping_check import MappingError
 from dealsync.model import Side
@@ -52,7 +53,36 @@ def check_connections(config: Config, partner_id: str | None = None) -> list[Por
         for u in portal_mappings(config, loadable)
     ]
     results.append(_check_owner_assignment(config))
+    connections = [("vendor", config.vendor_crm), *((f"partner {p.id}", p.crm) for p in partners)]
+    results += [
+        _check_webhooks(crm, portal) for portal, crm in connections if crm.webhook_secret_ref
+    ]
     return results
+
+
+def _check_webhooks(crm: CrmConfig, portal: str) -> PortalCheck:
+    """The webhook secret resolves and the portal's number is known (and matches the config)."""
+    result = PortalCheck(portal, "webhooks")
+    try:
+        crm.webhook_secret()
+    except ConfigError as exc:
+        result.problems.append(str(exc))
+        return result
+    result.checked.append("signing secret")
+    try:
+        number = portal_number(crm, portal)
+    except (ConnectorError, ConfigError) as exc:
+        result.problems.append(f"{portal}: could not ask which portal this is: {exc}")
+        return result
+    if crm.portal_id is not None and crm.portal_id != number:
+        result.problems.append(
+            f"{crm.where.removesuffix('.token')}.portal_id: {crm.portal_id} is configured, but the "
+            f"token's portal is {number}: its webhooks would be refused. Set portal_id: {number} "
+            "(or leave it out: the receiver asks the portal)."
+        )
+        return result
+    result.checked.append(f"portal {number}")
+    return result
 
 
 def _check_portal(

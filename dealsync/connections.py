@@ -22,3 +22,11 @@ def build_connector(crm: CrmConfig, connection: str) -> Connector:
     if crm.kind == "bottlecrm":
         return BottleCrmConnector(crm.base_url, crm.token(), connection=connection)
     raise ConfigError(f"{crm.where}: CRM kind {crm.kind!r} has no connector yet.")
+
+
+def portal_number(crm: CrmConfig, connection: str) -> int:
+    """The HubSpot portal's number (Hub ID), as the portal itself tells it to the token."""
+    connector = build_connector(crm, connection)
+    if not isinstance(connector, HubSpotConnector):
+        raise ConfigError(f"{crm.where}: {crm.kind} has no portal number and sends no webhooks.")
+    return connector.portal_id()

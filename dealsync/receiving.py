@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dealsync.config import Config, ConfigError, CrmConfig
-from dealsync.connections import build_connector
+from dealsync.connections import portal_number
 from dealsync.ledger import Ledger
 from dealsync.mapping import ShareRule, load_mapping
 from dealsync.model import Side
@@ -52,12 +52,10 @@ Wake = Callable[[str, Mapping[str, int]], None]  # (partner id, event counts by 
 def _portal_number(crm: CrmConfig, connection: str) -> int:
     if crm.portal_id is not None:
         return crm.portal_id
-    connector = build_connector(crm, connection)
-    portal_id = getattr(connector, "portal_id", None)
-    if portal_id is None:
-        raise ConfigError(f"{crm.where}: {crm.kind} sends no webhooks; remove webhook_secret.")
     try:
-        return int(portal_id())
+        return portal_number(crm, connection)
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(
             f"{crm.where.removesuffix('.token')}: could not ask {crm.base_url} which portal this "

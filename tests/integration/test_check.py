@@ -44,3 +44,32 @@ def test_an_owner_the_assignment_names_must_exist_on_the_vendor(pair: Pair):
     pair.config.write_text(text)
     result = pair.cli("check", ok=False)
     assert "gone@vendor.test" in result.output and "owner_assignment" in result.output
+
+
+def test_webhook_settings_are_checked_secret_and_portal(pair: Pair, monkeypatch):
+    portal = pair.api("partner", "GET", "/account-info/v3/details").json()["portalId"]
+    text = pair.config.read_text().replace(
+        'token: "env:TEST_ACME_TOKEN"}',
+        f'token: "env:TEST_ACME_TOKEN", webhook_secret: "env:TEST_ACME_HOOKS", portal_id: {portal + 1}}}',
+    )
+    pair.config.write_text(text)
+    monkeypatch.delenv("TEST_ACME_HOOKS", raising=False)
+    hooks = [
+        c
+        for c in json.loads(pair.cli("check", "--json", ok=False).stdout)["checks"]
+        if c["object"] == "webhooks"
+    ]
+    assert [c["portal"] for c in hooks] == ["partner acme"]
+    assert "TEST_ACME_HOOKS is not set" in hooks[0]["problems"][0]
+
+    monkeypatch.setenv("TEST_ACME_HOOKS", "the-app-secret")
+    result = pair.cli("check", ok=False)
+    assert (
+        f"portal_id: {portal + 1} is configured, but the token's portal is {portal}"
+        in result.output
+    )
+
+    pair.config.write_text(text.replace(f"portal_id: {portal + 1}", f"portal_id: {portal}"))
+    document = json.loads(pair.cli("check", "--json").stdout)
+    hooks = [c for c in document["checks"] if c["object"] == "webhooks"]
+    assert document["ok"] is True and hooks[0]["checked"] == ["signing secret", f"portal {portal}"]
