@@ -23,6 +23,7 @@ from dealsync.context import open_context
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.phases import deal_files, deals, notes
+from dealsync.probe import pending_work
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
 from flows.artifacts import publish_report
@@ -214,12 +215,23 @@ def sync_partner(
     return report.summary()
 
 
+def _pending_work(config: Config, partner_id: str, ledger: Ledger) -> tuple[str | None, int]:
+    """Why a partner needs a run (None: nothing new), and the API calls it took to tell."""
+    try:
+        ctx = open_context(config, partner_id, ledger, dry_run=True)
+        reason = pending_work(ctx)
+    except Exception as exc:  # the run itself will say what is wrong, properly
+        return f"could not look ({type(exc).__name__}): run it", 0
+    return reason, sum(connector.calls for connector in ctx.connectors.values())
+
+
 @flow(name="sync-all-partners")
 def sync_all_partners(
     dry_run: bool = False,
     full_resync: bool = False,
     fan_out: bool = True,
     config_path: str | None = None,
+    look_first: bool = True,
 ) -> dict[str, Any]:
     """Sync every configured partner.
 
@@ -229,11 +241,36 @@ def sync_all_partners(
         fan_out: Start one sync-partner deployment run per partner, so workers run partners in parallel;
             when false (or when the sync-partner deployment does not exist), run them here one by one.
         config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
+        look_first: Start no run for a partner whose CRMs show nothing new since its last run (checked
+            with what a quiet run reads); dry and full runs always run.
     """
+    logger = get_run_logger()
     config = load_config(config_path)
     results: dict[str, Any] = {}
     unstarted: list[str] = []
+    looking = look_first and not (dry_run or full_resync)
+    quiet, calls = [], 0
+    with ExitStack() as held:
+        if looking:
+            ledger = Ledger.open(config.ledger_url)
+            held.callback(ledger.close)
+            held.enter_context(_vendor_budget(config))
+            for partner in config.partners:
+                reason, spent = _pending_work(config, partner.id, ledger)
+                calls += spent
+                if reason is None:
+                    quiet.append(partner.id)
+                    results[partner.id] = "nothing new since its last run: not started"
+        if looking:
+            logger.info(
+                "%d of %d partners had nothing new (%d API calls to tell); starting the others",
+                len(quiet),
+                len(config.partners),
+                calls,
+            )
     for partner in config.partners:
+        if partner.id in quiet:
+            continue
         parameters = {
             "partner_id": partner.id,
             "dry_run": dry_run,

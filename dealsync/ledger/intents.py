@@ -74,6 +74,16 @@ class IntentsMixin(LedgerBase):
                 )
             )
 
+    def has_pending_intents(self, pair: str) -> bool:
+        """Whether a run announced a create it never confirmed (the next run must settle it)."""
+        with self.sessions() as s:
+            first = s.scalars(
+                sa.select(CreateIntent.key)
+                .where(CreateIntent.pair == pair, CreateIntent.state == "pending")
+                .limit(1)
+            ).first()
+            return first is not None
+
     def intents(
         self, pair: str, object_types: Iterable[str], keys: Iterable[str]
     ) -> dict[str, Intent]:

@@ -14,6 +14,7 @@ from prefect.testing.utilities import prefect_test_harness
 from connectors.base import WriteInput
 from flows.sync import sync_all_partners, sync_partner
 from tests.integration.test_notes import _notes_on
+from tests.integration.test_run_cost import _no_lookback
 from tests.integration.test_sync import SHARED, _twin
 
 
@@ -237,3 +238,17 @@ def test_rejected_deletions_stay_held_until_approved_from_the_cli(prefect_api, p
     pair.cli("run")  # the approved deletions go ahead; applied, they are no longer held
     assert all(pair.deal("vendor", twin) is None for twin in twins)
     assert json.loads(pair.cli("deletions", "list", "--json").stdout)["count"] == 0
+
+
+def test_the_fan_out_starts_no_run_for_a_partner_with_nothing_new(prefect_api, pair):
+    _no_lookback(pair)
+    reg = pair.create("partner", dealname="Looked at first", **SHARED)
+    pair.cli("run")
+    pair.cli("run")
+    quiet = sync_all_partners(config_path=str(pair.config))
+    assert quiet == {"acme": "nothing new since its last run: not started"}
+    pair.edit("partner", reg, dealsync_pain="Changed since")
+    busy = sync_all_partners(config_path=str(pair.config))
+    assert busy["acme"]["updated"] == {"partner": 0, "vendor": 1}
+    everyone = sync_all_partners(config_path=str(pair.config), look_first=False)
+    assert everyone["acme"]["updated"] == {"partner": 0, "vendor": 0}

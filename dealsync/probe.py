@@ -1,0 +1,67 @@
+"""Whether a pair's run would find anything to do, for at most what a quiet run costs.
+
+`sync-all-partners` asks this before it starts a partner's run: a flow run is a process on a worker
+and a dozen orchestrated steps, seconds of CPU even when it finds nothing, so fifty quiet partners
+cost minutes. The probe reads what a quiet run reads, in the same order, and stops at the first sign
+of work: a changed record on either side's change feed, a count of shared records that differs from
+the census, records in quarantine, an unconfirmed create, held deletions, a mapping whose synced
+fields changed, linked records the count cannot vouch for. Whatever it cannot judge (a CRM without a
+change feed, a pair never synced) needs a run.
+"""
+
+from __future__ import annotations
+
+from connectors.base import counts_records
+from dealsync.context import RunContext
+from dealsync.mapping_changes import MappingChange, field_fingerprints
+from dealsync.model import SIDES
+from dealsync.phases.deals import DealPhase
+from dealsync.phases.note_phase import NotePhase
+from dealsync.pipeline.phase import Phase
+from dealsync.pipeline.tracking import CursorTracker
+
+
+def pending_work(ctx: RunContext) -> str | None:
+    """Why the pair needs a run; None when a run would read nothing new and write nothing."""
+    ledger, pair = ctx.ledger, ctx.pair
+    if ledger.open_quarantine(pair):
+        return "records in quarantine to retry"
+    if ledger.has_pending_intents(pair):
+        return "a create to confirm"
+    if any(h.state != "rejected" for h in ledger.held_deletions(pair)):
+        return "held deletions to ask about or apply"
+    phases: list[Phase] = [DealPhase(ctx)]
+    if ctx.notes_mapping is not None:
+        phases.append(NotePhase(ctx))
+    for phase in phases:
+        reason = _phase_work(phase)
+        if reason is not None:
+            return f"{phase.object_type}: {reason}"
+    return None
+
+
+def _phase_work(phase: Phase) -> str | None:
+    ctx = phase.ctx
+    fields = ctx.ledger.mapping_fields(ctx.pair, phase.object_type)
+    if MappingChange.between(fields, field_fingerprints(phase.mapping.synced_fields())).differs:
+        return "the mapping's synced fields changed"
+    linked = ctx.ledger.linked_ids(ctx.pair, phase.object_type)
+    for side in SIDES:
+        tracker = phase.tracker(side)
+        if not isinstance(tracker, CursorTracker):
+            return f"the {side} CRM has no change feed (its run scans it)"
+        if tracker.since is None:
+            return f"the {side} side was never synced"
+        if phase.extra_ids(side):
+            return f"{side} records to read"
+        if next(iter(tracker.pages()), []):
+            return f"{side} records changed"
+        census, counter = tracker.census, counts_records(ctx.connectors[side])
+        if census is None or counter is None or not census.ready:
+            return f"the {side} side cannot be counted (its run reads every link)"
+        ids = {link.partner_id if side == "partner" else link.vendor_id for link in linked}
+        if not ids <= census.ids:
+            return f"linked {side} records outside the count (its run reads them)"
+        if counter.count(phase.object_type, census.rule) < len(census.ids):
+            return f"fewer shared {side} records than the census (deleted or unshared)"
+    return None

@@ -1,0 +1,92 @@
+"""The look before a scheduled run: a pair with nothing new needs no run, for at most what a quiet
+run reads; any kind of work (a change on either side, a deletion, quarantine, a mapping change)
+needs one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dealsync.config import load_config
+from dealsync.context import open_context
+from dealsync.ledger import Ledger
+from dealsync.probe import pending_work
+from tests.integration.conftest import Pair
+from tests.integration.test_run_cost import _no_lookback
+from tests.integration.test_sync import SHARED, _twin
+
+
+def _look(pair: Pair) -> tuple[str | None, int]:
+    config = load_config(pair.config)
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        ctx = open_context(config, "acme", ledger, dry_run=True)
+        reason = pending_work(ctx)
+        return reason, sum(c.calls for c in ctx.connectors.values())
+    finally:
+        ledger.close()
+
+
+def _settle(pair: Pair) -> None:
+    pair.cli("run")
+    pair.cli("run")  # reads back the first run's own writes
+
+
+def test_nothing_new_needs_no_run_and_every_kind_of_change_does(pair: Pair):
+    _no_lookback(pair)
+    assert _look(pair)[0] == "deals: the partner side was never synced"
+    reg = pair.create("partner", dealname="Looked at", **SHARED)
+    _settle(pair)
+    reason, calls = _look(pair)
+    assert (
+        reason is None and calls <= 8
+    )  # what a quiet run reads: at most 2 calls a side and object
+    pair.reset_counts()
+    _look(pair)
+    assert pair.writes("partner") == pair.writes("vendor") == 0
+
+    pair.edit("partner", reg, dealsync_pain="A new pain")
+    assert _look(pair)[0] == "deals: partner records changed"
+    _settle(pair)
+    twin = _twin(pair, "vendor", f"acme:partner:{reg}")
+    pair.edit("vendor", twin["id"], closedate="2027-04-01")
+    assert _look(pair)[0] == "deals: vendor records changed"
+    _settle(pair)
+    assert _look(pair)[0] is None
+
+    pair.archive("vendor", twin["id"])  # archiving changes no modification time
+    assert (
+        _look(pair)[0] == "deals: fewer shared vendor records than the census (deleted or unshared)"
+    )
+    _settle(pair)
+    assert _look(pair)[0] is None
+
+
+def test_quarantine_and_a_mapping_change_need_a_run(pair: Pair, tmp_path):
+    _no_lookback(pair)
+    pair.create("partner", dealname="Q", **SHARED)
+    _settle(pair)
+    assert _look(pair)[0] is None
+    pair.servers["vendor"].admin(
+        "POST",
+        "faults",
+        json={"method": "POST", "path_regex": "batch/create", "status": 400, "count": 1},
+    )
+    pair.create("partner", dealname="Refused once", **SHARED)
+    pair.cli("run")
+    assert _look(pair)[0] == "records in quarantine to retry"
+    _settle(pair)
+    assert _look(pair)[0] is None
+
+    mapping = tmp_path / "more.yaml"
+    original = Path("mappings/shared_deal.yaml").read_text()
+    mapping.write_text(
+        original.replace(
+            "  - {name: pain, partner: dealsync_pain,",
+            "  - {name: description, partner: description, vendor: description, type: string, "
+            "direction: partner_to_vendor}\n  - {name: pain, partner: dealsync_pain,",
+        )
+    )
+    pair.config.write_text(
+        pair.config.read_text().replace("  - id: acme\n", f"  - id: acme\n    mapping: {mapping}\n")
+    )
+    assert _look(pair)[0] == "deals: the mapping's synced fields changed"
