@@ -92,14 +92,16 @@ def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fan_out.id]))
             )
         }
-        # A fan-out that could not start every partner (it fails, naming them) is waited for
-        # only as far as the runs it did start.
-        expected = partners if fan_out.state and fan_out.state.is_completed() else None
+        # The fan-out starts a run (a task run of its own, the run's parent) for each partner with
+        # something new; one that could not start every partner fails naming them, and is waited
+        # for only as far as the runs it did start.
+        expected = len(tasks) if fan_out.state and fan_out.state.is_completed() else None
         if expected is None:
             print(
                 f"  fan-out {fan_out.state.name if fan_out.state else '?'}: {fan_out.state.message if fan_out.state else ''}"
             )
-        while True:
+        runs: list[Any] = []
+        while tasks:
             runs = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
                     parent_task_run_id=FlowRunFilterParentTaskRunId(any_=list(tasks))
@@ -109,7 +111,9 @@ def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
             if final and len(runs) == (expected or len(runs)):
                 break
             time.sleep(1)
-    ended = max(r.end_time.timestamp() for r in runs if r.end_time)
+        fan_out = client.read_flow_run(fan_out.id)
+    ends = [r.end_time.timestamp() for r in [*runs, fan_out] if r.end_time]
+    ended = max(ends)
     states = Counter(r.state.name for r in runs if r.state)
     wall = ended - started
     counts = server.admin("GET", "requests", token=vendor).json()
@@ -117,7 +121,7 @@ def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
     print(
         f"  {name:<26} {wall:>7.1f} s wall; vendor portal {counts['total']:>6} calls, "
         f"{rate:5.1f}/s = {rate / CEILING_PER_S:.0%} of its ceiling, {counts['rate_limited']} answers 429; "
-        f"runs {dict(states)}"
+        f"partner runs started {len(runs)} of {partners} {dict(states)}"
     )
 
 
