@@ -36,9 +36,10 @@ class CanonicalColumn:
 
 
 def _parses(kind: str, parse: Callable[[object], object]) -> pa.Check:
-    """An element-wise check: the value is empty or readable by `parse`."""
+    """The value is empty or readable by `parse`; each distinct value is parsed once (dates, flags
+    and option values repeat across records), and the verdicts are mapped back to every row."""
 
-    def check(value: object) -> bool:
+    def readable(value: object) -> bool:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return True
         try:
@@ -47,7 +48,15 @@ def _parses(kind: str, parse: Callable[[object], object]) -> pa.Check:
             return False
         return True
 
-    return pa.Check(check, element_wise=True, error=f"not a valid {kind}")
+    def check(column: pd.Series) -> pd.Series:
+        try:
+            distinct = column.dropna().unique()
+        except TypeError:  # unhashable values: judge each row
+            return column.map(readable).astype(bool)
+        unreadable = [value for value in distinct if not readable(value)]
+        return ~column.isin(unreadable) if unreadable else pd.Series(True, index=column.index)
+
+    return pa.Check(check, error=f"not a valid {kind}")
 
 
 def _columns(columns: Sequence[RawColumn]) -> dict[str, pa.Column]:
