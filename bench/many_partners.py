@@ -217,15 +217,8 @@ def main() -> None:
                 stack.deploy()
                 for _ in range(args.workers):
                     stack.start_worker(args.runs_per_worker)
-                with (
-                    temporary_settings(updates={PREFECT_API_URL: stack.api_url}),
-                    get_client(sync_client=True) as client,
-                ):
-                    for deployment in client.read_deployments():
-                        for schedule in deployment.schedules:
-                            client.update_deployment_schedule(
-                                deployment.id, schedule.id, active=False
-                            )
+                stack.pause_schedules()
+                with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
                     _cycle("first sync of all", server, args.partners)
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(6)  # a lookback after the first sync started

@@ -111,13 +111,8 @@ def main() -> None:
             stack.start_server()
             stack.deploy()
             stack.start_worker()
+            stack.pause_schedules()
             with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
-                with get_client(sync_client=True) as client:
-                    for deployment in client.read_deployments():
-                        for schedule in deployment.schedules:
-                            client.update_deployment_schedule(
-                                deployment.id, schedule.id, active=False
-                            )
                 target = stack.start_receiver(config, free_port())
                 for server in (vendor, acme):
                     server.admin("POST", "webhooks", json={"targetUrl": target, "secret": secret})

@@ -132,6 +132,19 @@ class PrefectStack:
         self._prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
         self._prefect("--no-prompt", "deploy", "--all")
 
+    def pause_schedules(self) -> None:
+        """Turn every deployment's schedules off: a test or benchmark starts the runs it measures."""
+        from prefect.client.orchestration import get_client
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with (
+            temporary_settings(updates={PREFECT_API_URL: self.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            for deployment in client.read_deployments():
+                for schedule in deployment.schedules:
+                    client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+
     def start_worker(self, runs: int = RUNS_PER_WORKER) -> None:
         """Start a process worker on the dealsync pool, running at most `runs` flow runs at once."""
         log = (self.home / "worker.log").open("ab")

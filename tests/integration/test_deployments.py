@@ -44,10 +44,7 @@ def test_a_deployed_sync_partner_run_completes_with_artifacts(pair, tmp_path: Pa
             deployments = {d.name: d for d in client.read_deployments()}
             assert set(deployments) == {"sync-partner", "sync-all-partners", "audit"}
             assert deployments["sync-all-partners"].schedules[0].schedule.cron == "*/15 * * * *"
-            # The clock must not start runs of its own in this test (at :00, :15, :30, :45).
-            for deployment in deployments.values():
-                for schedule in deployment.schedules:
-                    client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+            stack.pause_schedules()  # no runs of the clock's own (at :00, :15, :30, :45)
             # What the UI's Run button does: a flow run of the deployment with the form's parameters.
             run = run_deployment(
                 "sync-partner/sync-partner",

@@ -53,9 +53,7 @@ def test_a_change_reaches_its_twin_through_the_webhook_trigger(pair, tmp_path: P
             temporary_settings(updates={PREFECT_API_URL: stack.api_url}),
             get_client(sync_client=True) as client,
         ):
-            for deployment in client.read_deployments():
-                for schedule in deployment.schedules:  # only webhooks start runs in this test
-                    client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+            stack.pause_schedules()  # only webhooks start runs in this test
             url = stack.start_receiver(pair.config, free_port())
             for side, secret in (("vendor", SECRETS["vendor"]), ("partner", SECRETS["acme"])):
                 pair.servers[side].admin(
