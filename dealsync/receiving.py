@@ -31,6 +31,7 @@ from dealsync.webhooks import (
     MAX_BODY_BYTES,
     MalformedDelivery,
     WatchedPortal,
+    WebhookEvent,
     WebhookRouter,
     parse_events,
     request_uri,
@@ -109,6 +110,7 @@ class Debouncer:
     last_wake: dict[str, float] = field(default_factory=dict)  # monotonic time, by partner
     failing: bool = False  # the last wake could not be sent
     sent: int = 0
+    waking: set[asyncio.Task[None]] = field(default_factory=set)  # held: the loop keeps weak ones
 
     def poke(self, partner: str, reasons: Mapping[str, int]) -> None:
         """Note events for a partner; the first of a burst schedules its wake."""
@@ -116,7 +118,9 @@ class Debouncer:
             self.pending[partner].update(reasons)
             return
         self.pending[partner] = Counter(reasons)
-        asyncio.get_running_loop().create_task(self._wake_later(partner))
+        task = asyncio.get_running_loop().create_task(self._wake_later(partner))
+        self.waking.add(task)
+        task.add_done_callback(self.waking.discard)
 
     async def _wake_later(self, partner: str) -> None:
         await (self.window() if self.window is not None else asyncio.sleep(self.window_s))
@@ -146,17 +150,17 @@ class SeenEvents:
         self.size = size
         self.ids: OrderedDict[tuple[int, str], None] = OrderedDict()
 
-    def fresh(self, portal: int, event_id: str) -> bool:
-        """True the first time an event is seen (events without an id are always fresh)."""
-        if not event_id:
-            return True
-        key = (portal, event_id)
-        if key in self.ids:
-            return False
-        self.ids[key] = None
-        if len(self.ids) > self.size:
+    def fresh(self, event: WebhookEvent) -> bool:
+        """Whether an event was not handled yet (events without an id always count as new)."""
+        return not event.event_id or (event.portal_id, event.event_id) not in self.ids
+
+    def remember(self, events: list[WebhookEvent]) -> None:
+        """Events handled: a redelivery of them wakes nobody."""
+        for event in events:
+            if event.event_id:
+                self.ids[(event.portal_id, event.event_id)] = None
+        while len(self.ids) > self.size:
             self.ids.popitem(last=False)
-        return True
 
 
 def build_receiver(
@@ -192,10 +196,11 @@ def build_receiver(
             return JSONResponse({"message": str(exc)}, status_code=400)
         if debouncer.failing:
             return Response(status_code=503)  # HubSpot delivers again later
-        fresh = [e for e in events if seen.fresh(e.portal_id, e.event_id)]
-        routing = await run_in_threadpool(router.route, fresh, signed)
+        fresh = [e for e in events if seen.fresh(e)]
+        routing = await run_in_threadpool(router.route, fresh, signed)  # may fail: HubSpot retries
         for partner, reasons in routing.wake.items():
             debouncer.poke(partner, reasons)
+        seen.remember(fresh)
         if routing.foreign:
             logger.warning(
                 "%d events named a portal their signature does not cover", routing.foreign
