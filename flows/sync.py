@@ -225,6 +225,29 @@ def _pending_work(config: Config, partner_id: str, ledger: Ledger) -> tuple[str 
     return reason, sum(connector.calls for connector in ctx.connectors.values())
 
 
+def _nothing_new(config: Config) -> list[str]:
+    """The partners whose CRMs show nothing new since their last run (read within the vendor's
+    shared budget)."""
+    quiet, calls = [], 0
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        with _vendor_budget(config):
+            for partner in config.partners:
+                reason, spent = _pending_work(config, partner.id, ledger)
+                calls += spent
+                if reason is None:
+                    quiet.append(partner.id)
+    finally:
+        ledger.close()
+    get_run_logger().info(
+        "%d of %d partners had nothing new (%d API calls to tell); starting the others",
+        len(quiet),
+        len(config.partners),
+        calls,
+    )
+    return quiet
+
+
 @flow(name="sync-all-partners")
 def sync_all_partners(
     dry_run: bool = False,
@@ -244,30 +267,11 @@ def sync_all_partners(
         look_first: Start no run for a partner whose CRMs show nothing new since its last run (checked
             with what a quiet run reads); dry and full runs always run.
     """
-    logger = get_run_logger()
     config = load_config(config_path)
     results: dict[str, Any] = {}
     unstarted: list[str] = []
-    looking = look_first and not (dry_run or full_resync)
-    quiet, calls = [], 0
-    with ExitStack() as held:
-        if looking:
-            ledger = Ledger.open(config.ledger_url)
-            held.callback(ledger.close)
-            held.enter_context(_vendor_budget(config))
-            for partner in config.partners:
-                reason, spent = _pending_work(config, partner.id, ledger)
-                calls += spent
-                if reason is None:
-                    quiet.append(partner.id)
-                    results[partner.id] = "nothing new since its last run: not started"
-        if looking:
-            logger.info(
-                "%d of %d partners had nothing new (%d API calls to tell); starting the others",
-                len(quiet),
-                len(config.partners),
-                calls,
-            )
+    quiet = _nothing_new(config) if look_first and not (dry_run or full_resync) else []
+    results.update({p: "nothing new since its last run: not started" for p in quiet})
     for partner in config.partners:
         if partner.id in quiet:
             continue
