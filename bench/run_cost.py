@@ -45,6 +45,7 @@ class Measured:
     report: RunReport
     seconds: float
     routes: dict[str, Counter[str]]
+    answer_s: float  # of the wall time, spent waiting for the portals' answers
 
     @property
     def calls(self) -> int:
@@ -67,13 +68,15 @@ def _run(config_file: Path, servers: dict[str, SandboxProcess]) -> Measured:
         server.admin("DELETE", "requests")
     config = load_config(config_file)
     started = time.perf_counter()
-    report = run_pair(open_context(config, "acme", Ledger(config.ledger_url)))
+    ctx = open_context(config, "acme", Ledger(config.ledger_url))
+    report = run_pair(ctx)
     seconds = time.perf_counter() - started
+    answer_s = sum(c.http.answer_s for c in ctx.connectors.values())
     routes = {
         side: Counter(server.admin("GET", "requests").json()["by_route"])
         for side, server in servers.items()
     }
-    return Measured(report, seconds, routes)
+    return Measured(report, seconds, routes, answer_s)
 
 
 def _show(name: str, measured: Measured, detail: bool) -> None:
@@ -81,7 +84,8 @@ def _show(name: str, measured: Measured, detail: bool) -> None:
     per_side = max(sum(c.values()) for c in measured.routes.values())
     print(
         f"  {name:<22} {measured.calls:>6} calls ({per_side:>5} at most per side) "
-        f"{measured.seconds:>7.2f} s   lower bound {bound:>5}  ratio {measured.calls / bound:.2f}x"
+        f"{measured.seconds:>7.2f} s ({measured.answer_s:.2f} s waiting for answers)   "
+        f"lower bound {bound:>5}  ratio {measured.calls / bound:.2f}x"
     )
     if detail:
         for side, routes in measured.routes.items():

@@ -83,6 +83,7 @@ class HttpClient:
         self._session.headers["Authorization"] = f"Bearer {token}"
         self.calls = 0
         self.retries = 0
+        self.answer_s = 0.0  # time spent waiting for the CRM's answers (not for the rate limit)
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -112,6 +113,7 @@ class HttpClient:
             if body is not None:
                 kwargs["data"], kwargs["headers"] = body()
             response: requests.Response | None = None
+            sent = time.perf_counter()
             try:
                 answer = self._session.request(
                     method, url, timeout=self.timeout_s, stream=stream, **kwargs
@@ -120,6 +122,7 @@ class HttpClient:
                 rule, detail = TRANSPORT_ERROR, type(exc).__name__
             else:
                 response = answer
+                self.answer_s += time.perf_counter() - sent
                 self._adopt_limits(answer)
                 if answer.status_code < 400:
                     return answer

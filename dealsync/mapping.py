@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 
 from connectors.base import PropertyMatch, PropertySpec
+from dealsync.field_readers import FieldReader
 from dealsync.mapping_check import (
     MappingError,
     MappingProblem,
@@ -19,6 +20,7 @@ from dealsync.mapping_check import (
     per_side,
 )
 from dealsync.model import (
+    SIDES,
     BadValue,
     Direction,
     FieldRule,
@@ -113,6 +115,12 @@ class MappingBase:
     def _synced(self) -> tuple[FieldRule, ...]:
         return tuple(f for f in self.fields if f.direction is not Direction.NONE)
 
+    @cached_property
+    def _readers(self) -> dict[Side, tuple[FieldReader, ...]]:
+        return {
+            side: tuple(FieldReader(rule, side) for rule in self.synced_fields()) for side in SIDES
+        }
+
     def policy(self, source: Side) -> DeletionPolicy:
         """The deletion policy for records deleted on `source`."""
         return self.deletion.get(
@@ -130,11 +138,11 @@ class MappingBase:
         """A side's record in canonical form; raises FieldErrors naming every unreadable field."""
         values: dict[str, Value] = {}
         errors: list[str] = []
-        for rule in self.synced_fields():
+        for reader in self._readers[side]:
             try:
-                values[rule.name] = rule.read(side, raw)
+                values[reader.name] = reader.read(raw)
             except BadValue as exc:
-                errors.append(f"{rule.prop(side)} ({rule.name}): {exc}")
+                errors.append(f"{reader.prop} ({reader.name}): {exc}")
         if errors:
             raise FieldErrors(errors)
         return SideRecord(side, record_id, values, dict(raw), modified_ms, archived)

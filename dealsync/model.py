@@ -164,6 +164,10 @@ class FieldRule:
         text = raw.get(prop) if prop else None
         if text is None:
             return None
+        return self.read_text(side, text)
+
+    def read_text(self, side: Side, text: str) -> Value:
+        """The canonical value of one raw property text of this field on a side; raises BadValue."""
         for name in self.transforms:
             text = TRANSFORMS[name](text)
         if self.formats:

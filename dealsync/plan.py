@@ -75,8 +75,11 @@ def make_plan(inp: PlanInput) -> Plan:
         "partner": {link.partner_id for link in inp.links},
         "vendor": {link.vendor_id for link in inp.links},
     }
+    always = _synced(inp.mapping, "always")
+    partners, vendors = inp.records.get("partner", {}), inp.records.get("vendor", {})
     for link in inp.links:
-        _plan_link(inp, link, plan)
+        partner, vendor = partners.get(link.partner_id), vendors.get(link.vendor_id)
+        _plan_link(inp, link, partner, vendor, always, plan)
     unlinked = [
         (side, record)
         for side in SIDES
@@ -109,9 +112,17 @@ def key_of(mapping: DealMapping, side: Side, record: SideRecord) -> str:
     return (record.raw.get(mapping.key(side)) or "").strip()
 
 
-def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
-    partner_gone = ("partner", link.partner_id) in inp.gone
-    vendor_gone = ("vendor", link.vendor_id) in inp.gone
+def _plan_link(
+    inp: PlanInput,
+    link: Link,
+    partner: SideRecord | None,
+    vendor: SideRecord | None,
+    always: list[FieldRule],
+    plan: Plan,
+) -> None:
+    """The merge of one linked deal: its deletion, or the writes that bring both sides together."""
+    partner_gone = bool(inp.gone) and ("partner", link.partner_id) in inp.gone
+    vendor_gone = bool(inp.gone) and ("vendor", link.vendor_id) in inp.gone
     if partner_gone or vendor_gone:
         if partner_gone and vendor_gone:
             plan.deletes.append(Delete("partner", link.id, link.vendor_id, "unlink"))
@@ -121,34 +132,33 @@ def _plan_link(inp: PlanInput, link: Link, plan: Plan) -> None:
         target_id = link.vendor_id if source == "partner" else link.partner_id
         plan.deletes.append(Delete(source, link.id, target_id, policy.action, policy.flag_property))
         return
-    partner = inp.records.get("partner", {}).get(link.partner_id)
-    vendor = inp.records.get("vendor", {}).get(link.vendor_id)
     if partner is None or vendor is None:
         return
     if not inp.mapping.conversion.matches(vendor.raw, inp.pair):
         plan.skips.append(_not_ours(inp, vendor))
         return
-    base = dict(link.base)
+    old_base = link.base
+    base = dict(old_base)
     writes: dict[Side, dict[str, str]] = {"partner": {}, "vendor": {}}
     changes: dict[Side, list[FieldChange]] = {"partner": [], "vendor": []}
-    for rule in _synced(inp.mapping, "always"):
-        p, v, b = (
-            partner.values.get(rule.name),
-            vendor.values.get(rule.name),
-            link.base.get(rule.name),
-        )
+    partner_values, vendor_values = partner.values, vendor.values
+    for rule in always:
+        name = rule.name
+        p, v, b = partner_values.get(name), vendor_values.get(name), old_base.get(name)
+        if p == v == b and name in old_base:
+            continue  # nothing to merge: the common case of a field neither side changed
         target, value = merge_field(rule, p, v, b, partner, vendor, link, plan)
-        base[rule.name] = value
+        base[name] = value
         if target is not None:
             current = p if target == "partner" else v
             writes[target][rule.prop(target)] = rule.write(target, value)  # type: ignore[index]
-            changes[target].append(FieldChange(rule.name, current, value))
+            changes[target].append(FieldChange(name, current, value))
     for side, record in both(partner, vendor):
         if writes[side]:
             plan.updates.append(
                 Update(side, record.id, link.id, writes[side], tuple(changes[side]))
             )
-    if link.id is not None and base != dict(link.base):
+    if link.id is not None and base != old_base:
         plan.new_bases[link.id] = base
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from connectors.errors import ConnectorError
 from dealsync.approvals import settle_held
 from dealsync.context import RunContext
+from dealsync.heap import settled_state
 from dealsync.ledger.lease import PairLease
 from dealsync.model import Link, Welcome, other
 from dealsync.notify import send
@@ -69,8 +70,9 @@ def _deals(ctx: RunContext, step: Step, report: RunReport) -> tuple[list[Link], 
     """The deals: registrations, conversions, the shared fields of linked deals."""
     phase = DealPhase(ctx)
     pulled = step(deals.pull, phase)  # 1. pull
-    checked = step(deals.validate, phase, pulled)  # 2-3. validate and map
-    plan = step(deals.plan, phase, pulled, checked)  # 4. plan
+    with settled_state():
+        checked = step(deals.validate, phase, pulled)  # 2-3. validate and map
+        plan = step(deals.plan, phase, pulled, checked)  # 4. plan
     report.pulled, report.plan = pulled.counts, plan
     report.messages += _mapping_message(ctx, pulled)
     if not ctx.dry_run:  # held deletions wait in the ledger for a person (asked now, if one can be)

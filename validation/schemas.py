@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 _ID = re.compile(r"^\d+$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,12 @@ def raw_bottlecrm_records(columns: Sequence[RawColumn], label: str) -> pa.DataFr
     )
 
 
+def _iso_dates(values: pd.Series) -> pd.Series:
+    """Each value empty or a YYYY-MM-DD date."""
+    text = values.astype("string")
+    return (text.isna() | text.str.fullmatch(_ISO_DATE.pattern)).fillna(False).astype(bool)
+
+
 def canonical_records(
     columns: Sequence[CanonicalColumn], label: str, noun: str
 ) -> pa.DataFrameSchema:
@@ -111,13 +117,7 @@ def canonical_records(
     for column in columns:
         checks = []
         if column.is_date:
-            checks.append(
-                pa.Check(
-                    lambda v: v is None or bool(_ISO_DATE.match(v)),
-                    element_wise=True,
-                    error="date must be YYYY-MM-DD",
-                )
-            )
+            checks.append(pa.Check(_iso_dates, error="date must be YYYY-MM-DD"))
         schema_columns[column.name] = pa.Column(None, checks, nullable=True)
     wide = [
         pa.Check(

@@ -116,25 +116,30 @@ def validate(phase: DealPhase, pulled: Pulled) -> Checked:
     checked = checking.check(phase, pulled)
     ctx, mapping = phase.ctx, phase.mapping
     linked = {side: {side_id(link, side) for link in pulled.links} for side in SIDES}
+    fields = [rule.name for rule in mapping.synced_fields()]
     for side in SIDES:
-        rows = []
-        for record_id, record in checked.records[side].items():
-            rule = mapping.registration if side == "partner" else mapping.conversion
-            creates = (
+        records = checked.records[side]
+        if not records:
+            continue
+        rule = mapping.registration if side == "partner" else mapping.conversion
+        columns: dict[str, list[Any]] = {
+            "record_id": list(records),
+            "creates_twin": [
                 record_id not in linked[side]
                 and not record.raw.get(mapping.key(side))
                 and rule.matches(record.raw, ctx.pair)
+                for record_id, record in records.items()
+            ],
+        }
+        for name in fields:
+            columns[name] = [to_json(record.values.get(name)) for record in records.values()]
+        _, bad = split_valid(pd.DataFrame(columns), canonical_deals(mapping), "record_id")
+        for record_id, reasons in bad.items():
+            raw = dict(pulled.records[side][record_id].properties)
+            records.pop(record_id, None)
+            checked.quarantined.append(
+                Quarantined(side, record_id, "validate", reasons, raw, False)
             )
-            values = {k: to_json(v) for k, v in record.values.items()}
-            rows.append({"record_id": record_id, "creates_twin": creates, **values})
-        if rows:
-            _, bad = split_valid(pd.DataFrame(rows), canonical_deals(mapping), "record_id")
-            for record_id, reasons in bad.items():
-                raw = dict(pulled.records[side][record_id].properties)
-                checked.records[side].pop(record_id, None)
-                checked.quarantined.append(
-                    Quarantined(side, record_id, "validate", reasons, raw, False)
-                )
     return checked
 
 

@@ -48,7 +48,7 @@ def check(phase: Phase, pulled: Pulled) -> Checked:
             Quarantined(side, rid, "validate", reasons, dict(raw[rid].properties), False, kind)
             for rid, reasons in bad.items()
         ]
-        for record_id in good["id"]:
+        for record_id in good["id"].tolist():
             record = raw[str(record_id)]
             try:
                 result[side][record.id] = mapping.side_record(
