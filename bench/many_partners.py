@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+from cpu_time import machine_busy_seconds, tree_seconds
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -79,10 +80,17 @@ def _config(folder: Path, server: SandboxProcess, ledger_url: str, partners: int
     return path
 
 
-def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
+def _cycle(name: str, server: SandboxProcess, partners: int, stack: PrefectStack) -> None:
     """One sync-all-partners run and every sync-partner run it starts, timed to the last one's end."""
     vendor = server.tokens[0]
     server.admin("DELETE", "requests", token=vendor)
+    assert server.process is not None
+    groups = {
+        f"sandbox ({partners + 1} portals)": [server.process.pid],
+        "Prefect server": [stack.processes[0].pid],
+        "workers and flow runs": [p.pid for p in stack.processes[1:]],
+    }
+    cpu_before, busy_before = tree_seconds(groups), machine_busy_seconds()
     started = time.time()
     fan_out = run_deployment("sync-all-partners/sync-all-partners", timeout=600, poll_interval=1)
     with get_client(sync_client=True) as client:
@@ -122,6 +130,13 @@ def _cycle(name: str, server: SandboxProcess, partners: int) -> None:
         f"  {name:<26} {wall:>7.1f} s wall; vendor portal {counts['total']:>6} calls, "
         f"{rate:5.1f}/s = {rate / CEILING_PER_S:.0%} of its ceiling, {counts['rate_limited']} answers 429; "
         f"partner runs started {len(runs)} of {partners} {dict(states)}"
+    )
+    used = {g: s - cpu_before[g] for g, s in tree_seconds(groups).items()}
+    busy = machine_busy_seconds() - busy_before
+    shares = ", ".join(f"{g} {s:,.0f} s" for g, s in used.items())
+    print(
+        f"      CPU: {busy:,.0f} s busy of {os.cpu_count()} cores x {wall:,.0f} s; {shares}, "
+        f"the rest (PostgreSQL, this script) {busy - sum(used.values()):,.0f} s"
     )
 
 
@@ -219,15 +234,15 @@ def main() -> None:
                     stack.start_worker(args.runs_per_worker)
                 stack.pause_schedules()
                 with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
-                    _cycle("first sync of all", server, args.partners)
+                    _cycle("first sync of all", server, args.partners, stack)
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(6)  # a lookback after the first sync started
                     # The first sync's own writes are changes since it started: read back once.
-                    _cycle("cycle after first sync", server, args.partners)
+                    _cycle("cycle after first sync", server, args.partners, stack)
                     time.sleep(6)  # a lookback after the last change: what a quiet cycle is
-                    _cycle("quiet cycle", server, args.partners)
+                    _cycle("quiet cycle", server, args.partners, stack)
                     edits = _edit_everywhere(server, ledger_url)
-                    _cycle("cycle after 1% edits", server, args.partners)
+                    _cycle("cycle after 1% edits", server, args.partners, stack)
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(1)  # search shows the last writes after 0.5 s
                     arrived = _count(server, vendor, "dealsync_pain", "edited") + sum(

@@ -111,28 +111,31 @@ def pull(phase: DealPhase) -> Pulled:
 
 
 def validate(phase: DealPhase, pulled: Pulled) -> Checked:
-    """2-3. Validate and map: raw schema, canonical values, then the canonical schema (a twin to
-    create needs its required fields)."""
+    """2-3. Validate and map: raw schema, canonical values, then the canonical schema for the records
+    that would create a twin (it needs its required fields; the mapping itself made every value
+    canonical, so the records of linked deals have nothing more to prove)."""
     checked = checking.check(phase, pulled)
     ctx, mapping = phase.ctx, phase.mapping
     linked = {side: {side_id(link, side) for link in pulled.links} for side in SIDES}
     fields = [rule.name for rule in mapping.synced_fields()]
     for side in SIDES:
         records = checked.records[side]
-        if not records:
-            continue
         rule = mapping.registration if side == "partner" else mapping.conversion
+        creating = [
+            record
+            for record_id, record in records.items()
+            if record_id not in linked[side]
+            and not record.raw.get(mapping.key(side))
+            and rule.matches(record.raw, ctx.pair)
+        ]
+        if not creating:
+            continue
         columns: dict[str, list[Any]] = {
-            "record_id": list(records),
-            "creates_twin": [
-                record_id not in linked[side]
-                and not record.raw.get(mapping.key(side))
-                and rule.matches(record.raw, ctx.pair)
-                for record_id, record in records.items()
-            ],
+            "record_id": [record.id for record in creating],
+            "creates_twin": [True] * len(creating),
         }
         for name in fields:
-            columns[name] = [to_json(record.values.get(name)) for record in records.values()]
+            columns[name] = [to_json(record.values.get(name)) for record in creating]
         _, bad = split_valid(pd.DataFrame(columns), canonical_deals(mapping), "record_id")
         for record_id, reasons in bad.items():
             raw = dict(pulled.records[side][record_id].properties)
