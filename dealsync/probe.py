@@ -45,7 +45,6 @@ def _phase_work(phase: Phase) -> str | None:
     fields = ctx.ledger.mapping_fields(ctx.pair, phase.object_type)
     if MappingChange.between(fields, field_fingerprints(phase.mapping.synced_fields())).differs:
         return "the mapping's synced fields changed"
-    linked = ctx.ledger.linked_ids(ctx.pair, phase.object_type)
     for side in SIDES:
         tracker = phase.tracker(side)
         if not isinstance(tracker, CursorTracker):
@@ -59,9 +58,8 @@ def _phase_work(phase: Phase) -> str | None:
         census, counter = tracker.census, counts_records(ctx.connectors[side])
         if census is None or counter is None or not census.ready:
             return f"the {side} side cannot be counted (its run reads every link)"
-        ids = {link.partner_id if side == "partner" else link.vendor_id for link in linked}
-        if not ids <= census.ids:
+        if census.linked_outside():
             return f"linked {side} records outside the count (its run reads them)"
-        if counter.count(phase.object_type, census.rule) < len(census.ids):
+        if counter.count(phase.object_type, census.rule) < census.expected():
             return f"fewer shared {side} records than the census (deleted or unshared)"
     return None

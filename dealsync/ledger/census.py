@@ -2,33 +2,90 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from connectors.base import Owner
-from dealsync.ledger.models import CensusRow, Cursor, OwnerCacheRow
+from dealsync.ledger.models import CensusRow, Cursor, LinkRow, OwnerCacheRow
 from dealsync.ledger.store import LedgerBase
+
+
+@dataclass(frozen=True)
+class LedgerCensus:
+    """A side's census as the ledger holds it, asked piece by piece: a quiet run counts it and asks
+    about the few records it touched, and loads it whole only to find which records went missing."""
+
+    ledger: LedgerBase
+    pair: str
+    side: str
+    object_type: str
+
+    def _where(self) -> tuple[sa.ColumnElement[bool], ...]:
+        return (
+            CensusRow.pair == self.pair,
+            CensusRow.side == self.side,
+            CensusRow.object_type == self.object_type,
+        )
+
+    def size(self) -> int:
+        """How many records the census holds."""
+        with self.ledger.sessions() as s:
+            found = s.scalar(
+                sa.select(sa.func.count()).select_from(CensusRow).where(*self._where())
+            )
+            return int(found or 0)
+
+    def members(self, record_ids: Iterable[str]) -> set[str]:
+        """Which of `record_ids` the census holds."""
+        ids, found = sorted(set(record_ids)), set()
+        with self.ledger.sessions() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found |= set(
+                    s.scalars(
+                        sa.select(CensusRow.record_id).where(
+                            *self._where(), CensusRow.record_id.in_(chunk)
+                        )
+                    )
+                )
+        return found
+
+    def ids(self) -> set[str]:
+        """Every record the census holds."""
+        with self.ledger.sessions() as s:
+            return set(s.scalars(sa.select(CensusRow.record_id).where(*self._where())))
+
+    def linked_outside(self) -> list[str]:
+        """The side's records of active links that the census does not hold (the count cannot vouch
+        for them: unshared since, or never counted)."""
+        record = LinkRow.partner_id if self.side == "partner" else LinkRow.vendor_id
+        counted = sa.exists().where(*self._where(), CensusRow.record_id == record)
+        with self.ledger.sessions() as s:
+            rows = s.scalars(
+                sa.select(record).where(
+                    LinkRow.pair == self.pair,
+                    LinkRow.object_type == self.object_type,
+                    LinkRow.state == "active",
+                    ~counted,
+                )
+            )
+            return list(rows)
 
 
 class CensusMixin(LedgerBase):
     """What a side's count should find, and the owners last read."""
 
-    def census(self, pair: str, side: str, object_type: str) -> set[str] | None:
-        """The ids the side's count rule matched when last known; None until a complete pull built it."""
+    def known_census(self, pair: str, side: str, object_type: str) -> LedgerCensus | None:
+        """The census of what the side's count rule matched when last known; None until a complete
+        pull built it."""
         with self.sessions() as s:
             cursor = s.get(Cursor, (pair, side, object_type))
             if cursor is None or not cursor.census_ready:
                 return None
-            rows = s.scalars(
-                sa.select(CensusRow.record_id).where(
-                    CensusRow.pair == pair,
-                    CensusRow.side == side,
-                    CensusRow.object_type == object_type,
-                )
-            )
-            return set(rows.all())
+        return LedgerCensus(self, pair, side, object_type)
 
     def owners_read(self, pair: str, side: str, newer_than_ms: int) -> list[Owner] | None:
         """A side's owners as last read, when read after `newer_than_ms`."""

@@ -14,7 +14,7 @@ from connectors.base import Record, counts_records
 from dealsync.mapping_changes import MappingChange, field_fingerprints
 from dealsync.merge_reads import Merging
 from dealsync.merges import Merge, side_id
-from dealsync.model import SIDES, Link, Side
+from dealsync.model import SIDES, Link, LinkedIds, Side
 from dealsync.pipeline.census import Census
 from dealsync.pipeline.phase import Phase
 from dealsync.pipeline.tracking import ChangeTracker
@@ -175,9 +175,9 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
     reading.counterparts(gone)
     # Deletions change no modification time: on a snapshot CRM a linked record missing from the
     # complete scan is gone; a cursor CRM is asked which linked records are archived.
-    every = merging.unfollowed(ctx.ledger.linked_ids(ctx.pair, reading.phase.object_type))
+    linked = _LinkedIds(reading)
     for side in SIDES:
-        ids = _to_check(reading, side, [side_id(link, side) for link in every])
+        ids = _to_check(reading, side, linked)
         deleted = merging.deleted(side, ids, reading.trackers[side].scanned)
         gone.update((side, i) for i in deleted)
         if reading.trackers[side].scoped:
@@ -186,7 +186,7 @@ def _deletions(reading: _Reading) -> set[tuple[Side, str]]:
     merging.follow(reading.records, reading.links)
     ended = [
         link.id
-        for link in every
+        for link in linked.of(gone)
         if link.id not in reading.links and any((s, side_id(link, s)) in gone for s in SIDES)
     ]
     for link in ctx.ledger.links_by_id(ended):
@@ -204,24 +204,60 @@ def _read_out_of_scope(reading: _Reading, side: Side, ids: list[str]) -> None:
         reading.accept(side, _unique(r for i, r in found.items() if r.id == i))
 
 
-def _to_check(reading: _Reading, side: Side, linked: list[str]) -> list[str]:
+class _LinkedIds:
+    """The pair's active links (those no merge moved in this run), loaded whole only where a side
+    must check every one; otherwise asked for by record."""
+
+    def __init__(self, reading: _Reading) -> None:
+        self._reading = reading
+        self._every: list[LinkedIds] | None = None
+
+    def every(self) -> list[LinkedIds]:
+        """Every link (what a snapshot CRM, `--full` or a CRM that cannot count needs)."""
+        if self._every is None:
+            ctx = self._reading.phase.ctx
+            found = ctx.ledger.linked_ids(ctx.pair, self._reading.phase.object_type)
+            self._every = self._reading.merging.unfollowed(found)
+        return self._every
+
+    def on(self, side: Side, record_ids: Iterable[str]) -> list[LinkedIds]:
+        """The links of some records of a side."""
+        wanted = set(record_ids)
+        if self._every is not None:
+            return [link for link in self._every if side_id(link, side) in wanted]
+        ctx, object_type = self._reading.phase.ctx, self._reading.phase.object_type
+        found = ctx.ledger.links_for(ctx.pair, side, wanted, object_type) if wanted else []
+        return self._reading.merging.unfollowed(
+            LinkedIds(link.id, link.partner_id, link.vendor_id) for link in found if link.id
+        )
+
+    def of(self, records: Iterable[tuple[Side, str]]) -> list[LinkedIds]:
+        """The links of records of either side."""
+        by_side: dict[Side, set[str]] = {side: set() for side in SIDES}
+        for side, record_id in records:
+            by_side[side].add(record_id)
+        found = {link.id: link for side in SIDES for link in self.on(side, by_side[side])}
+        return list(found.values())
+
+
+def _to_check(reading: _Reading, side: Side, linked: _LinkedIds) -> list[str]:
     """The linked ids whose deletion is checked: every one on a snapshot CRM (its scan decides), on
     `--full`, or where the CRM cannot count; otherwise only those the side's count no longer finds
-    and those it never counted (see `census.py`)."""
+    and those it never counted (see `census.py`), found without loading every link."""
     tracker, phase = reading.trackers[side], reading.phase
     census = tracker.census
     counter = counts_records(phase.ctx.connectors[side])
     if census is None or counter is None or phase.ctx.full_resync:
-        return linked
-    if not Census.countable(census.ids | set(linked)):
-        return linked
+        return [side_id(link, side) for link in linked.every()]
     if not census.ready:
         census.rebuild(counter, phase.object_type)  # once, for a ledger from before the census
-        return linked
-    if census.ids:
-        census.uncounted(counter, phase.object_type)  # nothing expected: nothing to count
+        return [side_id(link, side) for link in linked.every()]
+    missing = census.uncounted(counter, phase.object_type)
+    if missing is None:
+        return [side_id(link, side) for link in linked.every()]
     pulled = reading.records[side]
-    return [i for i in linked if i not in census.ids and i not in pulled]
+    missing_linked = {side_id(link, side) for link in linked.on(side, missing)}
+    return sorted(i for i in census.linked_outside() | missing_linked if i not in pulled)
 
 
 def _unique(records: Iterable[Record]) -> list[Record]:

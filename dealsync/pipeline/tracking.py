@@ -149,6 +149,6 @@ def cursor_tracker(
     connector = ctx.connectors[side]
     census = None
     if rule is not None and counts_records(connector) is not None:
-        known = ctx.ledger.census(ctx.pair, side, object_type)
+        known = ctx.ledger.known_census(ctx.pair, side, object_type)
         census = Census.start(rule, known, complete=since is None)
     return CursorTracker(connector, object_type, since, properties, census, scoped)
