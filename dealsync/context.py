@@ -57,6 +57,11 @@ class RunContext:
             self.ledger, self.pair, self.connectors, fresh=self.full_resync, keep=not self.dry_run
         )
 
+    def mapping_versions(self) -> dict[str, str]:
+        """The version of the mapping that judges each object type (files travel with notes)."""
+        notes = self.notes_mapping.version if self.notes_mapping else self.mapping.version
+        return {"deals": self.mapping.version, "notes": notes, "files": notes}
+
     def properties(self, side: Side) -> list[str]:
         """What a pull reads on a side: the mapping's properties plus what owner rules look at."""
         names = self.mapping.properties(side)

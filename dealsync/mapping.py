@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -85,6 +87,7 @@ class MappingBase:
     """What deal and note mappings share: fields, key, deletion policy, custom properties."""
 
     path: str
+    version: str  # a digest of what the file says (comments and layout aside)
     key_properties: Mapping[Side, str | None]
     fields: tuple[FieldRule, ...]
     deletion: Mapping[str, DeletionPolicy] = field(default_factory=dict)
@@ -255,6 +258,7 @@ def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
     brake = deletion.get("brake", {})
     return {
         "path": str(path),
+        "version": mapping_version(data),
         "key_properties": per_side(data["key_property"]),
         "fields": fields,
         "owner_properties": per_side(data.get("owner_property", "hubspot_owner_id")),
@@ -276,6 +280,12 @@ def _common(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
             for side, specs in data.get("custom_properties", {}).items()
         },
     }
+
+
+def mapping_version(data: dict[str, Any]) -> str:
+    """A digest of a mapping's content: it changes with what the file says, not with its layout."""
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _checked(path: str | Path, kind: str) -> dict[str, Any]:

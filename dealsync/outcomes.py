@@ -35,6 +35,7 @@ class Quarantined:
             "reasons": self.reasons,
             "object": self.object_type,
             "security": self.security,
+            "waits_for": "next run" if self.retriable else "change",
         }
 
 
@@ -205,7 +206,9 @@ def refused_links(links: list[Link], noun: str, object_type: str = DEALS) -> lis
 
 
 def record_quarantine(ctx: RunContext, items: list[Quarantined]) -> None:
-    """Put each item in the ledger's quarantine (or refresh its reasons and attempts)."""
+    """Put each item in the ledger's quarantine (or refresh its reasons and attempts); one that only
+    a change can fix remembers the mapping that judged it."""
+    versions = ctx.mapping_versions()
     for item in items:
         ctx.ledger.quarantine(
             ctx.run_id,
@@ -217,6 +220,7 @@ def record_quarantine(ctx: RunContext, items: list[Quarantined]) -> None:
             item.payload,
             item.retriable,
             item.object_type,
+            None if item.retriable else versions.get(item.object_type),
         )
 
 

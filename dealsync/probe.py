@@ -24,7 +24,7 @@ from dealsync.pipeline.tracking import CursorTracker
 def pending_work(ctx: RunContext) -> str | None:
     """Why the pair needs a run; None when a run would read nothing new and write nothing."""
     ledger, pair = ctx.ledger, ctx.pair
-    if ledger.open_quarantine(pair):
+    if ledger.due_quarantine(pair, ctx.mapping_versions()):
         return "records in quarantine to retry"
     if ledger.has_pending_intents(pair):
         return "a create to confirm"

@@ -45,13 +45,15 @@ def publish_report(report: RunReport) -> None:
                 "record": q["record_id"],
                 "stage": q["stage"],
                 "reason": "; ".join(q["reasons"]),
+                "retried": "next run" if q.get("waits_for") == "next run" else "on a change",
             }
             for q in report.quarantined[:MAX_ROWS]
         ]
         create_table_artifact(
             rows,
             key=_key(report.pair, "quarantine"),
-            description="records kept out, retried every run",
+            description="records kept out: a failure for now is retried by the next run, a "
+            "refusal when the record or the mapping changes (or `dealsync quarantine retry`)",
         )
 
 

@@ -128,10 +128,14 @@ quarantine_app.command("list")(inspecting.quarantine_list)
 
 @quarantine_app.command("retry")
 def quarantine_retry(config: ConfigOption = None, partner: PartnerOption = None) -> None:
-    """Run the partners that have quarantined records now (every run retries them)."""
+    """Retry quarantined records now, including those waiting for a change (after fixing what
+    the record's reason names outside the record: a portal's property, an owner)."""
     from dealsync.cli.runner import run_partners
 
     loaded, ledger = load(config)
+    if partner and partner not in {p.id for p in loaded.partners}:
+        raise fail(f"{loaded.path}: partners: no partner {partner!r}; see `dealsync status`.")
+    ledger.retry_waiting(partner)
     pending = ledger.quarantine_pairs()
     ids = [p for p in ([partner] if partner else [p.id for p in loaded.partners]) if pending.get(p)]
     if not ids:

@@ -139,22 +139,27 @@ def quarantine_list(
         print_json(listing("quarantine", (quarantine_json(e) for e in entries)))
         return
     table = Table(title=f"Quarantine ({len(entries)} open)")
-    for column in ("side", "record id", "stage", "reason", "attempts", "last seen"):
+    for column in ("partner", "side", "record id", "stage", "reason", "waits for", "attempts"):
         table.add_column(column)
     for e in entries:
         table.add_row(
+            e.pair,
             e.side,
             e.record_id,
             e.stage,
             Text("; ".join(e.reasons)),
+            "the next run" if e.retriable else "a change",
             str(e.attempts),
-            str(e.last_seen)[:19],
         )
     console.print(table)
-    if entries:
+    if any(not e.retriable for e in entries):
         console.print(
-            "Fix the records at their source; the next run (or `dealsync quarantine retry`) picks them up."
+            "Records waiting for a change are retried when they change at their source or the "
+            "mapping changes; after fixing something else (a portal's property options, an owner), "
+            "run `dealsync quarantine retry`."
         )
+    elif entries:
+        console.print("The next run retries them (or now: `dealsync quarantine retry`).")
 
 
 def conflicts(

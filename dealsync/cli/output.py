@@ -89,6 +89,7 @@ def quarantine_json(entry: QuarantineEntry) -> dict[str, Any]:
         "reasons": entry.reasons,
         "attempts": entry.attempts,
         "retriable": entry.retriable,
+        "waits_for": "next run" if entry.retriable else "change",
         "first_seen": iso(entry.first_seen),
         "last_seen": iso(entry.last_seen),
     }

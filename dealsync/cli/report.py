@@ -135,13 +135,21 @@ def report_renderable(report: RunReport, show_plan: bool = False) -> Group:
             )
         parts.append(conflicts)
     if report.quarantined:
-        quarantine = Table(title="Quarantined (retried on every run)", title_justify="left")
-        for column in ("side", "record", "stage", "reason"):
+        quarantine = Table(
+            title="Quarantined (a failure for now is retried by the next run; a refusal waits for "
+            "a change of the record or the mapping, or `dealsync quarantine retry`)",
+            title_justify="left",
+        )
+        for column in ("side", "record", "stage", "reason", "retried"):
             quarantine.add_column(column)
         for q in report.quarantined:
             # Reasons quote what CRM users typed: shown as text, never read as rich markup.
             quarantine.add_row(
-                q["side"], Text(q["record_id"]), q["stage"], Text("; ".join(q["reasons"]))
+                q["side"],
+                Text(q["record_id"]),
+                q["stage"],
+                Text("; ".join(q["reasons"])),
+                "next run" if q.get("waits_for", "next run") == "next run" else "on a change",
             )
         parts.append(quarantine)
     for note in report.messages:

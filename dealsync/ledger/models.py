@@ -185,7 +185,8 @@ class ConflictRow(Base):
 
 
 class QuarantineRow(Base):
-    """A record that failed validation, planning or a push: kept with its reasons, retried every run."""
+    """A record that failed validation, planning or a push, kept with its reasons: a retriable failure
+    is retried by the next run; any other waits for the record, the mapping or a person to change."""
 
     __tablename__ = "quarantine"
     __table_args__ = (
@@ -200,6 +201,8 @@ class QuarantineRow(Base):
     reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     retriable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The version of the mapping that judged a failure only a change can fix: a new one retries it.
+    mapping_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,19 @@ class QuarantineEntry:
     first_seen: Any
     last_seen: Any
     pair: str = ""
+    mapping_version: str | None = None
+
+    @property
+    def waits_for(self) -> str:
+        """What takes it out of quarantine: the next run, or a change only a user can make."""
+        if self.retriable:
+            return "the next run"
+        return "a change: of the record, the mapping, or `dealsync quarantine retry`"
+
+    def due(self, mapping_version: str | None) -> bool:
+        """Whether a run should read it again: a retriable failure, or one judged by another
+        version of the mapping (`mapping_version`, the current one; None: retry everything)."""
+        return self.retriable or mapping_version is None or self.mapping_version != mapping_version
 
 
 class QuarantineMixin(LedgerBase):
@@ -45,8 +58,10 @@ class QuarantineMixin(LedgerBase):
         payload: dict[str, Any],
         retriable: bool = True,
         object_type: str = "deals",
+        mapping_version: str | None = None,
     ) -> None:
-        """Put (or keep) a record in quarantine with its newest reasons."""
+        """Put (or keep) a record in quarantine with its newest reasons; a failure only a change
+        can fix remembers the version of the mapping that judged it (`mapping_version`)."""
         with self.sessions.begin() as s:
             row = s.scalars(
                 sa.select(QuarantineRow).where(
@@ -67,6 +82,7 @@ class QuarantineMixin(LedgerBase):
                         reasons=list(reasons),
                         payload=payload,
                         retriable=retriable,
+                        mapping_version=mapping_version,
                         attempts=1,
                         last_run_id=run_id,
                     )
@@ -79,6 +95,7 @@ class QuarantineMixin(LedgerBase):
                 payload,
                 retriable,
             )
+            row.mapping_version = mapping_version
             row.last_seen, row.resolved_at, row.last_run_id = utcnow(), None, run_id
 
     def resolve_quarantine(
@@ -128,9 +145,28 @@ class QuarantineMixin(LedgerBase):
                     r.first_seen,
                     r.last_seen,
                     r.pair,
+                    r.mapping_version,
                 )
                 for r in s.scalars(query)
             ]
+
+    def due_quarantine(
+        self, pair: str, versions: Mapping[str, str], side: str | None = None
+    ) -> list[QuarantineEntry]:
+        """The pair's quarantined records a run reads again: retriable failures, and failures
+        judged by another version of their object's mapping (`versions`, by object type)."""
+        return [e for e in self.open_quarantine(pair, side) if e.due(versions.get(e.object_type))]
+
+    def retry_waiting(self, pair: str | None = None) -> int:
+        """Let the next run retry the records that wait for a change (a person asked for it)."""
+        query = sa.update(QuarantineRow).where(
+            QuarantineRow.resolved_at.is_(None), QuarantineRow.retriable.is_(False)
+        )
+        if pair:
+            query = query.where(QuarantineRow.pair == pair)
+        with self.sessions.begin() as s:
+            result = s.execute(query.values(retriable=True))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def quarantine_pairs(self) -> dict[str, int]:
         """Open quarantine entries per pair."""

@@ -116,7 +116,7 @@ def pull(phase: Phase) -> Pulled:
             reading.accept(side, _unique(reading.read(side, extra).values()))
         retry = [
             e.record_id
-            for e in ctx.ledger.open_quarantine(ctx.pair, side)
+            for e in ctx.ledger.due_quarantine(ctx.pair, ctx.mapping_versions(), side)
             if e.object_type == phase.object_type and e.record_id not in reading.records[side]
         ]
         if retry:

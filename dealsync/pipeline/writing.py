@@ -91,7 +91,7 @@ def failures(
             "push",
             [f"creating the {c.target} {twin} failed: {created[c.key].error}"],
             dict(payload),
-            True,
+            _retriable(created[c.key]),
             object_type,
         )
         for c, payload in creates
@@ -104,7 +104,7 @@ def failures(
             "push",
             [f"{doing} {side} {noun} {rid} failed: {o.error}"],
             {},
-            True,
+            _retriable(o),
             object_type,
         )
         for doing, outcomes in (("updating", updates), ("deleting", deletes))
@@ -112,6 +112,12 @@ def failures(
         if not o.ok
     ]
     return found
+
+
+def _retriable(outcome: WriteOutcome) -> bool:
+    """Whether a later run may succeed where this write failed (a 5xx or a timeout may pass; a
+    refused value waits for a change)."""
+    return outcome.error is None or outcome.error.retriable
 
 
 def progress(ctx: RunContext, what: str, done: int, total: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from connectors.base import WriteInput
@@ -349,12 +351,17 @@ def test_a_cloned_bottlecrm_deal_with_its_twins_key_is_quarantined_not_linked(bo
             )
         ],
     )[0].record.id
-    for _ in range(2):
-        report = _run(pair.config)
-        assert report.created == {"partner": 0, "vendor": 0} and report.adopted == 0
-        assert report.updated == report.deleted == {"partner": 0, "vendor": 0}
-        refused = {q["record_id"] for q in report.quarantined if q["security"]}
-        assert refused == {clone, forged}, report.quarantined
+    report = _run(pair.config)
+    assert report.created == {"partner": 0, "vendor": 0} and report.adopted == 0
+    assert report.updated == report.deleted == {"partner": 0, "vendor": 0}
+    refused = {q["record_id"] for q in report.quarantined if q["security"]}
+    assert refused == {clone, forged}, report.quarantined
+    # Unchanged, they are not judged again: they wait in quarantine for a change, linking nothing.
+    report = _run(pair.config)
+    assert report.created == {"partner": 0, "vendor": 0} and report.adopted == 0
+    assert report.updated == report.deleted == {"partner": 0, "vendor": 0}
+    listed = json.loads(pair.cli("quarantine", "list", "--json").output)["quarantine"]
+    assert {q["record_id"] for q in listed if q["waits_for"] == "change"} == {clone, forged}
     assert not pair.deal("vendor", conversion, "closedate")["closedate"]
     assert len(pair.deals("vendor")) == 1
     scanned = {r.id for page in crm.pull_changes("deals", None, []) for r in page.records}

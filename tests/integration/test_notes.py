@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import requests
 
+from tests.integration.test_run_cost import _no_lookback
 from tests.integration.test_sync import SHARED, _twin
 
 NOTE_PROPS = (
@@ -233,6 +235,31 @@ def test_an_oversized_file_is_quarantined_and_the_note_still_syncs(pair, tmp_pat
         n for n in _notes_on(pair, "vendor", vid) if n["dealsync_key"] == f"acme:partner:{note}"
     )
     assert twin["hs_attachment_ids"] in (None, "")
+
+
+def test_a_note_too_long_for_the_vendor_waits_for_its_author_to_shorten_it(pair):
+    _no_lookback(pair)
+    reg, vid = _shared_deal(pair)
+    ann = _owner(pair, "partner", "ann@acme.test")
+    body = "<p>" + "x" * (65_536 - 7) + "</p>"  # the partner's limit exactly: the author line
+    note = _note(pair, "partner", reg, body, ann, dealsync_shared="true")  # makes it too long
+    pair.cli("run")
+    pair.cli("run")
+    listed = json.loads(pair.cli("quarantine", "list", "--json").output)["quarantine"]
+    assert [(q["record_id"], q["waits_for"]) for q in listed] == [(note, "change")]
+    pair.reset_counts()
+    pair.cli("run")
+    assert pair.writes("vendor") == 0  # the same body is not sent again to be refused again
+
+    pair.api(
+        "partner",
+        "PATCH",
+        f"/crm/v3/objects/notes/{note}",
+        json={"properties": {"hs_note_body": "<p>Shortened</p>"}},
+    )
+    pair.cli("run")
+    assert any("Shortened" in n["hs_note_body"] for n in _notes_on(pair, "vendor", vid))
+    assert "0 open" in pair.cli("quarantine", "list").output
 
 
 def test_the_welcome_note_is_the_first_shared_note_of_a_conversion(pair):

@@ -12,7 +12,7 @@ from dealsync.ledger import Ledger
 from dealsync.probe import pending_work
 from tests.integration.conftest import Pair
 from tests.integration.test_run_cost import _no_lookback
-from tests.integration.test_sync import SHARED, _twin
+from tests.integration.test_sync import SHARED, _fail_next, _twin
 
 
 def _look(pair: Pair) -> tuple[str | None, int]:
@@ -66,16 +66,23 @@ def test_quarantine_and_a_mapping_change_need_a_run(pair: Pair, tmp_path):
     pair.create("partner", dealname="Q", **SHARED)
     _settle(pair)
     assert _look(pair)[0] is None
-    pair.servers["vendor"].admin(
-        "POST",
-        "faults",
-        json={"method": "POST", "path_regex": "batch/create", "status": 400, "count": 1},
-    )
-    pair.create("partner", dealname="Refused once", **SHARED)
+    _fail_next(pair, "vendor", "deals/batch/create", 477, count=6)  # busy past every retry
+    pair.create("partner", dealname="Refused for now", **SHARED)
     pair.cli("run")
     assert _look(pair)[0] == "records in quarantine to retry"
     _settle(pair)
     assert _look(pair)[0] is None
+
+    _fail_next(pair, "vendor", "deals/batch/create", 400, count=None)  # refused until fixed
+    refused = pair.create("partner", dealname="Refused", **SHARED)
+    _settle(pair)
+    assert "a change" in pair.cli("quarantine", "list").output
+    assert _look(pair)[0] is None  # waiting costs no run
+    pair.servers["vendor"].admin("DELETE", "faults")
+    pair.edit("partner", refused, dealsync_pain="Fixed")
+    assert _look(pair)[0] == "deals: partner records changed"
+    _settle(pair)
+    assert "0 open" in pair.cli("quarantine", "list").output
 
     mapping = tmp_path / "more.yaml"
     original = Path("mappings/shared_deal.yaml").read_text()

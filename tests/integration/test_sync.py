@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from dealsync.ledger import Ledger
 from dealsync.phases import deals
 from dealsync.phases.deals import DealPhase
 from dealsync.run import run_pair
+from tests.integration.test_run_cost import _no_lookback
 
 SHARED = {"dealsync_shared": "true"}
 DEAL_PROPS = (
@@ -219,19 +221,81 @@ def test_config_errors_name_the_file_the_key_and_the_fix(pair, monkeypatch):
     )
 
 
-def test_a_refused_push_is_quarantined_and_retried_next_run(pair):
-    reg = pair.create("partner", dealname="Refused once", **SHARED)
-    pair.servers["vendor"].admin(
-        "POST",
-        "faults",
-        json={"method": "POST", "path_regex": "deals/batch/create", "status": 409, "count": 1},
-    )
+def test_a_push_that_failed_for_now_is_retried_by_the_next_run(pair):
+    reg = pair.create("partner", dealname="Refused for now", **SHARED)
+    # A portal busy past every retry (a 477 asks to come back later): worth another run.
+    _fail_next(pair, "vendor", "deals/batch/create", 477, count=6)
     result = pair.cli("run")
     assert "push" in result.output and reg in result.output
-    assert reg in pair.cli("quarantine", "list").output
+    waiting = pair.cli("quarantine", "list", "--json").output
+    assert json.loads(waiting)["quarantine"][0]["waits_for"] == "next run"
     pair.cli("run")
     _twin(pair, "vendor", f"acme:partner:{reg}")
     assert "0 open" in pair.cli("quarantine", "list").output
+
+
+def test_a_refused_record_waits_for_a_change_and_costs_no_run_meanwhile(pair):
+    _no_lookback(pair)  # else the next run re-reads the record anyway, as recently changed
+    reg = pair.create("partner", dealname="Refused", **SHARED)
+    _fail_next(pair, "vendor", "deals/batch/create", 400, count=None)  # refused until fixed
+    pair.cli("run")
+    pair.cli("run")  # reads back the first run's own write to the registration
+    listed = pair.cli("quarantine", "list").output
+    assert reg in listed and "a change" in listed
+    pair.reset_counts()
+    pair.cli("run")
+    assert pair.writes("vendor") == 0  # not sent again: the same values would be refused again
+
+    pair.servers["vendor"].admin("DELETE", "faults")
+    pair.cli("run")
+    assert reg in pair.cli("quarantine", "list").output  # nothing told the run to try again
+    pair.edit("partner", reg, dealsync_pain="Fixed at the source")
+    pair.cli("run")
+    assert _twin(pair, "vendor", f"acme:partner:{reg}")["dealname"] == "Refused"
+    assert "0 open" in pair.cli("quarantine", "list").output
+
+
+def test_a_person_retries_a_waiting_record_after_fixing_what_is_outside_it(pair):
+    _no_lookback(pair)
+    reg = pair.create("partner", dealname="Needs the portal fixed", **SHARED)
+    _fail_next(pair, "vendor", "deals/batch/create", 400, count=None)
+    pair.cli("run")
+    pair.cli("run")
+    pair.servers["vendor"].admin("DELETE", "faults")  # the vendor's admin fixed the portal
+    pair.cli("run")
+    assert reg in pair.cli("quarantine", "list").output
+    assert "no partner 'nobody'" in pair.cli("quarantine", "retry", "-p", "nobody", ok=False).output
+    pair.cli("quarantine", "retry")
+    _twin(pair, "vendor", f"acme:partner:{reg}")
+    assert "0 open" in pair.cli("quarantine", "list").output
+
+
+def test_a_changed_mapping_retries_the_records_it_judged(pair, tmp_path):
+    _no_lookback(pair)
+    reg = pair.create("partner", dealname="Judged by the old mapping", **SHARED)
+    _fail_next(pair, "vendor", "deals/batch/create", 400, count=None)
+    pair.cli("run")
+    pair.cli("run")
+    pair.servers["vendor"].admin("DELETE", "faults")
+    mapping = tmp_path / "mine.yaml"
+    original = Path("mappings/shared_deal.yaml").read_text()
+    mapping.write_text("# only a comment changed\n" + original)
+    pair.config.write_text(
+        pair.config.read_text().replace("  - id: acme\n", f"  - id: acme\n    mapping: {mapping}\n")
+    )
+    pair.cli("run")
+    assert reg in pair.cli("quarantine", "list").output  # the same rules: not asked again
+    mapping.write_text(original.replace("max_deletions: 20", "max_deletions: 25"))
+    pair.cli("run")
+    _twin(pair, "vendor", f"acme:partner:{reg}")
+    assert "0 open" in pair.cli("quarantine", "list").output
+
+
+def _fail_next(pair, side: str, path: str, status: int, count: int | None = 1) -> None:
+    """The side's next `count` POSTs to `path` (None: every one) answer `status` (asked to retry
+    at once)."""
+    fault = {"method": "POST", "path_regex": path, "status": status, "count": count}
+    pair.servers[side].admin("POST", "faults", json={**fault, "retry_after_s": 0})
 
 
 def test_a_portal_without_a_mapped_property_stops_the_run_loudly(pair, tmp_path):
