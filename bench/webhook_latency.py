@@ -211,7 +211,7 @@ def run(vendor: SandboxProcess, acme: SandboxProcess, edits: int, burst: int) ->
     print(
         f"burst: {len(partner_ids)} deals x 4 properties in one call -> {delivered} webhook "
         f"requests; every twin updated after {last - begun:.1f} s; sync runs woken: "
-        f"{_woken_runs(since)} (the burst's, and the echo of its own writes on the partner side)"
+        f"{_woken_runs(since)} (the burst's; the events of its own writes wake nobody)"
     )
 
 

@@ -2,8 +2,11 @@
 
 A partner is woken once per quiet spell (`debounce_s` after the first event of a burst), so a bulk
 edit of 500 deals starts one sync, not 500; an event that arrives while the wake is being sent
-starts the next spell, so no change is left waiting for the schedule. When the orchestrator cannot
-be told (its API is down), deliveries are answered 503 and HubSpot delivers them again later.
+starts the next spell, so no change is left waiting for the schedule. Before a wake goes out, the
+burst is judged against the ledger once the partner's running sync (if any) has committed: a burst
+that is only that sync's own writes coming back, or changes no run acts on, wakes nobody. When the
+orchestrator cannot be told (its API is down), deliveries are answered 503 and HubSpot delivers them
+again later.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import math
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -25,10 +28,11 @@ from starlette.routing import Route
 from dealsync.config import Config, ConfigError, CrmConfig
 from dealsync.connections import portal_number
 from dealsync.ledger import Ledger
-from dealsync.mapping import ShareRule, load_mapping
+from dealsync.mapping import DealMapping, load_mapping
 from dealsync.model import Side
 from dealsync.webhooks import (
     MAX_BODY_BYTES,
+    Concern,
     MalformedDelivery,
     WatchedPortal,
     WebhookEvent,
@@ -46,8 +50,13 @@ DEBOUNCE_S = 2.0
 MIN_WAKE_GAP_S = 10.0
 WAKE_ATTEMPTS = 8  # then the partner waits for its schedule (logged)
 SEEN_EVENTS = 20_000  # event ids remembered, so a redelivered batch wakes nobody twice
+JUDGED_EVENTS = 5_000  # a partner's burst judged event by event; a bigger one just wakes it
+RUN_WAIT_S = 3600.0  # how long a burst waits for the partner's running sync before it is judged
+BUSY_POLL_S = 0.5
 
 Wake = Callable[[str, Mapping[str, int]], None]  # (partner id, event counts by type)
+# What of a partner's burst still asks for a run, by event type (empty: nothing).
+Settle = Callable[[str, Sequence[Concern]], Awaitable[Mapping[str, int]]]
 
 
 def _portal_number(crm: CrmConfig, connection: str) -> int:
@@ -89,13 +98,24 @@ def build_router(config: Config, ledger: Ledger) -> WebhookRouter:
             "Add webhook_secret: env:NAME (the client secret of the app that subscribes to the "
             "portal's deal events) to the crm of the vendor and of each partner that sends them."
         )
-    rules: dict[tuple[str, Side], ShareRule] = {}
-    for partner in config.partners:
-        mapping = load_mapping(partner.mapping_path)
-        rules[(partner.id, "partner")] = mapping.registration
-        rules[(partner.id, "vendor")] = mapping.conversion
+    mappings: dict[str, DealMapping] = {p.id: load_mapping(p.mapping_path) for p in config.partners}
     portals = [WatchedPortal(n, secrets[n], tuple(r)) for n, r in roles.items()]
-    return WebhookRouter(portals, rules, ledger)
+    return WebhookRouter(portals, mappings, ledger)
+
+
+def settle_against(router: WebhookRouter, busy: Callable[[str], bool]) -> Settle:
+    """Judge a partner's burst once its running sync (if any, `busy`) has committed: the events
+    of that sync's own writes come back while it runs, and agree with the ledger after."""
+
+    async def settle(partner: str, concerns: Sequence[Concern]) -> Mapping[str, int]:
+        if len(concerns) > JUDGED_EVENTS:
+            return Counter(event.subscription_type for _side, event in concerns)
+        deadline = time.monotonic() + RUN_WAIT_S
+        while await run_in_threadpool(busy, partner) and time.monotonic() < deadline:
+            await asyncio.sleep(BUSY_POLL_S)
+        return await run_in_threadpool(router.needing_run, partner, concerns)
+
+    return settle
 
 
 @dataclass
@@ -106,18 +126,20 @@ class Debouncer:
     window_s: float = DEBOUNCE_S
     window: Callable[[], Awaitable[object]] | None = None  # how a burst ends (default: window_s)
     min_gap_s: float = 0.0  # between two wakes of one partner
-    pending: dict[str, Counter[str]] = field(default_factory=dict)
+    settle: Settle | None = None  # what of a burst still asks for a run (None: all of it)
+    pending: dict[str, list[Concern]] = field(default_factory=dict)
     last_wake: dict[str, float] = field(default_factory=dict)  # monotonic time, by partner
     failing: bool = False  # the last wake could not be sent
     sent: int = 0
+    settled: int = 0  # bursts that asked nothing of a run (echoes of dealsync's own writes)
     waking: set[asyncio.Task[None]] = field(default_factory=set)  # held: the loop keeps weak ones
 
-    def poke(self, partner: str, reasons: Mapping[str, int]) -> None:
+    def poke(self, partner: str, concerns: Sequence[Concern]) -> None:
         """Note events for a partner; the first of a burst schedules its wake."""
         if partner in self.pending:
-            self.pending[partner].update(reasons)
+            self.pending[partner] += concerns
             return
-        self.pending[partner] = Counter(reasons)
+        self.pending[partner] = list(concerns)
         task = asyncio.get_running_loop().create_task(self._wake_later(partner))
         self.waking.add(task)
         task.add_done_callback(self.waking.discard)
@@ -127,8 +149,13 @@ class Debouncer:
         too_soon = self.last_wake.get(partner, -math.inf) + self.min_gap_s - time.monotonic()
         if too_soon > 0:
             await asyncio.sleep(too_soon)
+        concerns = self.pending.pop(partner)  # later events start the next burst
+        reasons = await self._still_needed(partner, concerns)
+        if not reasons:
+            self.settled += 1
+            logger.info("partner %s: %d events asked nothing of a run", partner, len(concerns))
+            return
         self.last_wake[partner] = time.monotonic()
-        reasons = self.pending.pop(partner)  # later events start the next burst
         for attempt in range(WAKE_ATTEMPTS):
             try:
                 await run_in_threadpool(self.wake, partner, dict(reasons))
@@ -141,6 +168,17 @@ class Debouncer:
             self.sent += 1
             return
         logger.error("gave up waking partner %s: its schedule will sync it", partner)
+
+    async def _still_needed(self, partner: str, concerns: Sequence[Concern]) -> Mapping[str, int]:
+        """The burst's events a run would act on, by type; all of them when they cannot be judged."""
+        every = Counter(event.subscription_type for _side, event in concerns)
+        if self.settle is None:
+            return every
+        try:
+            return await self.settle(partner, concerns)
+        except Exception as exc:  # the ledger is unreachable: wake rather than lose a change
+            logger.warning("could not judge partner %s's events (%s); waking it", partner, exc)
+            return every
 
 
 class SeenEvents:
@@ -169,13 +207,20 @@ def build_receiver(
     public_url: str | None = None,
     debounce_s: float = DEBOUNCE_S,
     min_gap_s: float = MIN_WAKE_GAP_S,
+    busy: Callable[[str], bool] | None = None,
 ) -> Starlette:
     """The receiver's app: `POST /webhooks/hubspot` for deliveries, `GET /health`.
 
     `public_url` is the target URL the app subscribed with (what HubSpot signs); without it the URL
-    of the request as it arrived is used, which is right unless a proxy rewrites it.
+    of the request as it arrived is used, which is right unless a proxy rewrites it. `busy` tells
+    whether a partner's sync is running (its lease): a burst is judged after it.
     """
-    debouncer = Debouncer(wake, debounce_s, min_gap_s=min_gap_s)
+    debouncer = Debouncer(
+        wake,
+        debounce_s,
+        min_gap_s=min_gap_s,
+        settle=settle_against(router, busy or (lambda _partner: False)),
+    )
     seen = SeenEvents()
 
     async def receive(request: Request) -> Response:
@@ -198,8 +243,8 @@ def build_receiver(
             return Response(status_code=503)  # HubSpot delivers again later
         fresh = [e for e in events if seen.fresh(e)]
         routing = await run_in_threadpool(router.route, fresh, signed)  # may fail: HubSpot retries
-        for partner, reasons in routing.wake.items():
-            debouncer.poke(partner, reasons)
+        for partner, concerns in routing.wake.items():
+            debouncer.poke(partner, concerns)
         seen.remember(fresh)
         if routing.foreign:
             logger.warning(
@@ -209,7 +254,12 @@ def build_receiver(
 
     async def health(_request: Request) -> Response:
         return JSONResponse(
-            {"status": "failing" if debouncer.failing else "ok", "wakes_sent": debouncer.sent}
+            {
+                "status": "failing" if debouncer.failing else "ok",
+                "wakes_sent": debouncer.sent,
+                "bursts_settled": debouncer.settled,
+                "bursts_open": len(debouncer.waking),
+            }
         )
 
     app = Starlette(

@@ -79,6 +79,13 @@ def holder_is_gone(holder: str) -> bool:
     return False
 
 
+def lease_held(ledger: Ledger, pair: str, ttl_s: float = TTL_S) -> bool:
+    """Whether a run holds the pair's lease now (its heartbeat is younger than the TTL)."""
+    with ledger.sessions() as s:
+        beat = s.scalar(sa.select(Lease.heartbeat_at).where(Lease.pair == pair))
+    return beat is not None and _aware(beat) >= utcnow() - timedelta(seconds=ttl_s)
+
+
 class PairLease:
     """Hold a pair's lease for the length of a `with` block, renewing it in the background.
 

@@ -18,13 +18,14 @@ import uvicorn
 
 from dealsync.config import load_config
 from dealsync.ledger import Ledger
+from dealsync.ledger.lease import lease_held
 from dealsync.receiving import WEBHOOK_PATH, Debouncer, build_receiver, build_router
 from dealsync.webhooks import WebhookEvent
 from sandbox.server import free_port
 from sandbox.webhooks import sign_v3
 from tests.integration import test_isolation
 from tests.integration.conftest import Pair
-from tests.integration.test_sync import SHARED
+from tests.integration.test_sync import SHARED, _twin
 
 more_partners = test_isolation.more_partners  # the fixtures of three partners on one vendor
 three = test_isolation.three
@@ -65,7 +66,13 @@ def _receiver(pair: Pair, wake) -> Iterator[str]:
     """The receiver for the pair's config, served by uvicorn on a free port; yields its URL."""
     config = load_config(pair.config)
     ledger = Ledger.open(config.ledger_url)
-    app = build_receiver(build_router(config, ledger), wake, debounce_s=0.0, min_gap_s=0.0)
+    app = build_receiver(
+        build_router(config, ledger),
+        wake,
+        debounce_s=0.0,
+        min_gap_s=0.0,
+        busy=lambda partner: lease_held(ledger, partner),
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -75,6 +82,8 @@ def _receiver(pair: Pair, wake) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     finally:
+        for crm in pair.servers.values():
+            crm.admin("DELETE", "webhooks")
         server.should_exit = True
         thread.join()
         ledger.close()
@@ -228,6 +237,47 @@ def test_a_redelivery_wakes_nobody_and_a_dead_prefect_gets_503(pair, monkeypatch
         assert calls[0] == ("acme", {"deal.propertyChange": 1}) and calls[1][0] == "acme"
 
 
+def _concerns(kind: str, count: int = 1) -> list[tuple[str, WebhookEvent]]:
+    return [("partner", WebhookEvent(str(next(EVENT_IDS)), 1, kind, ("7",)))] * count
+
+
+def test_a_syncs_own_writes_wake_nobody_and_a_users_edit_does(pair, monkeypatch):
+    _with_webhooks(pair, monkeypatch)
+    wakes = Wakes()
+    with _receiver(pair, wakes) as url:
+        for side, secret in (("vendor", SECRETS["vendor"]), ("partner", SECRETS["acme"])):
+            pair.servers[side].admin("POST", "webhooks", json={"targetUrl": url, "secret": secret})
+        reg = pair.create("partner", dealname="Heard once", **SHARED)
+        assert wakes.wait_for(1) == [("acme", {"deal.propertyChange": 1})]  # its share mark
+        # The sync writes both sides (a vendor twin marked for acme, the partner's vendor fields):
+        # their events come back while it holds the pair, and are judged after its commit.
+        pair.cli("run")
+        twin = _twin(pair, "vendor", f"acme:partner:{reg}")
+        pair.edit("vendor", twin["id"], closedate="2027-05-01")  # a person's edits, each side's
+        pair.edit("partner", reg, dealsync_pain="Heard")  # last event: every echo came before
+        deadline = time.monotonic() + 60
+        while _woken_for(wakes.calls[1:]) < 2:  # one burst or two, as they were delivered
+            assert time.monotonic() < deadline, wakes.calls
+            time.sleep(0.02)
+        _wait_until_judged(url)
+        assert _woken_for(wakes.calls[1:]) == 2  # the sync's own writes woke nobody
+        assert {partner for partner, _reasons in wakes.calls} == {"acme"}
+
+
+def _woken_for(calls: list[tuple[str, dict[str, int]]]) -> int:
+    """How many events the wakes were for."""
+    return sum(sum(reasons.values()) for _partner, reasons in calls)
+
+
+def _wait_until_judged(url: str) -> None:
+    """Until the receiver holds no burst it has not judged."""
+    health = url.replace(WEBHOOK_PATH, "/health")
+    deadline = time.monotonic() + 60
+    while requests.get(health, timeout=30).json()["bursts_open"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
 def test_a_burst_wakes_once_and_a_later_event_wakes_again():
     calls: list[tuple[str, dict[str, int]]] = []
 
@@ -236,13 +286,13 @@ def test_a_burst_wakes_once_and_a_later_event_wakes_again():
         debouncer = Debouncer(lambda p, r: calls.append((p, dict(r))), window_s=0)
         debouncer.window = window.wait  # the burst lasts until the test says it is over
         for _delivery in range(5):
-            debouncer.poke("acme", {"deal.propertyChange": 100})
-        debouncer.poke("globex", {"deal.creation": 1})
+            debouncer.poke("acme", _concerns("deal.propertyChange", 100))
+        debouncer.poke("globex", _concerns("deal.creation"))
         window.set()
         while len(calls) < 2:
             await asyncio.sleep(0.01)
         window.clear()
-        debouncer.poke("acme", {"deal.deletion": 1})
+        debouncer.poke("acme", _concerns("deal.deletion"))
         window.set()
         while len(calls) < 3:
             await asyncio.sleep(0.01)
@@ -287,7 +337,7 @@ def test_a_flooding_partner_is_woken_at_most_once_per_gap():
     async def scenario() -> None:
         debouncer = Debouncer(lambda p, r: woken.append(debouncer.last_wake[p]), 0, min_gap_s=0.5)
         for _ in range(3):  # three bursts, each as soon as the previous wake went out
-            debouncer.poke("acme", {"deal.propertyChange": 1})
+            debouncer.poke("acme", _concerns("deal.propertyChange"))
             while len(woken) < _ + 1:
                 await asyncio.sleep(0.01)
 
