@@ -28,6 +28,7 @@ from starlette.routing import Route
 from dealsync.config import Config, ConfigError, CrmConfig
 from dealsync.connections import portal_number
 from dealsync.ledger import Ledger
+from dealsync.ledger.lease import leased_pairs
 from dealsync.mapping import DealMapping, load_mapping
 from dealsync.model import Side
 from dealsync.webhooks import (
@@ -100,18 +101,18 @@ def build_router(config: Config, ledger: Ledger) -> WebhookRouter:
         )
     mappings: dict[str, DealMapping] = {p.id: load_mapping(p.mapping_path) for p in config.partners}
     portals = [WatchedPortal(n, secrets[n], tuple(r)) for n, r in roles.items()]
-    return WebhookRouter(portals, mappings, ledger)
+    return WebhookRouter(portals, mappings, ledger, running=lambda: leased_pairs(ledger))
 
 
-def settle_against(router: WebhookRouter, busy: Callable[[str], bool]) -> Settle:
-    """Judge a partner's burst once its running sync (if any, `busy`) has committed: the events
-    of that sync's own writes come back while it runs, and agree with the ledger after."""
+def settle_against(router: WebhookRouter) -> Settle:
+    """Judge a partner's burst once its running sync (if any) has committed: the events of that
+    sync's own writes come back while it runs, and agree with the ledger after."""
 
     async def settle(partner: str, concerns: Sequence[Concern]) -> Mapping[str, int]:
         if len(concerns) > JUDGED_EVENTS:
             return Counter(event.subscription_type for _side, event in concerns)
         deadline = time.monotonic() + RUN_WAIT_S
-        while await run_in_threadpool(busy, partner) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and partner in await run_in_threadpool(router.running):
             await asyncio.sleep(BUSY_POLL_S)
         return await run_in_threadpool(router.needing_run, partner, concerns)
 
@@ -207,19 +208,17 @@ def build_receiver(
     public_url: str | None = None,
     debounce_s: float = DEBOUNCE_S,
     min_gap_s: float = MIN_WAKE_GAP_S,
-    busy: Callable[[str], bool] | None = None,
 ) -> Starlette:
     """The receiver's app: `POST /webhooks/hubspot` for deliveries, `GET /health`.
 
     `public_url` is the target URL the app subscribed with (what HubSpot signs); without it the URL
-    of the request as it arrived is used, which is right unless a proxy rewrites it. `busy` tells
-    whether a partner's sync is running (its lease): a burst is judged after it.
+    of the request as it arrived is used, which is right unless a proxy rewrites it.
     """
     debouncer = Debouncer(
         wake,
         debounce_s,
         min_gap_s=min_gap_s,
-        settle=settle_against(router, busy or (lambda _partner: False)),
+        settle=settle_against(router),
     )
     seen = SeenEvents()
 

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -182,8 +182,10 @@ class WebhookRouter:
         portals: Iterable[WatchedPortal],
         mappings: Mapping[str, DealMapping],
         links: LinkLookup,
+        running: Callable[[], set[str]] = set,
     ) -> None:
         self.portals = {p.portal_id: p for p in portals}
+        self.running = running  # the pairs whose sync runs now (their leases)
         self.mappings = dict(mappings)
         self.share_rules: dict[tuple[str, Side], ShareRule] = {}
         for partner, mapping in self.mappings.items():
@@ -224,10 +226,13 @@ class WebhookRouter:
             else:
                 deal_events.append((portal, event))
         linked = self._linked(deal_events)
+        # A running sync may link a record it has not committed yet: its events are kept, and
+        # judged once the sync committed.
+        running = self.running() if deal_events else set()
         for portal, event in deal_events:
             woke = False
             for partner, side in portal.roles:
-                if self._concerns(partner, side, event, linked):
+                if partner in running or self._concerns(partner, side, event, linked):
                     routing.add(partner, side, event)
                     woke = True
             routing.ignored += not woke

@@ -36,7 +36,6 @@ def receive(
     import uvicorn
 
     from dealsync.config import ConfigError
-    from dealsync.ledger.lease import lease_held
     from dealsync.receiving import WEBHOOK_PATH, build_receiver, build_router
     from flows.wake import wake_partner
 
@@ -50,9 +49,7 @@ def receive(
         router = build_router(loaded, ledger)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    app = build_receiver(
-        router, wake_partner, public_url, debounce, busy=lambda pair: lease_held(ledger, pair)
-    )
+    app = build_receiver(router, wake_partner, public_url, debounce)
     portals = ", ".join(str(n) for n in router.portals)
     console.print(
         f"Receiving HubSpot webhooks on http://{host}:{port}{WEBHOOK_PATH} for portals {portals}; "

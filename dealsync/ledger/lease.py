@@ -79,11 +79,12 @@ def holder_is_gone(holder: str) -> bool:
     return False
 
 
-def lease_held(ledger: Ledger, pair: str, ttl_s: float = TTL_S) -> bool:
-    """Whether a run holds the pair's lease now (its heartbeat is younger than the TTL)."""
+def leased_pairs(ledger: Ledger, ttl_s: float = TTL_S) -> set[str]:
+    """The pairs a run holds now (a lease whose heartbeat is younger than the TTL)."""
+    fresh = utcnow() - timedelta(seconds=ttl_s)
     with ledger.sessions() as s:
-        beat = s.scalar(sa.select(Lease.heartbeat_at).where(Lease.pair == pair))
-    return beat is not None and _aware(beat) >= utcnow() - timedelta(seconds=ttl_s)
+        rows = s.execute(sa.select(Lease.pair, Lease.heartbeat_at)).all()
+    return {pair for pair, beat in rows if _aware(beat) >= fresh}
 
 
 class PairLease:

@@ -17,9 +17,10 @@ import requests
 import uvicorn
 
 from dealsync.config import load_config
+from dealsync.context import open_context
 from dealsync.ledger import Ledger
-from dealsync.ledger.lease import lease_held
 from dealsync.receiving import WEBHOOK_PATH, Debouncer, build_receiver, build_router
+from dealsync.run import run_pair
 from dealsync.webhooks import WebhookEvent
 from sandbox.server import free_port
 from sandbox.webhooks import sign_v3
@@ -66,13 +67,7 @@ def _receiver(pair: Pair, wake) -> Iterator[str]:
     """The receiver for the pair's config, served by uvicorn on a free port; yields its URL."""
     config = load_config(pair.config)
     ledger = Ledger.open(config.ledger_url)
-    app = build_receiver(
-        build_router(config, ledger),
-        wake,
-        debounce_s=0.0,
-        min_gap_s=0.0,
-        busy=lambda partner: lease_held(ledger, partner),
-    )
+    app = build_receiver(build_router(config, ledger), wake, debounce_s=0.0, min_gap_s=0.0)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -262,6 +257,44 @@ def test_a_syncs_own_writes_wake_nobody_and_a_users_edit_does(pair, monkeypatch)
         _wait_until_judged(url)
         assert _woken_for(wakes.calls[1:]) == 2  # the sync's own writes woke nobody
         assert {partner for partner, _reasons in wakes.calls} == {"acme"}
+
+
+def test_an_edit_made_while_the_sync_links_the_deal_wakes_it_again(pair, monkeypatch):
+    _with_webhooks(pair, monkeypatch)
+    wakes = Wakes()
+    with _receiver(pair, wakes) as url:
+        for side, secret in (("vendor", SECRETS["vendor"]), ("partner", SECRETS["acme"])):
+            pair.servers[side].admin("POST", "webhooks", json={"targetUrl": url, "secret": secret})
+        reg = pair.create("partner", dealname="Edited mid-run", **SHARED)
+        wakes.wait_for(1)
+        vendor = pair.servers["vendor"]
+        slow = {
+            "method": "POST",
+            "path_regex": "deals/batch/create",
+            "latency_ms": 3000,
+            "count": 1,
+        }
+        vendor.admin("POST", "faults", json=slow)
+        vendor.admin("DELETE", "requests")
+        config = load_config(pair.config)
+        ledger = Ledger.open(config.ledger_url)
+        sync = threading.Thread(target=lambda: run_pair(open_context(config, "acme", ledger)))
+        sync.start()
+        creating = "POST /crm/v3/objects/deals/batch/create"
+        deadline = time.monotonic() + 60
+        while not vendor.admin("GET", "requests").json()["by_route"].get(creating):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # The sync read the registration before this edit and links it only at its commit: the
+        # edit's event names a deal not linked yet, and is judged once the sync committed.
+        pair.edit("partner", reg, closedate="2027-06-01")
+        sync.join()
+        ledger.close()
+        deadline = time.monotonic() + 60
+        while not _woken_for(wakes.calls[1:]):
+            assert time.monotonic() < deadline, wakes.calls
+            time.sleep(0.02)
+        assert wakes.calls[1] == ("acme", {"deal.propertyChange": 1})
 
 
 def _woken_for(calls: list[tuple[str, dict[str, int]]]) -> int:
