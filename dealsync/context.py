@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from connectors.base import Connector
 from dealsync.approvals import Approver
 from dealsync.config import Config, PartnerConfig
 from dealsync.connections import build_connector
+from dealsync.hub import Hub, hub_of
+from dealsync.hub_routing import Routed
 from dealsync.ledger import Ledger
+from dealsync.ledger.inbox import InboxEntry
 from dealsync.mapping import (
     DealMapping,
     NotesMapping,
@@ -42,6 +45,11 @@ class RunContext:
     notes_mapping: NotesMapping | None = None
     objects: frozenset[str] = frozenset({"deals", "notes", "files"})
     approver: Approver | None = None  # asks a person about held deletions (a Prefect flow run)
+    hub: Hub | None = None  # the vendor read once for every pair (see hub.py), where it can be
+    # A hub read that started at or after this (epoch ms) serves the run; None: the run's start.
+    hub_since_ms: int | None = None
+    hub_routed: dict[str, list[Routed]] = field(default_factory=dict)  # a dry run's own hub read
+    _inboxes: dict[str, list[InboxEntry]] = field(default_factory=dict, repr=False)
 
     @property
     def notes(self) -> NotesMapping:
@@ -56,6 +64,29 @@ class RunContext:
         return OwnerBook(
             self.ledger, self.pair, self.connectors, fresh=self.full_resync, keep=not self.dry_run
         )
+
+    def served_by_hub(self, object_type: str) -> bool:
+        """Whether this run takes the vendor side of an object type from the hub's routing (a full
+        resync reads the vendor by itself)."""
+        return (
+            self.hub is not None
+            and self.hub.serves(self.pair, object_type)
+            and not self.full_resync
+        )
+
+    def inbox(self, object_type: str) -> list[InboxEntry] | None:
+        """What the hub routed to this pair for an object type (read once per run), with a dry
+        run's own uncommitted routing on top; None where the hub does not serve this run."""
+        if not self.served_by_hub(object_type):
+            return None
+        if object_type not in self._inboxes:
+            entries = {e.record_id: e for e in self.ledger.inbox(self.pair, object_type)}
+            for routed in self.hub_routed.get(object_type, []):
+                entries[routed.record_id] = InboxEntry(
+                    routed.record_id, routed.kind, routed.record, routed.parents, -1
+                )
+            self._inboxes[object_type] = [entries[i] for i in sorted(entries)]
+        return self._inboxes[object_type]
 
     def mapping_versions(self) -> dict[str, str]:
         """The version of the mapping that judges each object type (files travel with notes)."""
@@ -81,6 +112,7 @@ def open_context(
     progress: Progress | None = None,
     objects: frozenset[str] = frozenset({"deals", "notes", "files"}),
     approver: Approver | None = None,
+    hub_since_ms: int | None = None,
 ) -> RunContext:
     """Resolve a pair's mapping and connectors (tokens are resolved here, at the edge)."""
     partner = config.partner(partner_id)
@@ -108,4 +140,6 @@ def open_context(
         progress=progress,
         objects=objects,
         approver=approver,
+        hub=hub_of(config),
+        hub_since_ms=hub_since_ms,
     )

@@ -10,6 +10,8 @@ sync has committed, so the events of a run's own writes wake nobody.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dealsync.mapping import DealMapping
 from dealsync.model import BadValue, FieldRule, Link, Side, Value
 
@@ -38,3 +40,20 @@ def settled_property(
     if prop == share.property:
         return share.matches({prop: text}, pair)
     return all(_agreed(rule, side, link, text) for rule in _merged_fields(mapping, side, prop))
+
+
+def settled_deal(
+    mapping: DealMapping, pair: str, side: Side, link: Link, properties: Mapping[str, str | None]
+) -> bool:
+    """Whether nothing of a linked deal, as its CRM holds it now, asks for a run: still marked for
+    the pair, every field merged on every run as the link's base holds it."""
+    share = mapping.registration if side == "partner" else mapping.conversion
+    if not share.matches(properties, pair):
+        return False
+    for rule in mapping.synced_fields():
+        if rule.when != "always":
+            continue
+        prop = rule.prop(side)
+        if prop is not None and not _agreed(rule, side, link, properties.get(prop)):
+            return False
+    return True

@@ -6,7 +6,8 @@ cost minutes. The probe reads what a quiet run reads, in the same order, and sto
 of work: a changed record on either side's change feed, a count of shared records that differs from
 the census, records in quarantine, an unconfirmed create, held deletions, a mapping whose synced
 fields changed, linked records the count cannot vouch for. Whatever it cannot judge (a CRM without a
-change feed, a pair never synced) needs a run.
+change feed, a pair never synced) needs a run. On a vendor side the hub serves, the cycle's hub read
+has already looked: the pair needs a run when it routed something to it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dealsync.model import SIDES
 from dealsync.phases.deals import DealPhase
 from dealsync.phases.note_phase import NotePhase
 from dealsync.pipeline.phase import Phase
-from dealsync.pipeline.tracking import CursorTracker
+from dealsync.pipeline.tracking import CursorTracker, InboxTracker
 
 
 def pending_work(ctx: RunContext) -> str | None:
@@ -47,6 +48,10 @@ def _phase_work(phase: Phase) -> str | None:
         return "the mapping's synced fields changed"
     for side in SIDES:
         tracker = phase.tracker(side)
+        if isinstance(tracker, InboxTracker):  # the cycle's hub read looked at the vendor
+            if tracker.entries:
+                return f"{side} records the hub routed to it"
+            continue
         if not isinstance(tracker, CursorTracker):
             return f"the {side} CRM has no change feed (its run scans it)"
         if tracker.since is None:

@@ -26,6 +26,7 @@ from dealsync.phases.deals import DealPhase, DealsDone
 from dealsync.phases.note_phase import NotePhase
 from dealsync.phases.notes import NotesDone
 from dealsync.pipeline.checking import Checked
+from dealsync.pipeline.hub_read import hub_step
 from dealsync.pipeline.reading import Pulled
 from dealsync.tracking import active_registrations, report_registrations
 
@@ -47,6 +48,9 @@ def _run(ctx: RunContext, step: Step) -> RunReport:
     if not ctx.dry_run:
         ctx.run_id = report.run_id = ctx.ledger.start_run(ctx.pair, ctx.dry_run, ctx.full_resync)
     try:
+        if ctx.hub_since_ms is None:
+            ctx.hub_since_ms = int(time.time() * 1000)  # the vendor as it is now, at least
+        step(hub_step, ctx)  # 0. the vendor, read once for every pair the hub serves
         new_deals: list[Link] = []
         welcome: list[Welcome] = []
         if "deals" in ctx.objects:

@@ -24,6 +24,7 @@ from dealsync.context import open_context
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.phases import deal_files, deals, notes
+from dealsync.pipeline.hub_read import hub_step, read_for_cycle
 from dealsync.probe import pending_work
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
@@ -63,6 +64,7 @@ STEP_TASKS = {
     notes.push: _task(notes.push, "push-notes"),
     notes.commit: _task(notes.commit, "commit-notes"),
     deal_files.sync_deal_files: _task(deal_files.sync_deal_files, "sync-deal-files"),
+    hub_step: _task(hub_step, "read-vendor-hub", io=True),
 }
 
 
@@ -159,6 +161,7 @@ def sync_partner(
     allow_mass_deletion: bool = False,
     config_path: str | None = None,
     after_running: bool = False,
+    vendor_read_since_ms: int | None = None,
 ) -> dict[str, Any]:
     """Sync one partner's shared deals, notes and files with the vendor CRM.
 
@@ -172,6 +175,8 @@ def sync_partner(
         config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
         after_running: For runs woken by a change (webhooks): when a run of this partner is going,
             wait for it and run after it; when another woken run already waits, return at once.
+        vendor_read_since_ms: Set by sync-all-partners (leave empty): the time of its read of the
+            vendor for every partner, which this run uses instead of reading the vendor again.
     """
     logger = get_run_logger()
     config = load_config(config_path)
@@ -196,6 +201,7 @@ def sync_partner(
                 progress=None if dry_run else _progress_reporter(partner_id),
                 objects=frozenset(objects),
                 approver=ask_in_ui,
+                hub_since_ms=vendor_read_since_ms,
             )
             with _vendor_budget(config):
                 report = run_pair(ctx, call=_as_task)
@@ -227,6 +233,16 @@ def _pending_work(config: Config, partner_id: str, ledger: Ledger) -> tuple[str 
     except Exception as exc:  # the run itself will say what is wrong, properly
         return f"could not look ({type(exc).__name__}): run it", 0
     return reason, sum(connector.calls for connector in ctx.connectors.values())
+
+
+def _read_vendor_once(config: Config) -> int | None:
+    """One read of the vendor for every partner the hub serves (their runs use it)."""
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        with _vendor_budget(config):
+            return read_for_cycle(config, ledger)
+    finally:
+        ledger.close()
 
 
 def _nothing_new(config: Config) -> list[str]:
@@ -274,6 +290,7 @@ def sync_all_partners(
     config = load_config(config_path)
     results: dict[str, Any] = {}
     unstarted: list[str] = []
+    read_since = None if dry_run or full_resync else _read_vendor_once(config)
     quiet = _nothing_new(config) if look_first and not (dry_run or full_resync) else []
     results.update({p: "nothing new since its last run: not started" for p in quiet})
     for partner in config.partners:
@@ -284,6 +301,7 @@ def sync_all_partners(
             "dry_run": dry_run,
             "full_resync": full_resync,
             "config_path": config_path,
+            "vendor_read_since_ms": read_since,
         }
         if fan_out:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -13,11 +14,12 @@ from connectors.errors import ConnectorError
 from dealsync.cli.output import print_json, run_json
 from dealsync.cli.report import print_report
 from dealsync.config import Config, ConfigError
-from dealsync.context import open_context
+from dealsync.context import RunContext, open_context
 from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.mapping_check import MappingError
+from dealsync.pipeline.hub_read import HubUnavailable, read_for_cycle
 from dealsync.run import run_pair
 from validation.quarantine import SchemaLevelError
 
@@ -29,9 +31,29 @@ EXPECTED_FAILURES = (
     SchemaLevelError,
     IsolationError,
     PairBusy,
+    HubUnavailable,
 )
 # Of those, the ones that say the configuration (or a mapping) is wrong: exit code 2, not 1.
 CONFIGURATION_FAILURES = (ConfigError, MappingError)
+
+
+def _read_vendor_once(
+    config: Config,
+    ledger: Ledger,
+    partner_ids: list[str],
+    solo: bool,
+    err_console: Console,
+) -> int | None:
+    """Several partners share one read of the vendor (each run alone reads it for itself)."""
+    if solo or len(partner_ids) < 2:
+        return None
+    try:
+        return read_for_cycle(config, ledger)
+    except EXPECTED_FAILURES as exc:  # each run will say it again, where it belongs
+        err_console.print(
+            f"[yellow]the vendor could not be read once for all:[/yellow] {escape(str(exc))}"
+        )
+        return None
 
 
 def run_partners(
@@ -52,6 +74,22 @@ def run_partners(
     failed = 0
     misconfigured = 0
     runs: list[dict[str, Any]] = []
+    read_since = _read_vendor_once(config, ledger, partner_ids, dry_run or full_resync, err_console)
+
+    def context(
+        partner_id: str, progress: Callable[[str, int, int], None] | None = None
+    ) -> RunContext:
+        return open_context(
+            config,
+            partner_id,
+            ledger,
+            dry_run,
+            full_resync,
+            allow_mass_deletion,
+            progress,
+            hub_since_ms=read_since,
+        )
+
     for partner_id in partner_ids:
         try:
             if os.environ.get("PREFECT_API_URL"):
@@ -63,17 +101,14 @@ def run_partners(
                     full_resync=full_resync,
                     allow_mass_deletion=allow_mass_deletion,
                     config_path=str(config.path),
+                    vendor_read_since_ms=read_since,
                 )
                 runs.append({"partner": partner_id, "status": "completed", **summary})
                 if not as_json:
                     console.print(f"partner {partner_id}: Prefect flow run completed: {summary}")
                 continue
             if as_json:
-                report = run_pair(
-                    open_context(
-                        config, partner_id, ledger, dry_run, full_resync, allow_mass_deletion
-                    )
-                )
+                report = run_pair(context(partner_id))
                 runs.append(run_json(report))
                 continue
             with Progress(
@@ -100,10 +135,7 @@ def run_partners(
                         total=total,
                     )
 
-                ctx = open_context(
-                    config, partner_id, ledger, dry_run, full_resync, allow_mass_deletion, progress
-                )
-                report = run_pair(ctx)
+                report = run_pair(context(partner_id, progress))
             print_report(console, report, show_plan=dry_run or show_plan)
         except EXPECTED_FAILURES as exc:
             failed += 1

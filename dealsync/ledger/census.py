@@ -12,6 +12,8 @@ from connectors.base import Owner
 from dealsync.ledger.models import CensusRow, Cursor, LinkRow, OwnerCacheRow
 from dealsync.ledger.store import LedgerBase
 
+HUB = "*"  # the ledger's name for the vendor hub, read once for every pair (no partner id is it)
+
 
 @dataclass(frozen=True)
 class LedgerCensus:
@@ -63,10 +65,12 @@ class LedgerCensus:
         for them: unshared since, or never counted)."""
         record = LinkRow.partner_id if self.side == "partner" else LinkRow.vendor_id
         counted = sa.exists().where(*self._where(), CensusRow.record_id == record)
+        # The hub's census counts the vendor records of every pair's links.
+        of_pair = () if self.pair == HUB else (LinkRow.pair == self.pair,)
         with self.ledger.sessions() as s:
             rows = s.scalars(
                 sa.select(record).where(
-                    LinkRow.pair == self.pair,
+                    *of_pair,
                     LinkRow.object_type == self.object_type,
                     LinkRow.state == "active",
                     ~counted,
@@ -113,6 +117,7 @@ class CensusChange:
     added: frozenset[str]
     removed: frozenset[str]
     rebuilt: bool = False
+    owner: str = ""  # whose census it is: a pair's, or the hub's (empty: the committing run's pair)
 
 
 def save_census(s: Session, pair: str, side: str, object_type: str, change: CensusChange) -> None:
@@ -124,10 +129,26 @@ def save_census(s: Session, pair: str, side: str, object_type: str, change: Cens
     for start in range(0, len(gone), 500):
         chunk = gone[start : start + 500]
         s.execute(sa.delete(CensusRow).where(*where, CensusRow.record_id.in_(chunk)))
-    s.add_all(
-        CensusRow(pair=pair, side=side, object_type=object_type, record_id=rid)
-        for rid in change.added
-    )
+    added = [
+        {"pair": pair, "side": side, "object_type": object_type, "record_id": rid}
+        for rid in sorted(change.added)
+    ]
+    if added:  # a record another run (or the hub) added meanwhile is kept once
+        s.execute(_insert_new(s, CensusRow), added)
     cursor = s.get(Cursor, (pair, side, object_type))
     if cursor is not None and change.rebuilt:
         cursor.census_ready = True
+
+
+def _insert_new(s: Session, table: type[CensusRow]) -> sa.Insert:
+    """An INSERT that leaves rows whose key exists alone (SQLite and PostgreSQL alike)."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    return sa.insert(table)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dealsync.ledger.census import CensusChange, save_census
+from dealsync.ledger.inbox import consume_inbox
 from dealsync.ledger.mapping_fields import save_mapping_fields
 from dealsync.ledger.models import (
     ChangeRow,
@@ -41,6 +42,7 @@ class RunCommit:
     merged_away: list[int] = field(default_factory=list)
     census: dict[str, CensusChange] = field(default_factory=dict)  # by side
     mapping_fields: dict[str, str] | None = None  # the synced fields' fingerprints, now agreed
+    inbox: list[tuple[str, int]] = field(default_factory=list)  # hub entries read: (id, seq)
 
 
 class CommitsMixin(LedgerBase):
@@ -160,7 +162,8 @@ class CommitsMixin(LedgerBase):
                     cursor.value = value
             s.flush()
             for side, change in outcome.census.items():
-                save_census(s, pair, side, outcome.object_type, change)
+                save_census(s, change.owner or pair, side, outcome.object_type, change)
+            consume_inbox(s, pair, outcome.object_type, outcome.inbox)
             if outcome.mapping_fields is not None:
                 save_mapping_fields(s, pair, outcome.object_type, outcome.mapping_fields)
             if outcome.owner_turn is not None:

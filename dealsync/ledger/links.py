@@ -68,6 +68,25 @@ class LinksMixin(LedgerBase):
                     found.setdefault(record_id, set()).add(pair)
         return found
 
+    def vendor_links(
+        self, object_type: str, vendor_ids: Iterable[str]
+    ) -> dict[str, tuple[str, Link]]:
+        """The active link (and its pair) of each vendor record that has one, whatever the pair (a
+        vendor record is linked by one pair at a time)."""
+        ids = sorted(set(vendor_ids))
+        found: dict[str, tuple[str, Link]] = {}
+        with self.sessions() as s:
+            for start in range(0, len(ids), 500):
+                rows = s.scalars(
+                    sa.select(LinkRow).where(
+                        LinkRow.object_type == object_type,
+                        LinkRow.state == "active",
+                        LinkRow.vendor_id.in_(ids[start : start + 500]),
+                    )
+                )
+                found.update((r.vendor_id, (r.pair, to_link(r))) for r in rows)
+        return found
+
     def active_links(self, pair: str, object_type: str = "deals") -> list[Link]:
         """Every active link of a pair."""
         with self.sessions() as s:

@@ -257,6 +257,30 @@ class SnapshotRow(Base):
     seen_at_ms: Mapped[int | None] = mapped_column(BigInteger)  # when a scan first saw this content
 
 
+class InboxRow(Base):
+    """A vendor record the hub read routed to a pair, waiting for the pair's run: changed (with
+    what the hub read) or to check by id; a later hub read replaces it (`seq`), a commit consumes it."""
+
+    __tablename__ = "inbox"
+    pair: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # changed | check
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    parents: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    routed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HubStateRow(Base):
+    """The vendor hub's reads: how many committed, and when the newest of them started."""
+
+    __tablename__ = "hub_state"
+    key: Mapped[str] = mapped_column(String(16), primary_key=True)
+    reads: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_started_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Lease(Base):
     """Who is syncing a pair right now; a lease whose heartbeat is older than its TTL is free again."""
 

@@ -16,6 +16,7 @@ from dealsync.ledger.census import CensusMixin
 from dealsync.ledger.commits import CommitsMixin, RunCommit
 from dealsync.ledger.files import FilesMixin
 from dealsync.ledger.held import HeldMixin
+from dealsync.ledger.inbox import InboxMixin
 from dealsync.ledger.intents import IntentsMixin
 from dealsync.ledger.links import MADE_AS, LinksMixin
 from dealsync.ledger.mapping_fields import MappingFieldsMixin
@@ -57,6 +58,7 @@ class Ledger(
     BudgetsMixin,
     MappingFieldsMixin,
     HeldMixin,
+    InboxMixin,
 ):
     """The ledger behind a SQLAlchemy URL (sqlite:///... or postgresql+psycopg://...)."""
 

@@ -11,7 +11,12 @@ from dealsync.context import RunContext
 from dealsync.mapping import NotesMapping
 from dealsync.merges import side_id
 from dealsync.model import SIDES, Link, Side, Welcome
-from dealsync.pipeline.tracking import ChangeTracker, SnapshotTracker, cursor_tracker
+from dealsync.pipeline.tracking import (
+    ChangeTracker,
+    InboxTracker,
+    SnapshotTracker,
+    cursor_tracker,
+)
 from dealsync.plan import parse_key
 
 NOTES = "notes"
@@ -51,7 +56,12 @@ class NotePhase:
             return SnapshotTracker(lambda: self._scan(side), previous, ctx.full_resync)
         # Notes and comments this pair creates are marked shared or answer a note: always counted.
         rule = self.count_rule(side)
-        return cursor_tracker(ctx, side, NOTES, self.properties(side), rule, scoped=True)
+        tracker = cursor_tracker(ctx, side, NOTES, self.properties(side), rule, scoped=True)
+        if isinstance(tracker, InboxTracker):  # the hub read each note's deals with it
+            self._scanned_parents[side] = {
+                e.record_id: e.parents for e in tracker.entries if e.record is not None
+            }
+        return tracker
 
     def count_rule(self, side: Side) -> CountRule:
         """The notes a side counts: those marked shared, and comments (which answer a note)."""

@@ -52,11 +52,14 @@ class Census:
     known: KnownCensus | None  # as the ledger holds it (None: never built)
     rebuilt: bool = False
     counted: dict[str, bool] = field(default_factory=dict)
+    owner: str = ""  # whose it is in the ledger: the hub's, or (empty) the run's pair's
 
     @classmethod
-    def start(cls, rule: CountRule, known: KnownCensus | None, complete: bool) -> Census:
+    def start(
+        cls, rule: CountRule, known: KnownCensus | None, complete: bool, owner: str = ""
+    ) -> Census:
         """The census at the start of a run; a complete pull (`complete`) builds it anew."""
-        return cls(rule, known, rebuilt=complete)
+        return cls(rule, known, rebuilt=complete, owner=owner)
 
     @property
     def ready(self) -> bool:
@@ -101,7 +104,7 @@ class Census:
         """What the commit writes (nothing for a census never built)."""
         if self.rebuilt:
             return CensusChange(
-                frozenset(i for i, c in self.counted.items() if c), frozenset(), True
+                frozenset(i for i, c in self.counted.items() if c), frozenset(), True, self.owner
             )
         if self.known is None:
             return None
@@ -109,6 +112,7 @@ class Census:
         return CensusChange(
             frozenset(i for i, c in self.counted.items() if c and i not in held),
             frozenset(i for i, c in self.counted.items() if not c and i in held),
+            owner=self.owner,
         )
 
     def rebuild(self, counter: CountsRecords, object_type: str) -> None:

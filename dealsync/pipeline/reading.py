@@ -17,7 +17,7 @@ from dealsync.merges import Merge, side_id
 from dealsync.model import SIDES, Link, LinkedIds, Side
 from dealsync.pipeline.census import Census
 from dealsync.pipeline.phase import Phase
-from dealsync.pipeline.tracking import ChangeTracker
+from dealsync.pipeline.tracking import ChangeTracker, InboxTracker
 from dealsync.snapshots import Seen
 
 
@@ -37,6 +37,7 @@ class Pulled:
     census: dict[Side, Census] = field(default_factory=dict)  # the counted records of cursor sides
     mapping_change: MappingChange | None = None  # the synced fields since the last commit
     backfilled: int = 0  # linked records read again because the mapping's fields changed
+    inbox: list[tuple[str, int]] = field(default_factory=list)  # hub entries taken: (id, seq)
 
 
 @dataclass
@@ -151,7 +152,13 @@ def pull(phase: Phase) -> Pulled:
         },
         change,
         backfilled,
+        [taken for tracker in reading.trackers.values() for taken in _consumed(tracker)],
     )
+
+
+def _consumed(tracker: ChangeTracker) -> list[tuple[str, int]]:
+    """The hub's inbox entries a tracker took (its run's commit consumes them)."""
+    return tracker.consumed if isinstance(tracker, InboxTracker) else []
 
 
 def _backfill(reading: _Reading) -> int:
@@ -243,8 +250,11 @@ class _LinkedIds:
 def _to_check(reading: _Reading, side: Side, linked: _LinkedIds) -> list[str]:
     """The linked ids whose deletion is checked: every one on a snapshot CRM (its scan decides), on
     `--full`, or where the CRM cannot count; otherwise only those the side's count no longer finds
-    and those it never counted (see `census.py`), found without loading every link."""
+    and those it never counted (see `census.py`), found without loading every link; on a vendor
+    side the hub serves, those its count chose."""
     tracker, phase = reading.trackers[side], reading.phase
+    if (checks := tracker.checks) is not None:  # the hub's count chose them
+        return sorted(i for i in checks if i not in reading.records[side])
     census = tracker.census
     counter = counts_records(phase.ctx.connectors[side])
     if census is None or counter is None or phase.ctx.full_resync:

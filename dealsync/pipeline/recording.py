@@ -135,6 +135,7 @@ def record(
                 if (change := census.change()) is not None
             },
             mapping_fields=pulled.mapping_change.current if pulled.mapping_change else None,
+            inbox=pulled.inbox,
         ),
     )
     _save_snapshots(ctx, object_type, pulled, plan, pushed)

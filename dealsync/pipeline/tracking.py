@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from connectors.base import ChangePage, Connector, CountRule, Record, counts_records
 from dealsync.context import RunContext
+from dealsync.ledger.inbox import HUB, InboxEntry
 from dealsync.model import Side
 from dealsync.pipeline.census import Census
 from dealsync.snapshots import Seen, observe
@@ -75,6 +76,66 @@ class CursorTracker:
     def changed(self) -> int:
         return self.seen
 
+    @property
+    def checks(self) -> set[str] | None:
+        """Its own count finds what to check (see `census.py`)."""
+        return None
+
+
+@dataclass
+class InboxTracker:
+    """The vendor side of a pair the hub serves: what a hub read routed to the pair (changed records
+    as the hub read them, and linked records its count no longer vouches for, to check by id); the
+    run's commit consumes them. Its census is the hub's, which the run's own creates and deletions
+    keep exact."""
+
+    entries: list[InboxEntry]
+    census: Census | None = None
+    cursor: int | None = None  # the hub keeps the cursor
+    seen: int = 0
+
+    def pages(self) -> Iterator[list[Record]]:
+        """The changed records routed to the pair, in one page."""
+        records = [e.record for e in self.entries if e.record is not None]
+        self.seen = len(records)
+        if records:
+            yield records
+
+    def observe(self, record: Record, forced: bool = False) -> Record | None:
+        """A routed record is a changed one."""
+        return record
+
+    def lookup(self, ids: Iterable[str]) -> dict[str, Record] | None:
+        """Read by id from the CRM."""
+        return None
+
+    @property
+    def scanned(self) -> Mapping[str, Record] | None:
+        return None
+
+    @property
+    def scoped(self) -> bool:
+        """The hub reads only marked records: a linked one to check may have left the scope."""
+        return True
+
+    @property
+    def snapshot(self) -> dict[str, Seen] | None:
+        return None
+
+    @property
+    def changed(self) -> int:
+        return self.seen
+
+    @property
+    def checks(self) -> set[str] | None:
+        """The linked records the hub's count no longer finds, or never counted."""
+        return {e.record_id for e in self.entries if e.kind == "check"}
+
+    @property
+    def consumed(self) -> list[tuple[str, int]]:
+        """The inbox entries this run takes (its commit removes them)."""
+        return [(e.record_id, e.seq) for e in self.entries]
+
 
 @dataclass
 class SnapshotTracker:
@@ -130,8 +191,13 @@ class SnapshotTracker:
     def changed(self) -> int:
         return self.count
 
+    @property
+    def checks(self) -> set[str] | None:
+        """A complete scan checks every link itself."""
+        return None
 
-ChangeTracker = CursorTracker | SnapshotTracker
+
+ChangeTracker = CursorTracker | SnapshotTracker | InboxTracker
 
 
 def cursor_tracker(
@@ -141,10 +207,13 @@ def cursor_tracker(
     properties: list[str],
     rule: CountRule | None,
     scoped: bool = False,
-) -> CursorTracker:
+) -> CursorTracker | InboxTracker:
     """A side's changes since its stored cursor (everything on a first or `--full` run), with the
     census its deletions are found by, where the CRM can count records by the rule; `scoped` pulls
-    only the records the rule matches (safe when every twin the pair creates matches it)."""
+    only the records the rule matches (safe when every twin the pair creates matches it). A vendor
+    side the hub serves takes its changes from the pair's inbox instead."""
+    if side == "vendor" and (entries := ctx.inbox(object_type)) is not None:
+        return InboxTracker(entries, _hub_census(ctx, object_type))
     since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, side, object_type)
     connector = ctx.connectors[side]
     census = None
@@ -152,3 +221,13 @@ def cursor_tracker(
         known = ctx.ledger.known_census(ctx.pair, side, object_type)
         census = Census.start(rule, known, complete=since is None)
     return CursorTracker(connector, object_type, since, properties, census, scoped)
+
+
+def _hub_census(ctx: RunContext, object_type: str) -> Census | None:
+    """The hub's census of an object type, which a run's creates and deletions on the vendor keep
+    exact (so the next hub read's count does not fall short of them)."""
+    hub = ctx.hub
+    if hub is None or object_type not in hub.rules:
+        return None
+    known = ctx.ledger.known_census(HUB, "vendor", object_type)
+    return Census.start(hub.rules[object_type], known, complete=False, owner=HUB)

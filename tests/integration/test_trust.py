@@ -204,8 +204,9 @@ def test_a_note_keyed_to_another_notes_twin_takes_nothing_over(partners):
 
 
 def test_a_vendor_deal_moved_to_another_partner_alone_is_noticed_and_held(partners):
-    """Acme's vendor pull asks only for deals marked for acme, so it never sees the moved deal
-    change: the count of acme's deals falls short, and the missing one is read and held."""
+    """The hub reads every marked vendor deal and routes the moved one by its link, to acme alone:
+    acme's run holds the link (a security event), and it stays held, waiting in quarantine for a
+    change, while later runs read nothing of it."""
     acme = partners["acme"]
     text = acme.config.read_text().replace("kind: hubspot,", "kind: hubspot, lookback_seconds: 0,")
     acme.config.write_text(text)  # search shows writes at once here: nothing is re-read
@@ -214,9 +215,13 @@ def test_a_vendor_deal_moved_to_another_partner_alone_is_noticed_and_held(partne
     _run(acme, "acme")  # reads back the first run's own writes
     twin = _twin(acme, "vendor", f"acme:partner:{reg}")["id"]
     acme.edit("vendor", twin, dealsync_partner="beta", amount="999")
-    for _ in range(2):  # held on the run that notices it, and on every run after
-        result = _run(acme, "acme")
-        assert f"security: vendor deal {twin}" in result.output
+    result = _run(acme, "acme")
+    assert f"security: vendor deal {twin}" in result.output
+    for _ in range(2):  # held on every run after: nothing of it crosses either way
+        acme.edit("partner", reg, closedate="2027-02-02")
+        _run(acme, "acme")
+        assert twin in _quarantined(acme, "acme")
+        assert acme.deal("vendor", twin, "closedate")["closedate"].startswith("2026-12-10")
     assert acme.deal("partner", reg, "dealsync_vendor_amount")["dealsync_vendor_amount"] != "999"
 
 
@@ -232,10 +237,11 @@ def test_a_linked_vendor_deal_marked_for_another_partner_is_held_both_ways(partn
     assert f"security: vendor deal {twin}" in result.output
     assert acme.deal("vendor", twin, "closedate")["closedate"].startswith("2026-12-10")
     assert acme.deal("partner", reg, "dealsync_vendor_amount")["dealsync_vendor_amount"] != "999"
-    # Beta does not get it either: its key says it is acme's twin.
+    # Beta does not get it either: the hub routes a linked deal to the pair whose link holds it
+    # (acme), whatever its mark says, so beta's run never even reads it.
     _run(beta, "beta")
     assert beta.deals("partner", "dealname") == []
-    assert _refused(_quarantined(beta, "beta")[twin])
+    assert twin not in _quarantined(beta, "beta")
     # Deleting acme's deal does not archive a vendor deal now marked for beta.
     acme.archive("partner", reg)
     result = _run(acme, "acme")
