@@ -16,6 +16,7 @@ from connectors.base import Connector
 from connectors.errors import ConnectorError
 from dealsync.config import Config, ConfigError, CrmConfig
 from dealsync.connections import build_connector, portal_number
+from dealsync.fanout import each_at_once
 from dealsync.mapping import MappingBase
 from dealsync.mapping_check import MappingError
 from dealsync.model import Side
@@ -48,15 +49,16 @@ def check_connections(config: Config, partner_id: str | None = None) -> list[Por
             results.append(PortalCheck(f"partner {partner.id}", "mapping", problems=[str(exc)]))
             continue
         loadable.append(partner)
-    results += [
-        _check_portal(u.portal, u.side, u.crm, u.object_type, u.mapping)
-        for u in portal_mappings(config, loadable)
-    ]
+    # Every portal has its own budget: a thousand partners are checked side by side.
+    results += each_at_once(
+        lambda u: _check_portal(u.portal, u.side, u.crm, u.object_type, u.mapping),
+        portal_mappings(config, loadable),
+    )
     results.append(_check_owner_assignment(config))
     connections = [("vendor", config.vendor_crm), *((f"partner {p.id}", p.crm) for p in partners)]
-    results += [
-        _check_webhooks(crm, portal) for portal, crm in connections if crm.webhook_secret_ref
-    ]
+    results += each_at_once(
+        lambda c: _check_webhooks(c[1], c[0]), [c for c in connections if c[1].webhook_secret_ref]
+    )
     return results
 
 

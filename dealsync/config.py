@@ -10,8 +10,11 @@ from typing import Any
 
 import yaml
 
+from dealsync.config_errors import ConfigError as ConfigError  # where every caller finds it
 from dealsync.mapping import DEFAULT_MAPPING, DEFAULT_NOTES_MAPPING
+from dealsync.partner_entries import partner_entries
 from dealsync.rules import OwnerAssignment
+from dealsync.yaml_errors import YAML_LOADER, python_parse_error
 from dealsync.yaml_errors import describe as describe_yaml_error
 
 DEFAULT_CONFIG = "dealsync.yaml"
@@ -24,10 +27,6 @@ DEFAULT_NOTES_MAPPINGS = {
 }
 CRM_KINDS = ("hubspot", "bottlecrm")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-class ConfigError(Exception):
-    """A configuration problem: names the file, the key, and what to do."""
 
 
 @dataclass(frozen=True)
@@ -332,28 +331,18 @@ def load_config(path: str | Path | None = None) -> Config:
         )
     text = file.read_text()
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        syntax = describe_yaml_error(text, exc)
+        data = yaml.load(text, Loader=YAML_LOADER)
+    except yaml.YAMLError:
+        syntax = describe_yaml_error(text, python_parse_error(text))
         raise ConfigError(f"{file}:{syntax.line}:{syntax.column}: {syntax.message}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected keys ledger, vendor and partners at the top level.")
     base = file.resolve().parent
     where = str(file)
     vendor = _need(data, "vendor", where, dict, "Describe the vendor CRM: vendor: {crm: {...}}.")
-    partners_raw = _need(
-        data,
-        "partners",
-        where,
-        list,
-        "List at least one partner: partners: [{id: acme, crm: {...}}].",
-    )
-    if not partners_raw:
-        raise ConfigError(f"{where}.partners: empty. List at least one partner.")
     partners = []
-    seen: set[str] = set()
-    for n, entry in enumerate(partners_raw):
-        at = f"{where}: partners[{n}]"
+    seen: dict[str, str] = {}
+    for at, entry in partner_entries(data, base, where):
         if not isinstance(entry, dict):
             raise ConfigError(f"{at}: expected a mapping with id and crm.")
         partner_id = str(
@@ -364,8 +353,11 @@ def load_config(path: str | Path | None = None) -> Config:
                 f"{at}.id: {partner_id!r} must be lowercase letters, digits, - or _ (it is part of every idempotency key)."
             )
         if partner_id in seen:
-            raise ConfigError(f"{at}.id: {partner_id!r} is used twice; partner ids must be unique.")
-        seen.add(partner_id)
+            raise ConfigError(
+                f"{at}.id: {partner_id!r} is used twice (also at {seen[partner_id]}); partner ids "
+                "must be unique."
+            )
+        seen[partner_id] = at
         crm = _crm(entry.get("crm"), f"{at}.crm")
         partners.append(
             PartnerConfig(

@@ -20,12 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from connectors.base import CountRule, PropertyMatch
 from dealsync.config import Config
-from dealsync.mapping import DealMapping, NotesMapping, load_mapping, load_notes_mapping
+from dealsync.mapping import (
+    DealMapping,
+    NotesMapping,
+    file_digest,
+    load_mapping,
+    load_notes_mapping,
+)
 
 DEALS, NOTES = "deals", "notes"
 MAX_GROUPS = 5  # HubSpot search: at most 5 filter groups (one per alternative of the hub's rule)
@@ -66,21 +72,14 @@ def hub_of(config: Config) -> Hub | None:
         return None
     files = {f for p in config.partners for f in (p.mapping_path, p.notes_mapping_path)}
     # Mapping files change under a long-lived worker: the hub is worked out again when they do.
-    versions = tuple(sorted((str(f), _stamp(f)) for f in files if f is not None))
-    partners = tuple((p.id, str(p.mapping_path), p.notes_mapping_path) for p in config.partners)
+    versions = tuple(sorted((str(f), file_digest(f)) for f in files if f is not None))
+    partners = tuple((p.id, p.mapping_path, p.notes_mapping_path) for p in config.partners)
     return _hub(partners, versions)
 
 
-def _stamp(path: Path) -> int:
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return -1
-
-
-@cache
+@lru_cache(maxsize=8)
 def _hub(
-    partners: tuple[tuple[str, str, Path | None], ...], _versions: tuple[tuple[str, int], ...]
+    partners: tuple[tuple[str, Path, Path | None], ...], _versions: tuple[tuple[str, str], ...]
 ) -> Hub | None:
     deal_mappings: dict[str, DealMapping] = {}
     notes: dict[str, NotesMapping] = {}

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -305,8 +305,28 @@ def _checked(path: str | Path, kind: str) -> dict[str, Any]:
     return data
 
 
+def file_digest(path: str | Path) -> str:
+    """A digest of a file's bytes ("" when it cannot be read): what a loaded mapping is kept by."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
 def load_mapping(path: str | Path) -> DealMapping:
-    """A checked deal mapping; raises MappingError listing every problem with its line."""
+    """A checked deal mapping; raises MappingError listing every problem with its line. Loaded once
+    per process while the file stays unchanged (a thousand partners share a few mappings)."""
+    return _load_deals(str(path), file_digest(path))
+
+
+def load_notes_mapping(path: str | Path) -> NotesMapping:
+    """A checked notes mapping; raises MappingError listing every problem with its line. Loaded
+    once per process while the file stays unchanged."""
+    return _load_notes(str(path), file_digest(path))
+
+
+@lru_cache(maxsize=64)
+def _load_deals(path: str, _stamp: str) -> DealMapping:
     data = _checked(path, "deals")
     conversion = data.get("conversion", {})
     return DealMapping(
@@ -319,8 +339,8 @@ def load_mapping(path: str | Path) -> DealMapping:
     )
 
 
-def load_notes_mapping(path: str | Path) -> NotesMapping:
-    """A checked notes mapping; raises MappingError listing every problem with its line."""
+@lru_cache(maxsize=64)
+def _load_notes(path: str, _stamp: str) -> NotesMapping:
     data = _checked(path, "notes")
     return NotesMapping(
         **_common(data, path),

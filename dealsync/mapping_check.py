@@ -13,13 +13,10 @@ import jsonschema
 import yaml
 
 from dealsync.model import SIDES, TRANSFORMS, Direction, Side
+from dealsync.yaml_errors import YAML_LOADER, python_parse_error
 from dealsync.yaml_errors import describe as describe_yaml_error
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "mappings" / "schema.json"
-
-# libyaml where PyYAML was built with it (every run parses its mappings; the pure-Python loader
-# took 40 ms a file), the same safe loader otherwise; errors are described by the Python one.
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -93,16 +90,6 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def _python_parse_error(text: str) -> yaml.YAMLError:
-    """The pure-Python parser's error for a text libyaml refused (it names what it found instead)."""
-    try:
-        yaml.compose(text, Loader=yaml.SafeLoader)
-        yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return exc
-    return yaml.YAMLError("the file is not valid YAML")
-
-
 def check_mapping(path: str | Path) -> tuple[dict[str, Any], list[MappingProblem]]:
     """Parse a mapping file and list every problem in it, each with its line."""
     path = Path(path)
@@ -115,7 +102,7 @@ def check_mapping(path: str | Path) -> tuple[dict[str, Any], list[MappingProblem
         root = yaml.compose(text, Loader=YAML_LOADER)
         data = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError:
-        syntax = describe_yaml_error(text, _python_parse_error(text))
+        syntax = describe_yaml_error(text, python_parse_error(text))
         return {}, [MappingProblem(name, syntax.line, syntax.message, syntax.column)]
     if root is None or not isinstance(data, dict):
         return {}, [MappingProblem(name, 1, "the file is empty or not a mapping of keys to values")]

@@ -12,14 +12,42 @@ has already looked: the pair needs a run when it routed something to it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from connectors.base import counts_records
-from dealsync.context import RunContext
+from dealsync.config import Config
+from dealsync.context import RunContext, open_context
+from dealsync.fanout import each_at_once
+from dealsync.ledger import Ledger
 from dealsync.mapping_changes import MappingChange, field_fingerprints
 from dealsync.model import SIDES
 from dealsync.phases.deals import DealPhase
 from dealsync.phases.note_phase import NotePhase
 from dealsync.pipeline.phase import Phase
 from dealsync.pipeline.tracking import CursorTracker, InboxTracker
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the look before a cycle found of one partner."""
+
+    partner: str
+    reason: str | None  # why it needs a run; None: nothing new
+    calls: int  # the API calls it took to tell
+
+
+def look_at_partners(config: Config, ledger: Ledger) -> list[Look]:
+    """Every partner looked at, side by side (each partner's portal has its own budget)."""
+    return each_at_once(lambda p: _look(config, p.id, ledger), config.partners)
+
+
+def _look(config: Config, partner_id: str, ledger: Ledger) -> Look:
+    try:
+        ctx = open_context(config, partner_id, ledger, dry_run=True)
+        reason = pending_work(ctx)
+    except Exception as exc:  # the run itself will say what is wrong, properly
+        return Look(partner_id, f"could not look ({type(exc).__name__}): run it", 0)
+    return Look(partner_id, reason, sum(c.calls for c in ctx.connectors.values()))
 
 
 def pending_work(ctx: RunContext) -> str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dealsync.config import Config, CrmConfig, PartnerConfig
 from dealsync.connections import build_connector
+from dealsync.fanout import each_at_once
 from dealsync.mapping import MappingBase, load_mapping, load_notes_mapping
 from dealsync.model import Side
 from dealsync.tracking import tracking_properties
@@ -57,17 +58,19 @@ def portal_mappings(
 
 def prepare_portals(config: Config) -> list[PreparedObject]:
     """Create the missing custom properties on the vendor portal and every partner portal."""
-    results = []
-    for used in portal_mappings(config):
+
+    def prepare(used: PortalMapping) -> PreparedObject:
         specs = used.mapping.custom_properties.get(used.side, ())
         created = (
             build_connector(used.crm, used.portal).ensure_properties(used.object_type, specs)
             if specs
             else []
         )
-        results.append(
-            PreparedObject(used.portal, used.object_type, tuple(created), len(specs) - len(created))
+        return PreparedObject(
+            used.portal, used.object_type, tuple(created), len(specs) - len(created)
         )
+
+    results = each_at_once(prepare, portal_mappings(config))  # each portal its own budget
     if config.registrations_property:
         tracked = tracking_properties(config.registrations_property)
         made = build_connector(config.vendor_crm, "vendor").ensure_properties("companies", tracked)

@@ -25,7 +25,7 @@ from dealsync.ledger import Ledger
 from dealsync.ledger.lease import PairBusy
 from dealsync.phases import deal_files, deals, notes
 from dealsync.pipeline.hub_read import hub_step, read_for_cycle
-from dealsync.probe import pending_work
+from dealsync.probe import look_at_partners
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
 from flows.artifacts import publish_report
@@ -225,16 +225,6 @@ def sync_partner(
     return report.summary()
 
 
-def _pending_work(config: Config, partner_id: str, ledger: Ledger) -> tuple[str | None, int]:
-    """Why a partner needs a run (None: nothing new), and the API calls it took to tell."""
-    try:
-        ctx = open_context(config, partner_id, ledger, dry_run=True)
-        reason = pending_work(ctx)
-    except Exception as exc:  # the run itself will say what is wrong, properly
-        return f"could not look ({type(exc).__name__}): run it", 0
-    return reason, sum(connector.calls for connector in ctx.connectors.values())
-
-
 def _read_vendor_once(config: Config) -> int | None:
     """One read of the vendor for every partner the hub serves (their runs use it)."""
     ledger = Ledger.open(config.ledger_url)
@@ -246,24 +236,20 @@ def _read_vendor_once(config: Config) -> int | None:
 
 
 def _nothing_new(config: Config) -> list[str]:
-    """The partners whose CRMs show nothing new since their last run (read within the vendor's
-    shared budget)."""
-    quiet, calls = [], 0
+    """The partners whose CRMs show nothing new since their last run, looked at side by side
+    (within the vendor's shared budget), after the cycle's read of the vendor."""
     ledger = Ledger.open(config.ledger_url)
     try:
         with _vendor_budget(config):
-            for partner in config.partners:
-                reason, spent = _pending_work(config, partner.id, ledger)
-                calls += spent
-                if reason is None:
-                    quiet.append(partner.id)
+            looks = look_at_partners(config, ledger)
     finally:
         ledger.close()
+    quiet = [look.partner for look in looks if look.reason is None]
     get_run_logger().info(
         "%d of %d partners had nothing new (%d API calls to tell); starting the others",
         len(quiet),
         len(config.partners),
-        calls,
+        sum(look.calls for look in looks),
     )
     return quiet
 

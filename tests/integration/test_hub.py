@@ -36,19 +36,23 @@ def twenty(tmp_path, monkeypatch):
         vendor, *partners = server.tokens
         server.admin("POST", "owners", token=vendor, json={"email": "rep1@vendor.test"})
         crm = f'kind: hubspot, base_url: "{server.base_url}", lookback_seconds: 0'
-        lines = [
-            f"ledger: sqlite:///{tmp_path}/ledger.db",
-            "vendor:",
-            f'  crm: {{{crm}, token: "env:HUB_VENDOR"}}',
-            "  owner_assignment: {strategy: fixed, owner: rep1@vendor.test}",
-            "partners:",
-        ]
-        monkeypatch.setenv("HUB_VENDOR", vendor)
-        for n, token in enumerate(partners):
-            monkeypatch.setenv(f"HUB_P{n:02d}", token)
-            lines.append(f'  - {{id: p{n:02d}, crm: {{{crm}, token: "env:HUB_P{n:02d}"}}}}')
+        # As a programme with many partners writes it: defaults, a token named from each id,
+        # and the partners in a file of their own.
         config = tmp_path / "dealsync.yaml"
-        config.write_text("\n".join(lines) + "\n")
+        config.write_text(
+            f"ledger: sqlite:///{tmp_path}/ledger.db\n"
+            "vendor:\n"
+            f'  crm: {{{crm}, token: "env:HUB_VENDOR"}}\n'
+            "  owner_assignment: {strategy: fixed, owner: rep1@vendor.test}\n"
+            f'partner_defaults: {{crm: {{{crm}, token: "env:HUB_{{ID}}_TOKEN"}}}}\n'
+            "partners_file: partners.csv\n"
+        )
+        monkeypatch.setenv("HUB_VENDOR", vendor)
+        rows = []
+        for n, token in enumerate(partners):
+            monkeypatch.setenv(f"HUB_P{n:02d}_TOKEN", token)
+            rows.append(f"p{n:02d}")
+        (tmp_path / "partners.csv").write_text("id\n" + "\n".join(rows) + "\n")
         _cli(config, "init")
         for token in partners:
             for name in ("One", "Two"):
@@ -103,6 +107,14 @@ def test_a_quiet_cycle_of_twenty_partners_makes_at_most_six_vendor_calls(twenty)
     assert runs["p07"]["updated"]["partner"] == 1
     assert all(r["writes"] == 0 for p, r in runs.items() if p != "p07")
     assert _vendor_calls(server) <= 8  # the read, and p07's read of the twin it merges
+
+
+def test_check_looks_at_every_partner_of_a_partners_file(twenty):
+    _server, config = twenty
+    checked = json.loads(_cli(config, "check", "--json").output)
+    assert checked["ok"]
+    portals = {c["portal"] for c in checked["checks"]}
+    assert {f"partner p{n:02d}" for n in range(PARTNERS)} <= portals
 
 
 def test_a_run_waits_for_the_hub_read_another_run_makes_and_uses_it(twenty):

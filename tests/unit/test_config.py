@@ -124,3 +124,88 @@ def test_a_missing_env_token_says_which_variable(tmp_path, monkeypatch):
 def test_a_missing_file_says_how_to_point_at_one(tmp_path):
     with pytest.raises(ConfigError, match="--config PATH, set DEALSYNC_CONFIG"):
         load_config(tmp_path / "nope.yaml")
+
+
+VENDOR_ONLY = MINIMAL[: MINIMAL.index("partners:")]
+
+
+def test_a_partners_file_with_defaults_and_patterns_names_each_partners_token(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "partners.csv").write_text(
+        "id,portal_id,base_url\nacme,111,\nbeta-2,222,http://127.0.0.1:9999\ngamma,,\n"
+    )
+    path = _write(
+        tmp_path,
+        VENDOR_ONLY
+        + "partner_defaults:\n"
+        + '  crm: {kind: hubspot, base_url: "http://127.0.0.1:8702", '
+        + 'token: "env:PARTNER_{ID}_TOKEN", webhook_secret: "dealsync-{id}-hooks"}\n'
+        + "partners_file: partners.csv\n"
+        + "partners:\n"
+        + '  - {id: delta, crm: {token: "env:DELTA_OWN"}}\n',
+    )
+    config = load_config(path)
+    by_id = {p.id: p for p in config.partners}
+    assert list(by_id) == ["delta", "acme", "beta-2", "gamma"]
+    assert by_id["acme"].crm.token_ref == "env:PARTNER_ACME_TOKEN"
+    assert by_id["beta-2"].crm.token_ref == "env:PARTNER_BETA_2_TOKEN"
+    assert by_id["beta-2"].crm.base_url == "http://127.0.0.1:9999"
+    assert by_id["gamma"].crm.base_url == "http://127.0.0.1:8702"
+    assert by_id["delta"].crm.token_ref == "env:DELTA_OWN"  # an entry's own value wins
+    assert by_id["acme"].crm.webhook_secret_ref == "dealsync-acme-hooks"
+    assert (by_id["acme"].crm.portal_id, by_id["gamma"].crm.portal_id) == (111, None)
+    monkeypatch.setenv("PARTNER_BETA_2_TOKEN", "t")
+    assert by_id["beta-2"].crm.token() == "t"
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ("id,colour\nacme,red\n", "partners.csv:1: the header must name an id column"),
+        ("name\nacme\n", "partners.csv:1: the header must name an id column"),
+        ("id,portal_id\nacme,twelve\n", "partners.csv:2: portal_id: 'twelve' is not a number"),
+        ("id\nacme\nACME\n", "partners.csv:3.id: 'ACME' must be lowercase"),
+        ("id\nacme\nacme\n", "partners.csv:3.id: 'acme' is used twice (also at"),
+        ("id,token\nacme,pat-na1-0123456789abcdef\n", "partners.csv:2.crm.token: looks like"),
+    ],
+)
+def test_a_bad_partners_file_names_the_file_the_row_and_the_fix(tmp_path, rows, expected):
+    (tmp_path / "partners.csv").write_text(rows)
+    path = _write(
+        tmp_path,
+        VENDOR_ONLY
+        + 'partner_defaults: {crm: {kind: hubspot, base_url: "http://x", token: "env:T_{ID}"}}\n'
+        + "partners_file: partners.csv\n",
+    )
+    with pytest.raises(ConfigError) as failure:
+        load_config(path)
+    assert expected in str(failure.value)
+    assert "0123456789abcdef" not in str(failure.value)  # a pasted token is never echoed
+
+
+def test_a_yaml_partners_file_and_an_unknown_placeholder(tmp_path):
+    (tmp_path / "partners.yaml").write_text("- {id: acme}\n- {id: beta, crm: {token: env:B}}\n")
+    text = (
+        VENDOR_ONLY
+        + 'partner_defaults: {crm: {kind: hubspot, base_url: "http://x", token: "env:T_{ID}"}}\n'
+        + "partners_file: partners.yaml\n"
+    )
+    config = load_config(_write(tmp_path, text))
+    assert [p.crm.token_ref for p in config.partners] == ["env:T_ACME", "env:B"]
+    with pytest.raises(ConfigError, match=r"\{name\} is not a placeholder; use \{id\}"):
+        load_config(_write(tmp_path, text.replace("T_{ID}", "T_{name}")))
+    with pytest.raises(ConfigError, match="no such partners file"):
+        load_config(_write(tmp_path, text.replace("partners.yaml", "missing.csv")))
+
+
+def test_a_thousand_partners_load_from_a_file(tmp_path):
+    rows = "".join(f"p{n:04d}\n" for n in range(1000))
+    (tmp_path / "partners.csv").write_text("id\n" + rows)
+    text = (
+        VENDOR_ONLY
+        + 'partner_defaults: {crm: {kind: hubspot, base_url: "http://x", token: "env:T_{ID}"}}\n'
+        + "partners_file: partners.csv\n"
+    )
+    config = load_config(_write(tmp_path, text))
+    assert len(config.partners) == 1000 and config.partners[-1].crm.token_ref == "env:T_P0999"
