@@ -11,6 +11,8 @@ from rich.text import Text
 from dealsync.cli.common import ConfigOption, PartnerOption, console, fail, load
 from dealsync.cli.output import JsonOption
 
+MAX_CHECK_ROWS = 30  # more checks than this (many partners): the table shows only the failing
+
 
 def check(
     config: ConfigOption = None, partner: PartnerOption = None, as_json: JsonOption = False
@@ -48,7 +50,9 @@ def check(
         table = Table(title="dealsync check")
         for column in ("portal", "object", "result", "what to do"):
             table.add_column(column)
-        for r in results:
+        # Many partners: the table lists what fails; the rest is counted (--json lists all).
+        shown = results if len(results) <= MAX_CHECK_ROWS else [r for r in results if not r.ok]
+        for r in shown:
             verdict = "[green]ok[/green]" if r.ok else "[red]fails[/red]"
             table.add_row(
                 r.portal,
@@ -56,7 +60,11 @@ def check(
                 verdict,
                 Text("\n".join(r.problems) or ", ".join(r.checked)),
             )
-        console.print(table)
+        if shown:
+            console.print(table)
+        if len(shown) < len(results):
+            passed = sum(r.ok for r in results)
+            console.print(f"{passed} of {len(results)} checks passed (`--json` lists every one).")
         console.print(
             "[green]Everything would sync.[/green]"
             if ok

@@ -115,6 +115,8 @@ def test_check_looks_at_every_partner_of_a_partners_file(twenty):
     assert checked["ok"]
     portals = {c["portal"] for c in checked["checks"]}
     assert {f"partner p{n:02d}" for n in range(PARTNERS)} <= portals
+    table = _cli(config, "check").output
+    assert f"{len(checked['checks'])} of {len(checked['checks'])} checks passed" in table
 
 
 def test_a_run_waits_for_the_hub_read_another_run_makes_and_uses_it(twenty):
