@@ -1,41 +1,35 @@
-"""Prefect flows: one pair (`sync-partner`) and every pair (`sync-all-partners`), over dealsync's steps."""
+"""Prefect flows: one pair (`sync-partner`) and every pair (`sync-all-partners`, which runs the
+partners with work in batches: `sync-partners`, flows/batch.py), over dealsync's steps."""
 
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import ExitStack
 from typing import Any, Literal
 
-import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Cancelled, Completed
 from prefect.utilities.annotations import quote
 
 from dealsync.config import Config, load_config
 from dealsync.context import open_context
 from dealsync.ledger import Ledger
-from dealsync.ledger.lease import PairBusy
+from dealsync.outcomes import RunReport
 from dealsync.phases import deal_files, deals, notes
 from dealsync.pipeline.hub_read import hub_step, read_for_cycle
 from dealsync.probe import look_at_partners
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
-from flows.artifacts import publish_report
-from flows.rate_budget import shared_budget
+from flows.batch import sync_partners
+from flows.pair_runs import ensure_pair_limit, finish_run, hold_pair, vendor_budget
 
 SyncObject = Literal["deals", "notes", "files"]
 ALL_OBJECTS: list[SyncObject] = ["deals", "notes", "files"]
-PAIR_LIMIT_WAIT_S = 30.0
-FOLLOW_UP_WAIT_S = 3600.0  # a run woken by a change waits this long for the pair's running one
 START_ATTEMPTS = 5  # a Prefect API answering 503 under load is asked again, with backoff
+BATCHES = 8  # flow runs a cycle spreads its partners with work over (each a process on a worker)
 
 
 def _transient_api_error(exc: BaseException) -> bool:
@@ -73,66 +67,6 @@ def _as_task(step, *args):
     # (2.4 million visits in a 2,000-deal first sync, three quarters of its CPU). Steps take plain
     # values, never futures, so nothing is lost but the dependency arrows in the UI's graph.
     return STEP_TASKS[step](*(quote(arg) for arg in args))
-
-
-def pair_limit_name(partner_id: str) -> str:
-    """The Prefect global concurrency limit that keeps two runs of one pair apart."""
-    return f"dealsync-pair-{partner_id}"
-
-
-def follow_up_limit_name(partner_id: str) -> str:
-    """The limit that lets one woken run of a pair wait behind the running one (and no second)."""
-    return f"dealsync-pair-{partner_id}-next"
-
-
-def ensure_pair_limit(partner_id: str) -> None:
-    """Create the pair's limits (1 slot each) if they do not exist yet; strict acquisition needs them."""
-    with get_client(sync_client=True) as client:
-        for name in (pair_limit_name(partner_id), follow_up_limit_name(partner_id)):
-            try:
-                client.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=1)
-                )
-
-
-class AlreadyFollowing(Exception):
-    """Another run of the pair already waits behind the running one; it will see this change too."""
-
-
-def _slot_taken(exc: ConcurrencySlotAcquisitionError) -> bool:
-    cause = exc.__cause__
-    return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
-
-
-def _hold_pair(partner_id: str, held: ExitStack, after_running: bool) -> None:
-    """Take the pair's slot into `held`: within 30 s, or for a woken run behind the running one."""
-    pair = pair_limit_name(partner_id)
-    if not after_running:
-        held.enter_context(
-            concurrency(pair, occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S)
-        )
-        return
-    try:
-        place_in_line = concurrency(
-            follow_up_limit_name(partner_id), occupy=1, strict=True, max_retries=0
-        )
-        with place_in_line:  # given up once the pair's slot is ours: the next change may queue
-            held.enter_context(
-                concurrency(pair, occupy=1, strict=True, timeout_seconds=FOLLOW_UP_WAIT_S)
-            )
-    except ConcurrencySlotAcquisitionError as exc:
-        if _slot_taken(exc):
-            raise AlreadyFollowing from None
-        raise
-
-
-def _vendor_budget(config: Config) -> AbstractContextManager[object]:
-    """The vendor portal's budget, shared with every run on every worker (kept in the ledger)."""
-    if config.vendor_crm.kind != "hubspot":
-        return nullcontext()
-    return shared_budget(config.vendor_crm, config.ledger_url)
 
 
 def _progress_reporter(partner_id: str):
@@ -178,7 +112,6 @@ def sync_partner(
         vendor_read_since_ms: Set by sync-all-partners (leave empty): the time of its read of the
             vendor for every partner, which this run uses instead of reading the vendor again.
     """
-    logger = get_run_logger()
     config = load_config(config_path)
     config.partner(partner_id)  # a clear error for an unknown partner, before anything else
     if "files" in objects and "notes" not in objects:
@@ -188,9 +121,10 @@ def sync_partner(
         )
     ensure_pair_limit(partner_id)
     ledger = Ledger.open(config.ledger_url)
-    try:
+
+    def attempt() -> RunReport:
         with ExitStack() as held:
-            _hold_pair(partner_id, held, after_running)
+            hold_pair(partner_id, held, after_running)
             ctx = open_context(
                 config,
                 partner_id,
@@ -203,33 +137,20 @@ def sync_partner(
                 approver=ask_in_ui,
                 hub_since_ms=vendor_read_since_ms,
             )
-            with _vendor_budget(config):
-                report = run_pair(ctx, call=_as_task)
-    except AlreadyFollowing:
-        message = (
-            f"partner {partner_id}: another run already waits to run next; it carries this change"
-        )
-        logger.info(message)
-        return Completed(message=message)
-    except PairBusy as exc:
-        logger.warning(str(exc))
-        return Cancelled(message=str(exc))
-    except TimeoutError:
-        message = f"partner {partner_id}: another run held the pair for over {PAIR_LIMIT_WAIT_S:.0f} s; this run did nothing"
-        logger.warning(message)
-        return Cancelled(message=message)
+            with vendor_budget(config):
+                return run_pair(ctx, call=_as_task)
+
+    try:
+        return finish_run(partner_id, attempt)
     finally:
         ledger.close()
-    publish_report(report)
-    logger.info("partner %s: %s", partner_id, report.summary())
-    return report.summary()
 
 
 def _read_vendor_once(config: Config) -> int | None:
     """One read of the vendor for every partner the hub serves (their runs use it)."""
     ledger = Ledger.open(config.ledger_url)
     try:
-        with _vendor_budget(config):
+        with vendor_budget(config):
             return read_for_cycle(config, ledger)
     finally:
         ledger.close()
@@ -240,7 +161,7 @@ def _nothing_new(config: Config) -> list[str]:
     (within the vendor's shared budget), after the cycle's read of the vendor."""
     ledger = Ledger.open(config.ledger_url)
     try:
-        with _vendor_budget(config):
+        with vendor_budget(config):
             looks = look_at_partners(config, ledger)
     finally:
         ledger.close()
@@ -261,17 +182,20 @@ def sync_all_partners(
     fan_out: bool = True,
     config_path: str | None = None,
     look_first: bool = True,
+    batches: int = BATCHES,
 ) -> dict[str, Any]:
     """Sync every configured partner.
 
     Args:
         dry_run: Plan and report only.
         full_resync: Compare every record instead of reading from the cursors.
-        fan_out: Start one sync-partner deployment run per partner, so workers run partners in parallel;
-            when false (or when the sync-partner deployment does not exist), run them here one by one.
+        fan_out: Start the batches as sync-partners deployment runs, so workers run them in
+            parallel; when false (or when that deployment does not exist), run them here in turn.
         config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
         look_first: Start no run for a partner whose CRMs show nothing new since its last run (checked
             with what a quiet run reads); dry and full runs always run.
+        batches: How many flow runs the partners with work are spread over (each a process on a
+            worker, running its partners in turn): twice the workers keeps every worker busy.
     """
     config = load_config(config_path)
     results: dict[str, Any] = {}
@@ -279,11 +203,10 @@ def sync_all_partners(
     read_since = None if dry_run or full_resync else _read_vendor_once(config)
     quiet = _nothing_new(config) if look_first and not (dry_run or full_resync) else []
     results.update({p: "nothing new since its last run: not started" for p in quiet})
-    for partner in config.partners:
-        if partner.id in quiet:
-            continue
+    work = [p.id for p in config.partners if p.id not in set(quiet)]
+    for batch in split_into(work, batches):
         parameters = {
-            "partner_id": partner.id,
+            "partner_ids": batch,
             "dry_run": dry_run,
             "full_resync": full_resync,
             "config_path": config_path,
@@ -291,18 +214,19 @@ def sync_all_partners(
         }
         if fan_out:
             try:
-                run = _start_partner_run(parameters)
-                results[partner.id] = f"started flow run {run.id}"
+                run = _start_run("sync-partners/sync-partners", parameters)
+                results.update({p: f"started in flow run {run.id}" for p in batch})
                 continue
             except ObjectNotFound:
                 fan_out = False
             except PrefectHTTPStatusError as exc:  # the API kept refusing: start the others
-                results[partner.id] = f"not started: {exc}"
-                unstarted.append(partner.id)
+                results.update({p: f"not started: {exc}" for p in batch})
+                unstarted += batch
                 continue
-        state = sync_partner(**parameters, return_state=True)
-        results[partner.id] = (
-            state.result() if state.is_completed() else f"{state.name}: {state.message}"
+        state = sync_partners(**parameters, return_state=True)
+        outcome = state.result(raise_on_failure=False) if state.is_completed() else state.data
+        results.update(
+            outcome if isinstance(outcome, dict) else dict.fromkeys(batch, state.message)
         )
     if unstarted:
         raise RuntimeError(
@@ -313,11 +237,17 @@ def sync_all_partners(
     return results
 
 
-def _start_partner_run(parameters: dict[str, Any]) -> Any:
-    """Start one partner's sync-partner deployment run; a busy API (5xx) is asked again."""
+def split_into(partners: list[str], batches: int) -> list[list[str]]:
+    """The partners dealt into at most `batches` batches of nearly equal size."""
+    count = max(1, min(batches, len(partners)))
+    return [partners[n::count] for n in range(count) if partners[n::count]]
+
+
+def _start_run(deployment: str, parameters: dict[str, Any]) -> Any:
+    """Start a deployment run; a busy API (5xx) is asked again."""
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
-            return run_deployment("sync-partner/sync-partner", parameters=parameters, timeout=0)
+            return run_deployment(deployment, parameters=parameters, timeout=0)
         except PrefectHTTPStatusError as exc:
             if not _transient_api_error(exc) or attempt == START_ATTEMPTS:
                 raise

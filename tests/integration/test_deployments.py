@@ -13,6 +13,7 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
 )
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -42,7 +43,12 @@ def test_a_deployed_sync_partner_run_completes_with_artifacts(pair, tmp_path: Pa
             get_client(sync_client=True) as client,
         ):
             deployments = {d.name: d for d in client.read_deployments()}
-            assert set(deployments) == {"sync-partner", "sync-all-partners", "audit"}
+            assert set(deployments) == {
+                "sync-partner",
+                "sync-all-partners",
+                "sync-partners",
+                "audit",
+            }
             assert deployments["sync-all-partners"].schedules[0].schedule.cron == "*/15 * * * *"
             stack.pause_schedules()  # no runs of the clock's own (at :00, :15, :30, :45)
             # What the UI's Run button does: a flow run of the deployment with the form's parameters.
@@ -73,7 +79,8 @@ def test_a_deployed_sync_partner_run_completes_with_artifacts(pair, tmp_path: Pa
                 and env["TEST_ACME_TOKEN"] not in everything
             )
 
-            # The scheduled fan-out: one sync-partner run per partner, picked up by the worker.
+            # The scheduled fan-out: the partners with work in sync-partners batches, picked up
+            # by the worker, each partner a subflow of its own.
             fan_out = run_deployment(
                 "sync-all-partners/sync-all-partners", timeout=240, poll_interval=2
             )
@@ -90,7 +97,7 @@ def test_a_deployed_sync_partner_run_completes_with_artifacts(pair, tmp_path: Pa
                     r
                     for r in client.read_flow_runs(
                         deployment_filter=DeploymentFilter(
-                            id=DeploymentFilterId(any_=[deployments["sync-partner"].id])
+                            id=DeploymentFilterId(any_=[deployments["sync-partners"].id])
                         )
                     )
                     if r.parent_task_run_id in started_by_fan_out
@@ -98,10 +105,16 @@ def test_a_deployed_sync_partner_run_completes_with_artifacts(pair, tmp_path: Pa
                 if len(runs) == 1 and all(r.state.is_final() for r in runs):
                     break
                 time.sleep(2)
-            # One sync-partner run per partner (acme), picked up by the worker.
+            # One batch (acme had its own writes to read back), picked up by the worker.
             assert len(runs) == 1 and all(r.state.is_completed() for r in runs), [
                 r.state for r in runs
             ]
+            members = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[runs[0].id])
+                )
+            )
+            assert [(m.name, m.state.name) for m in members] == [("acme", "Completed")]
     vid = _twin(pair, "vendor", f"acme:partner:{reg}")["id"]
     assert [n["hs_note_body"] for n in _notes_on(pair, "vendor", vid)] == [
         "<p>From the partner</p>"

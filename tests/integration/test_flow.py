@@ -13,9 +13,13 @@ from prefect.testing.utilities import prefect_test_harness
 
 from connectors.base import WriteInput
 from flows.sync import sync_all_partners, sync_partner
+from tests.integration import test_isolation
 from tests.integration.test_notes import _notes_on
 from tests.integration.test_run_cost import _no_lookback
 from tests.integration.test_sync import SHARED, _twin
+
+more_partners = test_isolation.more_partners  # the fixtures of three partners on one vendor
+three = test_isolation.three
 
 
 @pytest.fixture(scope="module")
@@ -101,22 +105,22 @@ def test_a_second_run_of_the_same_pair_ends_cancelled_with_a_clear_message(
 ):
     from prefect.concurrency.sync import concurrency
 
-    import flows.sync
+    import flows.pair_runs
     from dealsync.config import load_config
     from dealsync.ledger import Ledger
     from dealsync.ledger.lease import PairLease
 
-    flows.sync.ensure_pair_limit("acme")
+    flows.pair_runs.ensure_pair_limit("acme")
     # Held here for the whole call: the run's short wait can only end in a timeout.
-    usual_wait = flows.sync.PAIR_LIMIT_WAIT_S
-    monkeypatch.setattr(flows.sync, "PAIR_LIMIT_WAIT_S", 1.0)
-    with concurrency(flows.sync.pair_limit_name("acme"), occupy=1, strict=True):
+    usual_wait = flows.pair_runs.PAIR_LIMIT_WAIT_S
+    monkeypatch.setattr(flows.pair_runs, "PAIR_LIMIT_WAIT_S", 1.0)
+    with concurrency(flows.pair_runs.pair_limit_name("acme"), occupy=1, strict=True):
         state = sync_partner("acme", config_path=str(pair.config), return_state=True)
     assert state.is_cancelled() and "another run held the pair" in state.message
     # The next runs must get the slot: wait until the server shows it free, and wait for it as
     # long as a real run would (a release can take the server a moment to record).
-    monkeypatch.setattr(flows.sync, "PAIR_LIMIT_WAIT_S", usual_wait)
-    _wait_until_free(flows.sync.pair_limit_name("acme"))
+    monkeypatch.setattr(flows.pair_runs, "PAIR_LIMIT_WAIT_S", usual_wait)
+    _wait_until_free(flows.pair_runs.pair_limit_name("acme"))
 
     # The ledger lease guards the pair too (CLI runs, other Prefect servers).
     ledger = Ledger(load_config(pair.config).ledger_url)
@@ -252,3 +256,48 @@ def test_the_fan_out_starts_no_run_for_a_partner_with_nothing_new(prefect_api, p
     assert busy["acme"]["updated"] == {"partner": 0, "vendor": 1}
     everyone = sync_all_partners(config_path=str(pair.config), look_first=False)
     assert everyone["acme"]["updated"] == {"partner": 0, "vendor": 0}
+
+
+def test_a_batch_runs_each_partner_as_a_subflow_and_one_failure_stops_no_other(
+    prefect_api, three, monkeypatch
+):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    from flows.batch import sync_partners
+
+    regs = {
+        name: view.create("partner", dealname=f"{name} in a batch", **SHARED)
+        for name, view in three.items()
+    }
+    monkeypatch.delenv("TEST_GLOBEX_TOKEN")  # globex's token is gone: its run fails, alone
+    config = str(three["acme"].config)
+    state = sync_partners(["acme", "globex", "initech"], config_path=config, return_state=True)
+    assert state.is_failed() and "the runs of globex failed" in state.message
+    assert "the other 2 partners of this batch completed" in state.message
+    for name in ("acme", "initech"):
+        _twin(three[name], "vendor", f"{name}:partner:{regs[name]}")
+    keys = {d.get("dealsync_key") for d in three["acme"].deals("vendor", "dealsync_key")}
+    assert f"globex:partner:{regs['globex']}" not in keys
+
+    async def members():
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(
+                        any_=[state.state_details.flow_run_id]
+                    )
+                )
+            )
+            return {r.name: r.state.name for r in runs}
+
+    assert asyncio.run(members()) == {
+        "acme": "Completed",
+        "globex": "Failed",
+        "initech": "Completed",
+    }
+    assert asyncio.run(_artifacts("dealsync-initech-summary"))  # each run leaves its report
+
+    # The cycle spreads the partners with work over its batches (run here: no deployment).
+    monkeypatch.setenv("TEST_GLOBEX_TOKEN", three["globex"].servers["partner"].token)
+    results = sync_all_partners(config_path=config, batches=2)
+    assert results["globex"]["created"]["vendor"] == 1  # its registration, now it can run

@@ -14,7 +14,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dealsync.cli.serve import PrefectStack
-from flows.sync import ensure_pair_limit, pair_limit_name
+from flows.pair_runs import ensure_pair_limit, pair_limit_name
 from flows.wake import wake_partner
 from sandbox.server import free_port
 from tests.integration.test_sync import SHARED, _twin

@@ -1,0 +1,130 @@
+"""Many partners in one flow run: a cycle runs the partners that have work in batches, so a process
+start (seconds of CPU) is paid per batch, not per partner. Each partner in a batch is still a run of
+its own in the Prefect UI: a subflow with its lease, its report artifacts, and its failure kept from
+the others; its steps run as plain calls (no task bookkeeping per step)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed, State
+
+from dealsync.config import Config, load_config
+from dealsync.context import open_context
+from dealsync.ledger import Ledger
+from dealsync.outcomes import RunReport
+from dealsync.run import run_pair
+from flows.approval import ask_in_ui
+from flows.pair_runs import ensure_pair_limits, finish_run, hold_pair, vendor_budget
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What a batch's runs share: the config, loaded once, and one ledger."""
+
+    config: Config
+    ledger: Ledger
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("dealsync_batch", default=None)
+
+
+@contextmanager
+def _shared(config_path: str | None) -> Iterator[_Batch]:
+    config = load_config(config_path)
+    ledger = Ledger.open(config.ledger_url)
+    token = _batch.set(_Batch(config, ledger))
+    try:
+        yield _Batch(config, ledger)
+    finally:
+        _batch.reset(token)
+        ledger.close()
+
+
+@flow(name="sync-partner-in-batch", flow_run_name="{partner_id}")
+def sync_partner_in_batch(
+    partner_id: str,
+    dry_run: bool = False,
+    full_resync: bool = False,
+    config_path: str | None = None,
+    vendor_read_since_ms: int | None = None,
+) -> dict[str, Any] | State:
+    """One partner of a `sync-partners` batch (its parameters are the batch's)."""
+    batch = _batch.get()
+    if batch is None:  # started by itself: load what a batch would have shared
+        with _shared(config_path):
+            return sync_partner_in_batch.fn(
+                partner_id, dry_run, full_resync, config_path, vendor_read_since_ms
+            )
+
+    def attempt() -> RunReport:
+        with ExitStack() as held:
+            hold_pair(partner_id, held, after_running=False)
+            ctx = open_context(
+                batch.config,
+                partner_id,
+                batch.ledger,
+                dry_run,
+                full_resync,
+                approver=ask_in_ui,
+                hub_since_ms=vendor_read_since_ms,
+            )
+            return run_pair(ctx)
+
+    return finish_run(partner_id, attempt)
+
+
+@flow(name="sync-partners")
+def sync_partners(
+    partner_ids: list[str],
+    dry_run: bool = False,
+    full_resync: bool = False,
+    config_path: str | None = None,
+    vendor_read_since_ms: int | None = None,
+) -> dict[str, Any] | State:
+    """Sync several partners in one flow run, one after another, each a subflow of its own.
+
+    Args:
+        partner_ids: The partners, as in dealsync.yaml.
+        dry_run: Plan and report only.
+        full_resync: Compare every record instead of reading from the cursors.
+        config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
+        vendor_read_since_ms: Set by sync-all-partners: the time of its read of the vendor for every
+            partner, which these runs use instead of reading the vendor again.
+    """
+    logger = get_run_logger()
+    results: dict[str, Any] = {}
+    failed: list[str] = []
+    with _shared(config_path) as batch:
+        for partner_id in partner_ids:
+            batch.config.partner(partner_id)  # an unknown partner stops the batch before any run
+        ensure_pair_limits(partner_ids)
+        with vendor_budget(batch.config):
+            for partner_id in partner_ids:
+                state = sync_partner_in_batch(
+                    partner_id,
+                    dry_run,
+                    full_resync,
+                    config_path,
+                    vendor_read_since_ms,
+                    return_state=True,
+                )
+                if state.is_completed():
+                    results[partner_id] = state.result(raise_on_failure=False)
+                    continue
+                results[partner_id] = f"{state.name}: {state.message}"
+                if state.is_failed() or state.is_crashed():
+                    failed.append(partner_id)
+    logger.info("%d of %d partners completed", len(partner_ids) - len(failed), len(partner_ids))
+    if failed:
+        return Failed(
+            message=f"the runs of {', '.join(failed)} failed (each run's state says why); the "
+            f"other {len(partner_ids) - len(failed)} partners of this batch completed",
+            data=results,
+        )
+    return results
