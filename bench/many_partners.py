@@ -2,14 +2,18 @@
 
 One sandbox process serves the vendor portal and every partner portal (HubSpot's default limits each:
 190 calls / 10 s, 5 searches / s); the ledger is PostgreSQL; a real Prefect server runs the
-deployments of prefect.yaml and several process workers pick up the runs `sync-all-partners` fans
-out. Prints, for the first sync of every partner, the cycle after it (which reads back the first
-sync's own writes), a quiet cycle and a cycle after 1% edits on both sides: wall time, the vendor
-portal's request rate against its ceiling while there was work, its 429 answers, and a check that nothing was lost or duplicated (every partner deal has exactly one vendor
-twin and one link; every edit arrived).
+deployments of prefect.yaml and several process workers pick up the batches `sync-all-partners`
+starts. The partners are configured as a programme with many of them would: `partner_defaults`, a
+token named from each id, and a partners file. Prints, for the first sync of every partner, the cycle
+after it (which reads back the first sync's own writes), a quiet cycle and a cycle after 1% edits on
+both sides: wall time, the vendor portal's calls and rate against its ceiling, its 429 answers, the
+flow-run processes started (batches) and the partner runs inside them, the CPU seconds of each
+process tree (sandbox, Prefect server, workers and their flow runs, the rest) and per partner run,
+and a check that nothing was lost or duplicated (every partner deal has exactly one vendor twin and
+one link; every edit arrived). With `--burst N`, then N partners edited at once through webhooks.
 
     .venv/bin/python bench/many_partners.py [--partners 50] [--deals 2000] [--workers 4]
-        [--runs-per-worker 4]
+        [--runs-per-worker 4] [--batches 8] [--burst 0]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -30,6 +35,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
     FlowRunFilterParentTaskRunId,
 )
 from prefect.deployments import run_deployment
@@ -62,26 +68,42 @@ def _count(server: SandboxProcess, token: str, prop: str, value: str) -> int:
     )
 
 
+def _pid(n: int) -> str:
+    return f"p{n:04d}"
+
+
 def _config(folder: Path, server: SandboxProcess, ledger_url: str, partners: int) -> Path:
+    """The config of a programme with many partners: defaults, tokens named from each partner's
+    id, the partners (with their portal numbers, for the webhook receiver) in a file."""
     os.environ["BENCH_VENDOR_TOKEN"] = server.tokens[0]
+    os.environ["BENCH_HOOKS"] = "bench-webhook-secret"
     crm = f'kind: hubspot, base_url: "{server.base_url}", lookback_seconds: 5'
-    lines = [
-        f"ledger: {ledger_url}",
-        "vendor:",
-        f'  crm: {{{crm}, token: "env:BENCH_VENDOR_TOKEN"}}',
-        "  owner_assignment: {strategy: round_robin, pool: [rep1@vendor.test, rep2@vendor.test]}",
-        "partners:",
-    ]
+    hooks = 'webhook_secret: "env:BENCH_HOOKS"'
+    vendor_portal = _portal_number(server, server.tokens[0])
+    (folder / "dealsync.yaml").write_text(
+        f"ledger: {ledger_url}\n"
+        "vendor:\n"
+        f'  crm: {{{crm}, token: "env:BENCH_VENDOR_TOKEN", {hooks}, portal_id: {vendor_portal}}}\n'
+        "  owner_assignment: {strategy: round_robin, pool: [rep1@vendor.test, rep2@vendor.test]}\n"
+        f'partner_defaults: {{crm: {{{crm}, token: "env:BENCH_{{ID}}_TOKEN", {hooks}}}}}\n'
+        "partners_file: partners.csv\n"
+    )
+    rows = ["id,portal_id"]
     for n in range(1, partners + 1):
-        os.environ[f"BENCH_P{n:02d}_TOKEN"] = server.tokens[n]
-        lines.append(f'  - {{id: p{n:02d}, crm: {{{crm}, token: "env:BENCH_P{n:02d}_TOKEN"}}}}')
-    path = folder / "dealsync.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        os.environ[f"BENCH_{_pid(n).upper()}_TOKEN"] = server.tokens[n]
+        rows.append(f"{_pid(n)},{_portal_number(server, server.tokens[n])}")
+    (folder / "partners.csv").write_text("\n".join(rows) + "\n")
+    return folder / "dealsync.yaml"
 
 
-def _cycle(name: str, server: SandboxProcess, partners: int, stack: PrefectStack) -> None:
-    """One sync-all-partners run and every sync-partner run it starts, timed to the last one's end."""
+def _portal_number(server: SandboxProcess, token: str) -> int:
+    return int(_api(server, token, "GET", "/account-info/v3/details").json()["portalId"])
+
+
+def _cycle(
+    name: str, server: SandboxProcess, partners: int, stack: PrefectStack, batches: int
+) -> None:
+    """One sync-all-partners run and every batch it starts, timed to the last one's end."""
     vendor = server.tokens[0]
     server.admin("DELETE", "requests", token=vendor)
     assert server.process is not None
@@ -92,7 +114,12 @@ def _cycle(name: str, server: SandboxProcess, partners: int, stack: PrefectStack
     }
     cpu_before, busy_before = tree_seconds(groups), machine_busy_seconds()
     started = time.time()
-    fan_out = run_deployment("sync-all-partners/sync-all-partners", timeout=600, poll_interval=1)
+    fan_out = run_deployment(
+        "sync-all-partners/sync-all-partners",
+        parameters={"batches": batches},
+        timeout=1800,
+        poll_interval=1,
+    )
     with get_client(sync_client=True) as client:
         tasks = {
             t.id
@@ -100,44 +127,65 @@ def _cycle(name: str, server: SandboxProcess, partners: int, stack: PrefectStack
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fan_out.id]))
             )
         }
-        # The fan-out starts a run (a task run of its own, the run's parent) for each partner with
-        # something new; one that could not start every partner fails naming them, and is waited
-        # for only as far as the runs it did start.
+        # The fan-out starts a batch (a task run of its own, the batch's parent) for each group of
+        # partners with something new; one that could not start them all fails naming them, and
+        # is waited for only as far as the batches it did start.
         expected = len(tasks) if fan_out.state and fan_out.state.is_completed() else None
         if expected is None:
             print(
                 f"  fan-out {fan_out.state.name if fan_out.state else '?'}: {fan_out.state.message if fan_out.state else ''}"
             )
-        runs: list[Any] = []
+        batches: list[Any] = []
         while tasks:
-            runs = client.read_flow_runs(
+            batches = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
                     parent_task_run_id=FlowRunFilterParentTaskRunId(any_=list(tasks))
                 )
             )
-            final = all(r.state and r.state.is_final() for r in runs)
-            if final and len(runs) == (expected or len(runs)):
+            final = all(r.state and r.state.is_final() for r in batches)
+            if final and len(batches) == (expected or len(batches)):
                 break
             time.sleep(1)
         fan_out = client.read_flow_run(fan_out.id)
-    ends = [r.end_time.timestamp() for r in [*runs, fan_out] if r.end_time]
+        members: list[Any] = []
+        if batches:
+            members = _all_flow_runs(
+                client,
+                FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[b.id for b in batches])
+                ),
+            )
+    ends = [r.end_time.timestamp() for r in [*batches, fan_out] if r.end_time]
     ended = max(ends)
-    states = Counter(r.state.name for r in runs if r.state)
+    states = Counter(r.state.name for r in members if r.state)
     wall = ended - started
     counts = server.admin("GET", "requests", token=vendor).json()
     rate = counts["total"] / wall
     print(
         f"  {name:<26} {wall:>7.1f} s wall; vendor portal {counts['total']:>6} calls, "
         f"{rate:5.1f}/s = {rate / CEILING_PER_S:.0%} of its ceiling, {counts['rate_limited']} answers 429; "
-        f"partner runs started {len(runs)} of {partners} {dict(states)}"
+        f"flow-run processes {len(batches)} (batches), partner runs {len(members)} of {partners} "
+        f"{dict(states)}"
     )
     used = {g: s - cpu_before[g] for g, s in tree_seconds(groups).items()}
     busy = machine_busy_seconds() - busy_before
     shares = ", ".join(f"{g} {s:,.0f} s" for g, s in used.items())
+    per_run = used["workers and flow runs"] / len(members) if members else 0.0
     print(
         f"      CPU: {busy:,.0f} s busy of {os.cpu_count()} cores x {wall:,.0f} s; {shares}, "
-        f"the rest (PostgreSQL, this script) {busy - sum(used.values()):,.0f} s"
+        f"the rest (PostgreSQL, this script) {busy - sum(used.values()):,.0f} s; workers and flow "
+        f"runs per partner run {per_run:.2f} s (its own work included)"
     )
+
+
+def _all_flow_runs(client: Any, flow_filter: FlowRunFilter) -> list[Any]:
+    """Every flow run the filter finds (the API answers 200 at a time)."""
+    found: list[Any] = []
+    while True:
+        page = client.read_flow_runs(flow_run_filter=flow_filter, limit=200, offset=len(found))
+        found += page
+        if len(page) < 200:
+            return found
 
 
 def _check(server: SandboxProcess, ledger_url: str, partners: int, deals: int) -> None:
@@ -174,6 +222,10 @@ def main() -> None:
     parser.add_argument("--deals", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--runs-per-worker", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=8, help="sync-all-partners' batches")
+    parser.add_argument(
+        "--burst", type=int, default=0, help="then edit this many partners at once (webhooks)"
+    )
     args = parser.parse_args()
 
     database = f"dealsync_bench_{secrets.token_hex(4)}"
@@ -213,7 +265,8 @@ def main() -> None:
                 )
             print(
                 f"{args.partners} partner portals x {args.deals:,} shared deals, one vendor portal, "
-                f"{args.workers} Prefect workers of {args.runs_per_worker} runs each, PostgreSQL ledger"
+                f"{args.workers} Prefect workers of {args.runs_per_worker} runs each, batches of "
+                f"the cycle: {args.batches}, PostgreSQL ledger"
             )
             env = {
                 "DEALSYNC_CONFIG": str(config_file),
@@ -234,15 +287,15 @@ def main() -> None:
                     stack.start_worker(args.runs_per_worker)
                 stack.pause_schedules()
                 with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
-                    _cycle("first sync of all", server, args.partners, stack)
+                    _cycle("first sync of all", server, args.partners, stack, args.batches)
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(6)  # a lookback after the first sync started
                     # The first sync's own writes are changes since it started: read back once.
-                    _cycle("cycle after first sync", server, args.partners, stack)
+                    _cycle("cycle after first sync", server, args.partners, stack, args.batches)
                     time.sleep(6)  # a lookback after the last change: what a quiet cycle is
-                    _cycle("quiet cycle", server, args.partners, stack)
+                    _cycle("quiet cycle", server, args.partners, stack, args.batches)
                     edits = _edit_everywhere(server, ledger_url)
-                    _cycle("cycle after 1% edits", server, args.partners, stack)
+                    _cycle("cycle after 1% edits", server, args.partners, stack, args.batches)
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(1)  # search shows the last writes after 0.5 s
                     arrived = _count(server, vendor, "dealsync_pain", "edited") + sum(
@@ -250,6 +303,8 @@ def main() -> None:
                         for token in server.tokens[1:]
                     )
                     print(f"  edits that reached the other side: {arrived} of {edits}")
+                    if args.burst:
+                        _webhook_burst(server, ledger_url, stack, Path(folder), args.burst)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
@@ -258,7 +313,8 @@ def main() -> None:
 
 
 def _edit_everywhere(server: SandboxProcess, ledger_url: str) -> int:
-    """1% of each partner's links edited: half on the partner side, half on the vendor side."""
+    """1% of each partner's links edited, at least one: on the partner side for half the partners
+    and half their links, on the vendor side for the others."""
     engine = sa.create_engine(ledger_url)
     with engine.connect() as conn:
         rows = conn.execute(
@@ -274,9 +330,10 @@ def _edit_everywhere(server: SandboxProcess, ledger_url: str) -> int:
     vendor = server.tokens[0]
     edits = 0
     for pair, links in by_pair.items():
-        token = server.tokens[int(pair[1:])]
+        index = int(pair[1:])
+        token = server.tokens[index]
         for n, (partner_id, vendor_id) in enumerate(links[::100]):
-            if n % 2:
+            if (n + index) % 2:
                 _api(
                     server,
                     vendor,
@@ -299,3 +356,66 @@ def _edit_everywhere(server: SandboxProcess, ledger_url: str) -> int:
 
 if __name__ == "__main__":
     main()
+
+
+def _webhook_burst(
+    server: SandboxProcess, ledger_url: str, stack: PrefectStack, folder: Path, partners: int
+) -> None:
+    """`partners` partners' deals edited at once (a close date on the partner side), the vendor
+    and those partners' portals delivering webhooks to `dealsync receive`: how long each change
+    took to reach its twin, and how many sync runs it woke."""
+    target = stack.start_receiver(folder / "dealsync.yaml", free_port())
+    vendor = server.tokens[0]
+    for token in server.tokens[: partners + 1]:
+        server.admin(
+            "POST",
+            "webhooks",
+            token=token,
+            json={"targetUrl": target, "secret": os.environ["BENCH_HOOKS"]},
+        )
+    engine = sa.create_engine(ledger_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT DISTINCT ON (pair) pair, partner_id, vendor_id FROM links "
+                "WHERE state = 'active' AND object_type = 'deals' ORDER BY pair, id"
+            )
+        ).all()
+    engine.dispose()
+    chosen = [(pair, p, v) for pair, p, v in rows if int(pair[1:]) <= partners]
+    with get_client(sync_client=True) as client:
+        before = {r.id for r in _all_flow_runs(client, FlowRunFilter())}
+    edited: dict[str, float] = {}
+    for pair, partner_id, vendor_id in chosen:
+        _api(
+            server,
+            server.tokens[int(pair[1:])],
+            "PATCH",
+            f"/crm/v3/objects/deals/{partner_id}",
+            json={"properties": {"closedate": "2028-01-01"}},
+        )
+        edited[vendor_id] = time.monotonic()
+    arrived: dict[str, float] = {}
+    deadline = time.monotonic() + 1200
+    while len(arrived) < len(edited) and time.monotonic() < deadline:
+        waiting = [v for v in edited if v not in arrived]
+        for start in range(0, len(waiting), 100):
+            chunk = waiting[start : start + 100]
+            body = {"inputs": [{"id": v} for v in chunk], "properties": ["closedate"]}
+            found = _api(server, vendor, "POST", "/crm/v3/objects/deals/batch/read", json=body)
+            now = time.monotonic()
+            for record in found.json()["results"]:
+                if (record["properties"].get("closedate") or "").startswith("2028-01-01"):
+                    arrived.setdefault(record["id"], now)
+        time.sleep(0.5)
+    latencies = sorted(arrived[v] - edited[v] for v in arrived)
+    with get_client(sync_client=True) as client:
+        woken = [r for r in _all_flow_runs(client, FlowRunFilter()) if r.id not in before]
+    top = sum(1 for r in woken if r.parent_task_run_id is None)  # processes; the rest subflows
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))] if latencies else 0
+    print(
+        f"  webhook burst: {len(edited)} partners edited at once; {len(arrived)} twins updated, "
+        f"median {statistics.median(latencies) if latencies else 0:.1f} s, p95 {p95:.1f} s, "
+        f"max {latencies[-1] if latencies else 0:.1f} s; flow runs woken: {top} (and "
+        f"{len(woken) - top} subflows)"
+    )

@@ -1,5 +1,6 @@
 """A side's owners: read only when a run needs them, at most once a run, and kept in the ledger for an
-hour, so runs that create nothing never read them and runs that do rarely pay for it."""
+hour, so runs that create nothing never read them and runs that do rarely pay for it. The vendor's
+are kept once for every pair."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from connectors.base import Connector, Owner
 from dealsync.ledger import Ledger
+from dealsync.ledger.census import HUB
 from dealsync.model import Side
 
 OWNERS_TTL_MS = 3_600_000
@@ -34,16 +36,16 @@ class OwnerBook:
         if side in self._read:
             return self._read[side]
         now = int(time.time() * 1000)
-        cached = (
-            None if self.fresh else self.ledger.owners_read(self.pair, side, now - OWNERS_TTL_MS)
-        )
+        # The vendor's owners are every pair's: kept once for all of them.
+        holder = HUB if side == "vendor" else self.pair
+        cached = None if self.fresh else self.ledger.owners_read(holder, side, now - OWNERS_TTL_MS)
         known = {o.email.lower() for o in cached or ()} | {o.id for o in cached or ()}
         if cached is not None and all(e.strip().lower() in known for e in wanted if e):
             self._read[side] = cached
             return cached
         owners = [o for o in self.connectors[side].owners() if not o.archived]
         if self.keep:
-            self.ledger.keep_owners(self.pair, side, owners, now)
+            self.ledger.keep_owners(holder, side, owners, now)
         self._read[side] = owners
         return owners
 

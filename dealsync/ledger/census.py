@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connectors.base import Owner
@@ -100,14 +101,18 @@ class CensusMixin(LedgerBase):
             return [Owner(**o) for o in row.owners]
 
     def keep_owners(self, pair: str, side: str, owners: list[Owner], read_at_ms: int) -> None:
-        """Remember a side's owners as read now."""
-        with self.sessions.begin() as s:
-            row = s.get(OwnerCacheRow, (pair, side))
-            if row is None:
-                row = OwnerCacheRow(pair=pair, side=side)
-                s.add(row)
-            row.read_at_ms = read_at_ms
-            row.owners = [asdict(o) for o in owners]
+        """Remember a side's owners as read now (another run keeping them at the same moment
+        leaves its copy, as fresh as this one)."""
+        try:
+            with self.sessions.begin() as s:
+                row = s.get(OwnerCacheRow, (pair, side))
+                if row is None:
+                    row = OwnerCacheRow(pair=pair, side=side)
+                    s.add(row)
+                row.read_at_ms = read_at_ms
+                row.owners = [asdict(o) for o in owners]
+        except IntegrityError:
+            pass
 
 
 @dataclass(frozen=True)
