@@ -354,10 +354,6 @@ def _edit_everywhere(server: SandboxProcess, ledger_url: str) -> int:
     return edits
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _webhook_burst(
     server: SandboxProcess, ledger_url: str, stack: PrefectStack, folder: Path, partners: int
 ) -> None:
@@ -419,3 +415,7 @@ def _webhook_burst(
         f"max {latencies[-1] if latencies else 0:.1f} s; flow runs woken: {top} (and "
         f"{len(woken) - top} subflows)"
     )
+
+
+if __name__ == "__main__":
+    main()
