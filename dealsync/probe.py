@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.base import counts_records
+from connectors.base import Record, counts_records
 from dealsync.config import Config
 from dealsync.context import RunContext, open_context
+from dealsync.echoes import settled_deal
 from dealsync.fanout import each_at_once
 from dealsync.ledger import Ledger
 from dealsync.mapping_changes import MappingChange, field_fingerprints
-from dealsync.model import SIDES
+from dealsync.merges import side_id
+from dealsync.model import SIDES, Side
 from dealsync.phases.deals import DealPhase
 from dealsync.phases.note_phase import NotePhase
 from dealsync.pipeline.phase import Phase
@@ -38,20 +40,28 @@ class Look:
 
 def look_at_partners(config: Config, ledger: Ledger) -> list[Look]:
     """Every partner looked at, side by side (each partner's portal has its own budget)."""
-    return each_at_once(lambda p: _look(config, p.id, ledger), config.partners)
+    return each_at_once(lambda p: look_at(config, p.id, ledger), config.partners)
 
 
-def _look(config: Config, partner_id: str, ledger: Ledger) -> Look:
+def look_at(config: Config, partner_id: str, ledger: Ledger) -> Look:
+    """Whether a partner needs a run, for at most what a quiet run costs; when it does not, its
+    cursors move past what the look read (all of it settled), as a run finding nothing would."""
     try:
         ctx = open_context(config, partner_id, ledger, dry_run=True)
-        reason = pending_work(ctx)
+        read: dict[tuple[str, str], int] = {}
+        reason = pending_work(ctx, read)
+        if reason is None:
+            # What a run would have found: nothing. Its cursors move as that run's would have,
+            # so the next look does not read the same settled changes again.
+            ledger.advance_cursors(partner_id, read)
     except Exception as exc:  # the run itself will say what is wrong, properly
         return Look(partner_id, f"could not look ({type(exc).__name__}): run it", 0)
     return Look(partner_id, reason, sum(c.calls for c in ctx.connectors.values()))
 
 
-def pending_work(ctx: RunContext) -> str | None:
-    """Why the pair needs a run; None when a run would read nothing new and write nothing."""
+def pending_work(ctx: RunContext, read: dict[tuple[str, str], int] | None = None) -> str | None:
+    """Why the pair needs a run; None when a run would read nothing new and write nothing (then
+    `read` holds how far each side's change feed was read, by (side, object type))."""
     ledger, pair = ctx.ledger, ctx.pair
     if ledger.due_quarantine(pair, ctx.mapping_versions()):
         return "records in quarantine to retry"
@@ -63,13 +73,13 @@ def pending_work(ctx: RunContext) -> str | None:
     if ctx.notes_mapping is not None:
         phases.append(NotePhase(ctx))
     for phase in phases:
-        reason = _phase_work(phase)
+        reason = _phase_work(phase, {} if read is None else read)
         if reason is not None:
             return f"{phase.object_type}: {reason}"
     return None
 
 
-def _phase_work(phase: Phase) -> str | None:
+def _phase_work(phase: Phase, read: dict[tuple[str, str], int]) -> str | None:
     ctx = phase.ctx
     fields = ctx.ledger.mapping_fields(ctx.pair, phase.object_type)
     if MappingChange.between(fields, field_fingerprints(phase.mapping.synced_fields())).differs:
@@ -86,8 +96,9 @@ def _phase_work(phase: Phase) -> str | None:
             return f"the {side} side was never synced"
         if phase.extra_ids(side):
             return f"{side} records to read"
-        if next(iter(tracker.pages()), []):
-            return f"{side} records changed"
+        for page in tracker.pages():
+            if _asks_for_run(phase, side, page):
+                return f"{side} records changed"
         census, counter = tracker.census, counts_records(ctx.connectors[side])
         if census is None or counter is None or not census.ready:
             return f"the {side} side cannot be counted (its run reads every link)"
@@ -95,4 +106,31 @@ def _phase_work(phase: Phase) -> str | None:
             return f"linked {side} records outside the count (its run reads them)"
         if counter.count(phase.object_type, census.rule) < census.expected():
             return f"fewer shared {side} records than the census (deleted or unshared)"
+        if tracker.cursor is not None:
+            read[(side, phase.object_type)] = tracker.cursor
     return None
+
+
+def _asks_for_run(phase: Phase, side: Side, records: list[Record]) -> bool:
+    """Whether changed records give a run something to do. A deal the run would leave as it is
+    does not: linked, still shared, every field merged on every run as the link's base holds it
+    (dealsync's own writes read back); unlinked and not shared with the pair (a private deal).
+    Any note, and any record in quarantine, does."""
+    if not records:
+        return False
+    if not isinstance(phase, DealPhase):
+        return True
+    ctx = phase.ctx
+    ids = [r.id for r in records]
+    links = {side_id(lk, side): lk for lk in ctx.ledger.links_for(ctx.pair, side, ids)}
+    waiting = {e.record_id for e in ctx.ledger.open_quarantine(ctx.pair, side)}
+    for record in records:
+        link = links.get(record.id)
+        if record.id in waiting or record.merged_from:
+            return True
+        if link is None:
+            if phase.visible(side, record, (), False):
+                return True
+        elif not settled_deal(phase.mapping, ctx.pair, side, link, record.properties):
+            return True
+    return False

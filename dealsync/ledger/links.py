@@ -157,6 +157,17 @@ class LinksMixin(LedgerBase):
             row = s.get(Cursor, (pair, side, object_type))
             return row.value if row else None
 
+    def advance_cursors(self, pair: str, cursors: Mapping[tuple[str, str], int]) -> None:
+        """Move a pair's cursors forward (by side and object type) where they are behind: what
+        a run that found nothing to do commits (never backwards: a run may have gone further)."""
+        if not cursors:
+            return
+        with self.sessions.begin() as s:
+            for (side, object_type), value in cursors.items():
+                row = s.get(Cursor, (pair, side, object_type))
+                if row is not None and value > row.value:
+                    row.value = value
+
     def owner_turn(self, pair: str) -> int:
         """The round-robin position of owner assignment."""
         with self.sessions() as s:

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dealsync.config import load_config
-from dealsync.context import open_context
 from dealsync.ledger import Ledger
 from dealsync.pipeline.hub_read import read_for_cycle
-from dealsync.probe import pending_work
+from dealsync.probe import look_at
 from tests.integration.conftest import Pair
 from tests.integration.test_run_cost import _no_lookback
 from tests.integration.test_sync import SHARED, _fail_next, _twin
@@ -24,8 +23,7 @@ def _look(pair: Pair) -> tuple[str | None, int]:
     try:
         pair.reset_counts()
         read_for_cycle(config, ledger)
-        ctx = open_context(config, "acme", ledger, dry_run=True)
-        reason = pending_work(ctx)
+        reason = look_at(config, "acme", ledger).reason
         return reason, sum(
             sum(server.admin("GET", "requests").json()["by_route"].values())
             for server in pair.servers.values()
@@ -103,3 +101,27 @@ def test_quarantine_and_a_mapping_change_need_a_run(pair: Pair, tmp_path):
         pair.config.read_text().replace("  - id: acme\n", f"  - id: acme\n    mapping: {mapping}\n")
     )
     assert _look(pair)[0] == "deals: the mapping's synced fields changed"
+
+
+def test_a_syncs_own_writes_read_back_need_no_run_and_are_read_once(pair: Pair):
+    _no_lookback(pair)
+    reg = pair.create("partner", dealname="Read back", **SHARED)
+    private = pair.create("partner", dealname="Private")
+    pair.cli("run")  # writes the vendor's stage and amount into the registration
+    assert pair.deal("partner", reg, "dealsync_vendor_stage")["dealsync_vendor_stage"]
+    pair.edit("partner", private, dealname="Still private")  # a change no run acts on either
+    before = _cursor(pair)
+    assert _look(pair)[0] is None  # the registration as the ledger agreed it
+    assert _cursor(pair) > before  # moved past what it judged, as a run finding nothing would
+    pair.edit("partner", reg, dealsync_next_steps="A real change")
+    assert _look(pair)[0] == "deals: partner records changed"
+
+
+def _cursor(pair: Pair) -> int:
+    ledger = Ledger.open(load_config(pair.config).ledger_url)
+    try:
+        value = ledger.cursor("acme", "partner", "deals")
+        assert value is not None
+        return value
+    finally:
+        ledger.close()
