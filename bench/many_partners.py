@@ -10,10 +10,11 @@ both sides: wall time, the vendor portal's calls and rate against its ceiling, i
 flow-run processes started (batches) and the partner runs inside them, the CPU seconds of each
 process tree (sandbox, Prefect server, workers and their flow runs, the rest) and per partner run,
 and a check that nothing was lost or duplicated (every partner deal has exactly one vendor twin and
-one link; every edit arrived). With `--burst N`, then N partners edited at once through webhooks.
+one link; every edit arrived). With `--burst N`, then webhooks from the vendor and N partners'
+portals: `--edits` single edits one after another, and N partners edited at once.
 
     .venv/bin/python bench/many_partners.py [--partners 50] [--deals 2000] [--workers 4]
-        [--runs-per-worker 4] [--batches 8] [--burst 0]
+        [--runs-per-worker 4] [--batches 8] [--burst 0] [--edits 10]
 """
 
 from __future__ import annotations
@@ -226,6 +227,7 @@ def main() -> None:
     parser.add_argument(
         "--burst", type=int, default=0, help="then edit this many partners at once (webhooks)"
     )
+    parser.add_argument("--edits", type=int, default=10, help="single edits before the burst")
     args = parser.parse_args()
 
     database = f"dealsync_bench_{secrets.token_hex(4)}"
@@ -304,7 +306,7 @@ def main() -> None:
                     )
                     print(f"  edits that reached the other side: {arrived} of {edits}")
                     if args.burst:
-                        _webhook_burst(server, ledger_url, stack, Path(folder), args.burst)
+                        _webhooks(server, ledger_url, stack, Path(folder), args.burst, args.edits)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
@@ -354,14 +356,19 @@ def _edit_everywhere(server: SandboxProcess, ledger_url: str) -> int:
     return edits
 
 
-def _webhook_burst(
-    server: SandboxProcess, ledger_url: str, stack: PrefectStack, folder: Path, partners: int
+def _webhooks(
+    server: SandboxProcess,
+    ledger_url: str,
+    stack: PrefectStack,
+    folder: Path,
+    partners: int,
+    edits: int,
 ) -> None:
-    """`partners` partners' deals edited at once (a close date on the partner side), the vendor
-    and those partners' portals delivering webhooks to `dealsync receive`: how long each change
-    took to reach its twin, and how many sync runs it woke."""
+    """The vendor and `partners` partners' portals delivering webhooks to `dealsync receive`
+    (every partner configured): `edits` single edits one after another, alternating sides, then
+    one deal of each of those partners edited at once; how long each change took to reach its
+    twin, and how many sync runs woke."""
     target = stack.start_receiver(folder / "dealsync.yaml", free_port())
-    vendor = server.tokens[0]
     for token in server.tokens[: partners + 1]:
         server.admin(
             "POST",
@@ -379,41 +386,82 @@ def _webhook_burst(
         ).all()
     engine.dispose()
     chosen = [(pair, p, v) for pair, p, v in rows if int(pair[1:]) <= partners]
+    singles = []
+    for n in range(edits):
+        pair, partner_id, vendor_id = chosen[n % len(chosen)]
+        value = f"2028-02-{n + 1:02d}"
+        if n % 2:  # vendor -> partner
+            change = (server.tokens[0], vendor_id, server.tokens[int(pair[1:])], partner_id)
+        else:
+            change = (server.tokens[int(pair[1:])], partner_id, server.tokens[0], vendor_id)
+        singles += _time_edits(server, [change], value, stack)[0]
+    _print_latencies(f"{edits} single edits, alternating sides", singles, None)
+    changes = [
+        (server.tokens[int(pair[1:])], partner_id, server.tokens[0], vendor_id)
+        for pair, partner_id, vendor_id in chosen
+    ]
+    latencies, woken = _time_edits(server, changes, "2028-01-01", stack)
+    _print_latencies(f"burst: {len(changes)} partners edited at once", latencies, woken)
+
+
+def _time_edits(
+    server: SandboxProcess,
+    changes: list[tuple[str, str, str, str]],
+    value: str,
+    stack: PrefectStack,
+) -> tuple[list[float], list[Any]]:
+    """Edit each (token, deal) to `value` as a user would, then wait until each twin (token,
+    deal) shows it: the latencies, and the flow runs started meanwhile."""
     with get_client(sync_client=True) as client:
         before = {r.id for r in _all_flow_runs(client, FlowRunFilter())}
-    edited: dict[str, float] = {}
-    for pair, partner_id, vendor_id in chosen:
+    edited: dict[tuple[str, str], float] = {}
+    for token, deal, twin_token, twin in changes:
         _api(
             server,
-            server.tokens[int(pair[1:])],
+            token,
             "PATCH",
-            f"/crm/v3/objects/deals/{partner_id}",
-            json={"properties": {"closedate": "2028-01-01"}},
+            f"/crm/v3/objects/deals/{deal}",
+            json={"properties": {"closedate": value}},
         )
-        edited[vendor_id] = time.monotonic()
-    arrived: dict[str, float] = {}
+        edited[(twin_token, twin)] = time.monotonic()
+    arrived: dict[tuple[str, str], float] = {}
     deadline = time.monotonic() + 1200
     while len(arrived) < len(edited) and time.monotonic() < deadline:
-        waiting = [v for v in edited if v not in arrived]
-        for start in range(0, len(waiting), 100):
-            chunk = waiting[start : start + 100]
-            body = {"inputs": [{"id": v} for v in chunk], "properties": ["closedate"]}
-            found = _api(server, vendor, "POST", "/crm/v3/objects/deals/batch/read", json=body)
-            now = time.monotonic()
-            for record in found.json()["results"]:
-                if (record["properties"].get("closedate") or "").startswith("2028-01-01"):
-                    arrived.setdefault(record["id"], now)
-        time.sleep(0.5)
-    latencies = sorted(arrived[v] - edited[v] for v in arrived)
+        waiting: dict[str, list[str]] = {}
+        for twin_token, twin in edited:
+            if (twin_token, twin) not in arrived:
+                waiting.setdefault(twin_token, []).append(twin)
+        for twin_token, twins in waiting.items():  # 100 twins a call: the portal's budget is shared
+            for start in range(0, len(twins), 100):
+                body = {
+                    "inputs": [{"id": t} for t in twins[start : start + 100]],
+                    "properties": ["closedate"],
+                }
+                found = _api(
+                    server, twin_token, "POST", "/crm/v3/objects/deals/batch/read", json=body
+                )
+                now = time.monotonic()
+                for record in found.json()["results"]:
+                    if (record["properties"].get("closedate") or "").startswith(value):
+                        arrived.setdefault((twin_token, record["id"]), now)
+        time.sleep(0.3)
     with get_client(sync_client=True) as client:
         woken = [r for r in _all_flow_runs(client, FlowRunFilter()) if r.id not in before]
-    top = sum(1 for r in woken if r.parent_task_run_id is None)  # processes; the rest subflows
-    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))] if latencies else 0
+    return sorted(arrived[k] - edited[k] for k in arrived), woken
+
+
+def _print_latencies(what: str, latencies: list[float], woken: list[Any] | None) -> None:
+    if not latencies:
+        print(f"  webhooks, {what}: nothing arrived")
+        return
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+    runs = ""
+    if woken is not None:
+        top = sum(1 for r in woken if r.parent_task_run_id is None)  # processes; the rest subflows
+        runs = f"; flow runs woken: {top} (and {len(woken) - top} subflows)"
     print(
-        f"  webhook burst: {len(edited)} partners edited at once; {len(arrived)} twins updated, "
-        f"median {statistics.median(latencies) if latencies else 0:.1f} s, p95 {p95:.1f} s, "
-        f"max {latencies[-1] if latencies else 0:.1f} s; flow runs woken: {top} (and "
-        f"{len(woken) - top} subflows)"
+        f"  webhooks, {what}: {len(latencies)} arrived, median "
+        f"{statistics.median(latencies):.1f} s, p95 {p95:.1f} s, max {latencies[-1]:.1f} s{runs}"
     )
 
 

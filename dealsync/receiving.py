@@ -138,7 +138,9 @@ class Debouncer:
     def poke(self, partner: str, concerns: Sequence[Concern]) -> None:
         """Note events for a partner; the first of a burst schedules its wake."""
         if partner in self.pending:
-            self.pending[partner] += concerns
+            held = self.pending[partner]
+            if len(held) <= JUDGED_EVENTS:  # past that the burst wakes unjudged: keep no more
+                held += concerns
             return
         self.pending[partner] = list(concerns)
         task = asyncio.get_running_loop().create_task(self._wake_later(partner))

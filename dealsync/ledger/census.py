@@ -65,19 +65,16 @@ class LedgerCensus:
         """The side's records of active links that the census does not hold (the count cannot vouch
         for them: unshared since, or never counted)."""
         record = LinkRow.partner_id if self.side == "partner" else LinkRow.vendor_id
-        counted = sa.exists().where(*self._where(), CensusRow.record_id == record)
         # The hub's census counts the vendor records of every pair's links.
         of_pair = () if self.pair == HUB else (LinkRow.pair == self.pair,)
+        linked = sa.select(record).where(
+            *of_pair, LinkRow.object_type == self.object_type, LinkRow.state == "active"
+        )
+        # A set difference, not NOT EXISTS: with statistics a bulk commit has made stale, the
+        # planner ran NOT EXISTS as a nested loop (7 minutes at 100,000 links, not 0.1 s).
+        counted = sa.select(CensusRow.record_id).where(*self._where())
         with self.ledger.sessions() as s:
-            rows = s.scalars(
-                sa.select(record).where(
-                    *of_pair,
-                    LinkRow.object_type == self.object_type,
-                    LinkRow.state == "active",
-                    ~counted,
-                )
-            )
-            return list(rows)
+            return list(s.scalars(sa.except_(linked, counted)))
 
 
 class CensusMixin(LedgerBase):
