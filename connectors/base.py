@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Literal, Protocol, runtime_checkable
@@ -129,6 +129,10 @@ class Connector(Protocol):
     @property
     def calls(self) -> int:
         """API calls made so far."""
+        ...
+
+    def guard_writes(self, guard: Callable[[], None] | None) -> None:
+        """Call `guard` before every call that writes (it raises to stop the write)."""
         ...
 
     def pull_changes(

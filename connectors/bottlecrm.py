@@ -13,7 +13,7 @@ email) and `commented_on`. They are listed only inside a deal's detail, so they 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from connectors.base import (
@@ -138,6 +138,10 @@ class BottleCrmConnector:
     def calls(self) -> int:
         """API calls this connector made (what run reports count)."""
         return self.http.calls
+
+    def guard_writes(self, guard: Callable[[], None] | None) -> None:
+        """Call `guard` before every call that writes (a run's lease: see dealsync/ledger/lease.py)."""
+        self.http.write_guard = guard
 
     def _custom_field_keys(self) -> set[str]:
         """Keys of the org's opportunity custom fields (read once per connector)."""

@@ -84,6 +84,8 @@ class HttpClient:
         self.calls = 0
         self.retries = 0
         self.answer_s = 0.0  # time spent waiting for the CRM's answers (not for the rate limit)
+        # Called before every attempt of a call that writes; raises to stop the write (a run's lease).
+        self.write_guard: Callable[[], None] | None = None
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -95,17 +97,23 @@ class HttpClient:
         path: str,
         *,
         search: bool = False,
+        reads: bool = False,
         stream: bool = False,
         body: Callable[[], tuple[Any, dict[str, str]]] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one call, retrying transient failures; raise a ConnectorError when it fails for good.
 
-        `body` makes a fresh (data, headers) for every attempt: a streamed upload cannot be re-read.
+        A call other than GET is taken for a write (and passes `write_guard` first) unless it is a
+        search or says it only `reads`. `body` makes a fresh (data, headers) for every attempt: a
+        streamed upload cannot be re-read.
         """
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         where = f"{method} {path.split('?')[0]}"
+        guard = None if method == "GET" or search or reads else self.write_guard
         for attempt in range(1, self.max_attempts + 1):
+            if guard is not None:
+                guard()
             (self.limiters.search if search else self.limiters.general).acquire()
             if (shared := shared_budget(self.portal)) is not None:
                 shared.take(search)

@@ -135,6 +135,10 @@ class HubSpotConnector:
         """API calls this connector made (what run reports count)."""
         return self.http.calls
 
+    def guard_writes(self, guard: Callable[[], None] | None) -> None:
+        """Call `guard` before every call that writes (a run's lease: see dealsync/ledger/lease.py)."""
+        self.http.write_guard = guard
+
     def pull_changes(
         self, object_type: str, since_ms: int | None, properties: Sequence[str]
     ) -> Iterator[ChangePage]:
@@ -310,7 +314,7 @@ class HubSpotConnector:
             if id_property:
                 body["idProperty"] = id_property
             response = self.http.request(
-                "POST", path, json=body, params={"archived": str(archived).lower()}
+                "POST", path, json=body, params={"archived": str(archived).lower()}, reads=True
             )
             wanted = set(chunk)
             for item in response.json().get("results", []):
@@ -333,7 +337,8 @@ class HubSpotConnector:
                 "properties": [],
                 "propertiesWithHistory": list(properties),
             }
-            for item in self.http.request("POST", path, json=body).json().get("results", []):
+            page = self.http.request("POST", path, json=body, reads=True).json()
+            for item in page.get("results", []):
                 history = item.get("propertiesWithHistory") or {}
                 times[str(item["id"])] = {
                     name: max(_epoch_ms(entry["timestamp"]) for entry in entries)
@@ -350,7 +355,8 @@ class HubSpotConnector:
         result: dict[str, tuple[str, ...]] = {i: () for i in id_list}
         path = hs.ASSOCIATIONS_BATCH_READ.format(from_type=from_type, to_type=to_type)
         for chunk in _chunks(id_list, hs.ASSOCIATION_READ_BATCH):
-            response = self.http.request("POST", path, json={"inputs": [{"id": i} for i in chunk]})
+            inputs = {"inputs": [{"id": i} for i in chunk]}
+            response = self.http.request("POST", path, json=inputs, reads=True)
             for item in response.json().get("results", []):
                 result[str(item["from"]["id"])] = tuple(
                     str(to["toObjectId"]) for to in item.get("to", [])

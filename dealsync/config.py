@@ -88,6 +88,7 @@ class Config:
     partners: tuple[PartnerConfig, ...]
     max_file_bytes: int = 25 * 1024 * 1024
     registrations_property: str | None = "dealsync_active_registrations"
+    lease_seconds: float = 60.0  # how long a pair's lease outlives its holder's last renewal
 
     def partner(self, partner_id: str) -> PartnerConfig:
         """The partner with this id, or a ConfigError listing the known ones."""
@@ -386,7 +387,18 @@ def load_config(path: str | Path | None = None) -> Config:
         registrations_property=(data.get("tracking") or {}).get(
             "property", "dealsync_active_registrations"
         ),
+        lease_seconds=_lease_seconds(data.get("lease_seconds", 60), where),
     )
+
+
+def _lease_seconds(value: Any, where: str) -> float:
+    """How long a pair's lease outlives its holder's last renewal (renewed every quarter of it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 2 <= value <= 3600:
+        raise ConfigError(
+            f"{where}: lease_seconds: {value!r} must be a number of seconds from 2 to 3600 (default 60): "
+            "how long a run that stopped renewing keeps its partner from the next run."
+        )
+    return float(value)
 
 
 def _max_file_bytes(data: Any, where: str) -> int:

@@ -13,7 +13,9 @@ from dealsync.connections import build_connector
 from dealsync.hub import Hub, hub_of
 from dealsync.hub_routing import Routed
 from dealsync.ledger import Ledger
+from dealsync.ledger.fencing import Fence
 from dealsync.ledger.inbox import InboxEntry
+from dealsync.ledger.lease import PairLease
 from dealsync.mapping import (
     DealMapping,
     NotesMapping,
@@ -49,7 +51,18 @@ class RunContext:
     # A hub read that started at or after this (epoch ms) serves the run; None: the run's start.
     hub_since_ms: int | None = None
     hub_routed: dict[str, list[Routed]] = field(default_factory=dict)  # a dry run's own hub read
+    lease: PairLease | None = None  # the pair's lease while the run holds it (None: a dry run)
     _inboxes: dict[str, list[InboxEntry]] = field(default_factory=dict, repr=False)
+
+    @property
+    def fence(self) -> Fence | None:
+        """What the run's ledger writes prove they still hold (None: a dry run writes nothing)."""
+        return self.lease.fence if self.lease is not None else None
+
+    def hold_lease(self) -> None:
+        """Before a write: renew the pair's lease, or raise LeaseLost if another run took it."""
+        if self.lease is not None:
+            self.lease.check()
 
     @property
     def notes(self) -> NotesMapping:

@@ -208,6 +208,9 @@ def refused_links(links: list[Link], noun: str, object_type: str = DEALS) -> lis
 def record_quarantine(ctx: RunContext, items: list[Quarantined]) -> None:
     """Put each item in the ledger's quarantine (or refresh its reasons and attempts); one that only
     a change can fix remembers the mapping that judged it."""
+    if not items:
+        return
+    ctx.hold_lease()  # a run that lost its pair quarantines nothing
     versions = ctx.mapping_versions()
     for item in items:
         ctx.ledger.quarantine(

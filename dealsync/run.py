@@ -38,8 +38,16 @@ def run_pair(ctx: RunContext, call: Callable[..., Any] | None = None) -> RunRepo
     step: Step = call or (lambda fn, *args: fn(*args))
     if ctx.dry_run:
         return _run(ctx, step)
-    with PairLease(ctx.ledger, ctx.pair):
-        return _run(ctx, step)
+    with PairLease(ctx.ledger, ctx.pair, ttl_s=ctx.config.lease_seconds) as lease:
+        ctx.lease = lease
+        for connector in ctx.connectors.values():
+            connector.guard_writes(lease.check)  # a run that lost its pair writes nothing more
+        try:
+            return _run(ctx, step)
+        finally:
+            for connector in ctx.connectors.values():
+                connector.guard_writes(None)
+            ctx.lease = None
 
 
 def _run(ctx: RunContext, step: Step) -> RunReport:

@@ -36,6 +36,7 @@ def create_twins(
     assert ctx.run_id is not None
     kind = intent_object or object_type
     earlier = ctx.ledger.earlier_intents(ctx.pair, kind, [c.key for c in wanted], ctx.run_id)
+    ctx.hold_lease()
     ctx.ledger.record_intents(
         ctx.run_id, ctx.pair, kind, [(c.key, c.target, c.source_id) for c in wanted]
     )

@@ -15,9 +15,10 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Completed, State
+from prefect.states import Cancelled, Completed, Failed, State
 
 from dealsync.config import Config
+from dealsync.ledger.fencing import LeaseLost
 from dealsync.ledger.lease import PairBusy
 from dealsync.outcomes import RunReport
 from flows.artifacts import publish_report
@@ -119,6 +120,9 @@ def finish_run(partner_id: str, attempt: Callable[[], RunReport]) -> dict[str, A
     except PairBusy as exc:
         logger.warning(str(exc))
         return Cancelled(message=str(exc))
+    except LeaseLost as exc:  # paused past its lease: the run that took the pair over carries on
+        logger.error(str(exc))
+        return Failed(message=str(exc))
     except TimeoutError:
         message = f"partner {partner_id}: another run held the pair for over {PAIR_LIMIT_WAIT_S:.0f} s; this run did nothing"
         logger.warning(message)

@@ -7,6 +7,7 @@ The JSON documents' keys are stable (docs/cli.md lists them); values are plain J
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Iterable
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.panel import Panel
 
 if TYPE_CHECKING:  # the CLI starts without the ledger's and the engine's imports
     from dealsync.ledger.models import ConflictRow
     from dealsync.ledger.quarantine import QuarantineEntry
     from dealsync.outcomes import RunReport
 
-# Wider than any row: rich sizes a table to its content, and only wraps cells beyond the width.
+# Wider than any row: rich sizes a table to its content, and only wraps cells beyond the width
+# (what fills the width instead, a panel, is fitted to its content: PipedConsole).
 PIPED_WIDTH = 100_000
 
 JsonOption = Annotated[
@@ -29,12 +32,29 @@ JsonOption = Annotated[
 ]
 
 
+class PipedConsole(Console):
+    """A console into a pipe: wide enough that nothing wraps, and nothing is padded beyond its
+    content (a panel that fills a terminal's width is as wide as its text here)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """Print as rich does, with panels fitted to their content."""
+        super().print(*(_fitted(o) for o in objects), **kwargs)
+
+
+def _fitted(renderable: Any) -> Any:
+    if isinstance(renderable, Panel) and renderable.expand:
+        fitted = copy.copy(renderable)
+        fitted.expand = False
+        return fitted
+    return renderable
+
+
 def terminal_console(stderr: bool = False) -> Console:
     """A console that wraps to the terminal, or not at all when its output is piped."""
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
         return Console(stderr=stderr)
-    return Console(stderr=stderr, width=PIPED_WIDTH, soft_wrap=True)
+    return PipedConsole(stderr=stderr, width=PIPED_WIDTH, soft_wrap=True)
 
 
 def print_json(document: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from dealsync.config import Config, ConfigError
 from dealsync.context import RunContext, open_context
 from dealsync.isolation import IsolationError
 from dealsync.ledger import Ledger
+from dealsync.ledger.fencing import LeaseLost
 from dealsync.ledger.lease import PairBusy
 from dealsync.mapping_check import MappingError
 from dealsync.pipeline.hub_read import HubUnavailable, read_for_cycle
@@ -31,6 +32,7 @@ EXPECTED_FAILURES = (
     SchemaLevelError,
     IsolationError,
     PairBusy,
+    LeaseLost,
     HubUnavailable,
 )
 # Of those, the ones that say the configuration (or a mapping) is wrong: exit code 2, not 1.

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dealsync.ledger.census import CensusChange, save_census
+from dealsync.ledger.fencing import Fence, hold
 from dealsync.ledger.inbox import consume_inbox
 from dealsync.ledger.mapping_fields import save_mapping_fields
 from dealsync.ledger.models import (
@@ -43,6 +44,7 @@ class RunCommit:
     census: dict[str, CensusChange] = field(default_factory=dict)  # by side
     mapping_fields: dict[str, str] | None = None  # the synced fields' fingerprints, now agreed
     inbox: list[tuple[str, int]] = field(default_factory=list)  # hub entries read: (id, seq)
+    fence: Fence | None = None  # the run's lease, proven held in the commit's own transaction
 
 
 class CommitsMixin(LedgerBase):
@@ -57,6 +59,8 @@ class CommitsMixin(LedgerBase):
         """
         refused: list[Link] = []
         with self.sessions.begin() as s:
+            if outcome.fence is not None:
+                hold(s, outcome.fence)  # a run that lost its pair commits nothing
             taken = _Taken.of(s, pair, outcome.object_type, outcome.new_links)
             rows = []
             for link in outcome.new_links:

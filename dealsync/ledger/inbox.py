@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Record
 from dealsync.ledger.census import HUB, CensusChange, save_census
+from dealsync.ledger.fencing import Fence, hold
 from dealsync.ledger.models import Cursor, HubStateRow, InboxRow
 from dealsync.ledger.store import LedgerBase
 
@@ -77,10 +78,14 @@ class InboxMixin(LedgerBase):
             row = s.get(HubStateRow, HUB)
             return row is not None and row.last_started_ms >= started_ms
 
-    def commit_hub(self, started_ms: int, objects: Iterable[HubCommit]) -> int:
+    def commit_hub(
+        self, started_ms: int, objects: Iterable[HubCommit], fence: Fence | None = None
+    ) -> int:
         """Route a hub read's records to the pairs' inboxes, and advance its cursors and census,
-        in one transaction; returns the read's number."""
+        in one transaction (with the hub's lease proven held); returns the read's number."""
         with self.sessions.begin() as s:
+            if fence is not None:
+                hold(s, fence)
             state = s.get(HubStateRow, HUB)
             if state is None:
                 state = HubStateRow(key=HUB, reads=0, last_started_ms=0)

@@ -12,22 +12,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from dealsync.ledger.fencing import TTL_S, Fence, LeaseLost, aware, hold
 from dealsync.ledger.models import Lease, utcnow
 from dealsync.ledger.repo import Ledger
 
 log = logging.getLogger(__name__)
-TTL_S = 60.0
-HEARTBEAT_S = 15.0
 
 
 class PairBusy(RuntimeError):
     """Another run holds the pair's lease."""
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; the ledger stores UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def _start_time(pid: int) -> str | None:
@@ -79,28 +74,31 @@ def holder_is_gone(holder: str) -> bool:
     return False
 
 
-def leased_pairs(ledger: Ledger, ttl_s: float = TTL_S) -> set[str]:
-    """The pairs a run holds now (a lease whose heartbeat is younger than the TTL)."""
-    fresh = utcnow() - timedelta(seconds=ttl_s)
+def leased_pairs(ledger: Ledger) -> set[str]:
+    """The pairs a run holds now (a lease that has not expired)."""
     with ledger.sessions() as s:
-        rows = s.execute(sa.select(Lease.pair, Lease.heartbeat_at)).all()
-    return {pair for pair, beat in rows if _aware(beat) >= fresh}
+        rows = s.execute(sa.select(Lease.pair, Lease.expires_at)).all()
+    now = utcnow()
+    return {pair for pair, expires in rows if aware(expires) > now}
 
 
 class PairLease:
     """Hold a pair's lease for the length of a `with` block, renewing it in the background.
 
     A run that is killed stops renewing: after `ttl_s` seconds the next run takes the lease over; at
-    once when the holder was a process of this host that no longer exists.
+    once when the holder was a process of this host that no longer exists. A run that is only
+    paused finds out at its next write: `check()` raises LeaseLost once another run took the pair.
     """
 
     def __init__(
-        self, ledger: Ledger, pair: str, ttl_s: float = TTL_S, heartbeat_s: float = HEARTBEAT_S
+        self, ledger: Ledger, pair: str, ttl_s: float = TTL_S, heartbeat_s: float | None = None
     ) -> None:
         self.ledger, self.pair = ledger, pair
         self.ttl = timedelta(seconds=ttl_s)
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else ttl_s / 4
         self.holder = holder_name()
+        self.fence = Fence(pair, self.holder, 0, ttl_s)
+        self.lost: LeaseLost | None = None  # set once a heartbeat finds the pair taken over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -115,55 +113,93 @@ class PairLease:
                 .where(
                     Lease.pair == self.pair,
                     sa.or_(
-                        Lease.heartbeat_at < now - self.ttl,
+                        Lease.expires_at < now,
                         Lease.holder == self.holder,
                         Lease.holder.in_(dead),
                     ),
                 )
-                .values(holder=self.holder, acquired_at=now, heartbeat_at=now)
+                .values(
+                    holder=self.holder,
+                    fence=Lease.fence + 1,
+                    acquired_at=now,
+                    heartbeat_at=now,
+                    expires_at=now + self.ttl,
+                )
+                .execution_options(synchronize_session=False)
             )
             if not getattr(result, "rowcount", 0):
                 try:
                     s.add(
-                        Lease(pair=self.pair, holder=self.holder, acquired_at=now, heartbeat_at=now)
+                        Lease(
+                            pair=self.pair,
+                            holder=self.holder,
+                            fence=1,
+                            acquired_at=now,
+                            heartbeat_at=now,
+                            expires_at=now + self.ttl,
+                        )
                     )
                     s.flush()
                 except IntegrityError:
                     s.rollback()
-                    lease = s.get(Lease, self.pair)
-                    since = _aware(lease.acquired_at).strftime("%H:%M:%S UTC") if lease else "?"
-                    seen = _aware(lease.heartbeat_at) if lease else now
-                    free_in = max(0, int((seen + self.ttl - now).total_seconds()))
-                    raise PairBusy(
-                        f"partner {self.pair} is already being synced (by {lease.holder if lease else '?'}, since "
-                        f"{since}); this run did nothing. If that run was killed, its lease expires in {free_in} s."
-                    ) from None
+                    raise self._busy(s, now) from None
+            number = s.scalar(sa.select(Lease.fence).where(Lease.pair == self.pair))
             s.commit()
+        self.fence = Fence(self.pair, self.holder, int(number or 0), self.fence.ttl_s)
         self._thread = threading.Thread(target=self._renew, name=f"lease-{self.pair}", daemon=True)
         self._thread.start()
 
+    def _busy(self, s: Session, now: datetime) -> PairBusy:
+        lease = s.get(Lease, self.pair)
+        since = aware(lease.acquired_at).strftime("%H:%M:%S UTC") if lease else "?"
+        expires = aware(lease.expires_at) if lease else now
+        free_in = max(0, int((expires - now).total_seconds()))
+        return PairBusy(
+            f"partner {self.pair} is already being synced (by {lease.holder if lease else '?'}, since "
+            f"{since}); this run did nothing. If that run was killed, its lease expires in {free_in} s."
+        )
+
+    def check(self) -> None:
+        """Renew the lease, or raise LeaseLost when another run took the pair over: called before
+        every write, so a run that was paused past its lease writes nothing more."""
+        if self.lost is not None:
+            raise self.lost
+        try:
+            with self.ledger.sessions.begin() as s:
+                hold(s, self.fence)
+        except LeaseLost as lost:
+            self.lost = lost
+            raise
+
     def _renew(self) -> None:
-        """Renew the heartbeat until released. A beat the database cannot take now (SQLite is busy
-        with this run's own long commit, PostgreSQL restarting) is tried again at the next one: the
-        thread must outlive it, or the lease would expire under a live run."""
+        """Renew the lease until released or lost. A beat the database cannot take now (SQLite is
+        busy with this run's own long commit, PostgreSQL restarting) is tried again at the next one:
+        the thread must outlive it, or the lease would expire under a live run."""
         while not self._stop.wait(self.heartbeat_s):
             try:
-                with self.ledger.sessions.begin() as s:
-                    s.execute(
-                        sa.update(Lease)
-                        .where(Lease.pair == self.pair, Lease.holder == self.holder)
-                        .values(heartbeat_at=utcnow())
-                    )
+                self.check()
+            except LeaseLost as lost:
+                log.error("%s", lost)
+                return
             except sa.exc.DBAPIError as exc:
                 log.warning("lease heartbeat of %s missed, retrying: %s", self.pair, exc.orig)
 
     def release(self) -> None:
-        """Give the lease back."""
+        """Give the lease back (it expires now; the row keeps its number for the next holder)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self.ledger.sessions.begin() as s:
-            s.execute(sa.delete(Lease).where(Lease.pair == self.pair, Lease.holder == self.holder))
+            s.execute(
+                sa.update(Lease)
+                .where(
+                    Lease.pair == self.pair,
+                    Lease.holder == self.holder,
+                    Lease.fence == self.fence.number,
+                )
+                .values(expires_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     def __enter__(self) -> PairLease:
         self.acquire()

@@ -282,13 +282,16 @@ class HubStateRow(Base):
 
 
 class Lease(Base):
-    """Who is syncing a pair right now; a lease whose heartbeat is older than its TTL is free again."""
+    """Who syncs a pair, or last did: the lease is free once `expires_at` has passed. The row stays
+    after a release, so `fence` grows with every acquisition and names who took the pair last."""
 
     __tablename__ = "leases"
     pair: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    fence: Mapped[int] = mapped_column(Integer, default=1, server_default="0")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class PairState(Base):

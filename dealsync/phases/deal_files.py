@@ -212,6 +212,7 @@ def copy_to_partner(ctx: RunContext, item: VendorFile, folder: str, run: DealFil
     if attached is not None:
         run.adopted.add(attached.id)
     else:
+        ctx.hold_lease()
         ctx.ledger.record_intents(ctx.run_id, ctx.pair, FILES, [(key, "partner", item.file_id)])
         with open(path, "rb") as handle:
             attached = files_on_deals(partner).attach(item.partner_deal, info.name, handle)
@@ -348,7 +349,7 @@ def sync_deal_files(ctx: RunContext, pulled: Pulled, folder: str) -> FilesDone:
     ctx.ledger.commit_run(
         ctx.run_id,
         ctx.pair,
-        RunCommit([], {}, {}, run.changes, [], {}, run.intents_done, None, FILES),
+        RunCommit([], {}, {}, run.changes, [], {}, run.intents_done, None, FILES, fence=ctx.fence),
     )
     record_quarantine(ctx, run.quarantined)
     resolved = sum(

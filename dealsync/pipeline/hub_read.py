@@ -14,6 +14,7 @@ from dealsync.echoes import settled_deal
 from dealsync.hub import DEALS, NOTES, Hub, hub_of
 from dealsync.hub_routing import MarkIndex, Routed, route_checks, route_deals, route_notes
 from dealsync.ledger import Ledger
+from dealsync.ledger.fencing import Fence
 from dealsync.ledger.inbox import HUB, HubCommit
 from dealsync.ledger.lease import PairBusy, PairLease
 from dealsync.model import Link
@@ -42,9 +43,12 @@ class HubRead:
         return [r for r in self.routed.get(object_type, []) if r.pair == pair]
 
 
-def read_hub(hub: Hub, ledger: Ledger, vendor: Connector, *, commit: bool = True) -> HubRead:
+def read_hub(
+    hub: Hub, ledger: Ledger, vendor: Connector, *, commit: bool = True, fence: Fence | None = None
+) -> HubRead:
     """Read the vendor's changes once for every pair the hub serves, and route them (committed to
-    the pairs' inboxes unless `commit` is false: a dry run keeps them to itself)."""
+    the pairs' inboxes, under the hub's lease, unless `commit` is false: a dry run keeps them to
+    itself)."""
     read = HubRead(int(time.time() * 1000))
     calls_before = vendor.calls
     done: list[HubCommit] = []
@@ -74,7 +78,7 @@ def read_hub(hub: Hub, ledger: Ledger, vendor: Connector, *, commit: bool = True
         )
     read.calls = vendor.calls - calls_before
     if commit:
-        read.number = ledger.commit_hub(read.started_ms, done)
+        read.number = ledger.commit_hub(read.started_ms, done, fence)
     return read
 
 
@@ -123,10 +127,10 @@ def refresh_hub(
     deadline = time.monotonic() + limit_s
     while not ledger.hub_read_after(since_ms):
         try:
-            with PairLease(ledger, HUB):
+            with PairLease(ledger, HUB) as lease:
                 if ledger.hub_read_after(since_ms):
                     return None
-                return read_hub(hub, ledger, vendor)
+                return read_hub(hub, ledger, vendor, fence=lease.fence)
         except PairBusy:
             if time.monotonic() > deadline:
                 raise HubUnavailable(

@@ -136,8 +136,10 @@ def record(
             },
             mapping_fields=pulled.mapping_change.current if pulled.mapping_change else None,
             inbox=pulled.inbox,
+            fence=ctx.fence,
         ),
     )
+    ctx.hold_lease()
     _save_snapshots(ctx, object_type, pulled, plan, pushed)
     done.quarantined = [
         *extra_quarantine,

@@ -32,6 +32,7 @@ def test_the_minimal_file_works_with_defaults(tmp_path, monkeypatch):
         and config.partners[0].mapping_path.exists()
     )
     assert config.owner_assignment.pool == ("rep1@vendor.test", "rep2@vendor.test")
+    assert config.lease_seconds == 60
     monkeypatch.setenv("ACME_TOKEN", "t-123")
     assert config.partners[0].crm.token() == "t-123"
 
@@ -83,6 +84,8 @@ def test_by_field_and_fixed_owner_strategies(tmp_path):
         ),
         (("- id: acme", "- id: Acme Corp"), "partners[0].id: 'Acme Corp' must be lowercase"),
         (("partners:", "partnerz:"), "partners: missing. List at least one partner"),
+        (("partners:", "lease_seconds: 0.5\npartners:"), "lease_seconds: 0.5 must be a number"),
+        (("partners:", "lease_seconds: soon\npartners:"), "lease_seconds: 'soon' must be"),
     ],
 )
 def test_mistakes_name_the_file_and_key(tmp_path, change, expected):
