@@ -14,6 +14,7 @@ import pandas as pd
 
 from connectors.base import CountRule, Record
 from dealsync.context import RunContext
+from dealsync.echoes import settled_deal
 from dealsync.field_times import newest_field_times
 from dealsync.isolation import check_partner_writes, check_vendor_writes
 from dealsync.mapping import DealMapping
@@ -95,6 +96,9 @@ class DealPhase:
 
     def lost(self, records: Any, links: Any) -> set[tuple[Side, str]]:
         return set()
+
+    def settled(self, side: Side, record: Record, link: Link) -> bool:
+        return settled_deal(self.mapping, self.ctx.pair, side, link, record.properties)
 
 
 @dataclass

@@ -140,3 +140,7 @@ class NotePhase:
                 if record and flag and not rule.matches(record.properties, self.ctx.pair):
                     private.add((side, record.id))
         return private
+
+    def settled(self, side: Side, record: Record, link: Link) -> bool:
+        """Notes are always planned (their text, files and replies have no base to compare)."""
+        return False

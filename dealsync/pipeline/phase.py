@@ -47,3 +47,8 @@ class Phase(Protocol):
     ) -> set[tuple[Side, str]]:
         """Linked records that count as gone for the other side though they exist (made private)."""
         ...
+
+    def settled(self, side: Side, record: Record, link: Link) -> bool:
+        """Whether a linked record reads as its link's base agreed (a run's own writes read back):
+        nothing for a run to do, unless its twin changed too."""
+        ...

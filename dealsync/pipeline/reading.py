@@ -104,6 +104,8 @@ def pull(phase: Phase) -> Pulled:
     reading = _Reading(phase, Merging(ctx, phase.object_type, phase.properties))
     cursors: dict[Side, int | None] = {}
     counts: dict[str, int] = {}
+    asked: dict[Side, set[str]] = {}  # read though unchanged (extra ids), or in quarantine
+    versions = ctx.mapping_versions()
     for side in SIDES:
         tracker = reading.trackers[side] = phase.tracker(side)
         for page in tracker.pages():
@@ -115,17 +117,25 @@ def pull(phase: Phase) -> Pulled:
         extra = [i for i in phase.extra_ids(side) if i not in reading.records[side]]
         if extra:
             reading.accept(side, _unique(reading.read(side, extra).values()))
+        waiting = [
+            e
+            for e in ctx.ledger.open_quarantine(ctx.pair, side)
+            if e.object_type == phase.object_type
+        ]
         retry = [
             e.record_id
-            for e in ctx.ledger.due_quarantine(ctx.pair, ctx.mapping_versions(), side)
-            if e.object_type == phase.object_type and e.record_id not in reading.records[side]
+            for e in waiting
+            if e.due(versions.get(e.object_type)) and e.record_id not in reading.records[side]
         ]
         if retry:
             reading.accept(side, _unique(reading.read(side, retry).values()), retried=True)
+        asked[side] = {*extra, *(e.record_id for e in waiting)}
     change = MappingChange.between(
         ctx.ledger.mapping_fields(ctx.pair, phase.object_type),
         field_fingerprints(phase.mapping.synced_fields()),
     )
+    if not change.differs:
+        _set_aside_settled(reading, asked)
     backfilled = _backfill(reading) if change.backfills else 0
     reading.merging.follow(reading.records, reading.links)
     gone = _deletions(reading)
@@ -154,6 +164,24 @@ def pull(phase: Phase) -> Pulled:
         backfilled,
         [taken for tracker in reading.trackers.values() for taken in _consumed(tracker)],
     )
+
+
+def _set_aside_settled(reading: _Reading, asked: dict[Side, set[str]]) -> None:
+    """Linked records that read as their link's base agreed (a run's own writes read back, or a
+    change no run acts on) while their twin did not change: nothing to plan, so their twins are
+    not read (after a first sync, the run that reads its writes back reads no twin)."""
+    phase = reading.phase
+    for link_id, link in list(reading.links.items()):
+        present = [side for side in SIDES if side_id(link, side) in reading.records[side]]
+        if link.state != "active" or len(present) != 1:
+            continue
+        side = present[0]
+        record = reading.records[side][side_id(link, side)]
+        if record.id in asked[side] or record.merged_from or not phase.settled(side, record, link):
+            continue
+        del reading.records[side][record.id]
+        reading.parents[side].pop(record.id, None)
+        del reading.links[link_id]
 
 
 def _consumed(tracker: ChangeTracker) -> list[tuple[str, int]]:

@@ -117,6 +117,39 @@ def test_the_cursor_moves_with_time_so_a_quiet_portal_is_not_read_again(pair: Pa
     assert _last_pulled(pair)["vendor changed"] == 0
 
 
+def _searches(pair: Pair, side: str) -> int:
+    return _calls(pair, side).get("POST /crm/v3/objects/deals/search", 0)
+
+
+def test_runs_after_a_first_sync_read_its_writes_back_without_reading_twins(pair: Pair):
+    """A first sync writes to every shared deal; the runs after it read those writes back (within
+    their lookback) and find them settled: no twin is read for them, no id range is counted (the
+    censuses are exact), and once the lookback has passed a run is quiet."""
+    text = pair.config.read_text().replace("kind: hubspot,", "kind: hubspot, lookback_seconds: 2,")
+    pair.config.write_text(text)
+    _seed_shared(pair, 1000)
+    pair.cli("run")
+    pair.reset_counts()
+    started = time.time()
+    pair.cli("run")  # at once: within the lookback of the first sync's writes
+    assert _last_pulled(pair)["partner changed"] == 1000  # every deal the first sync wrote to
+    for side in ("partner", "vendor"):
+        assert not any("batch/read" in route for route in _calls(pair, side)), _calls(pair, side)
+        assert _searches(pair, side) <= 1 + 5 + 1  # the cursor's pages of 200, one count
+    _wait_until(started + 2.5)
+    pair.reset_counts()
+    started = time.time()
+    pair.cli("run")  # re-reads the window its lookback still covers, and reads nothing else
+    for side in ("partner", "vendor"):
+        assert not any("batch/read" in route for route in _calls(pair, side)), _calls(pair, side)
+        assert _searches(pair, side) <= 1 + 5 + 1, _calls(pair, side)  # counting ranges: 10 more
+    _wait_until(started + 2.5)
+    pair.reset_counts()
+    pair.cli("run")
+    for side in ("partner", "vendor"):
+        assert _total(pair, side) <= 3, _calls(pair, side)
+
+
 def test_the_vendor_pull_asks_only_for_this_partners_deals(pair: Pair):
     """Vendor deals of other partners, or of none, never enter acme's pull: with fifty partners on
     one vendor portal, each run reads its own changes, not everyone's."""
