@@ -14,7 +14,7 @@ one link; every edit arrived). With `--burst N`, then webhooks from the vendor a
 portals: `--edits` single edits one after another, and N partners edited at once.
 
     .venv/bin/python bench/many_partners.py [--partners 50] [--deals 2000] [--workers 4]
-        [--runs-per-worker 4] [--batches 8] [--burst 0] [--edits 10]
+        [--runs-per-worker 4] [--batches 8] [--no-subflows] [--burst 0] [--edits 10]
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
     FlowRunFilterParentTaskRunId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -102,7 +104,12 @@ def _portal_number(server: SandboxProcess, token: str) -> int:
 
 
 def _cycle(
-    name: str, server: SandboxProcess, partners: int, stack: PrefectStack, batches: int
+    name: str,
+    server: SandboxProcess,
+    partners: int,
+    stack: PrefectStack,
+    batches: int,
+    subflows: bool = True,
 ) -> None:
     """One sync-all-partners run and every batch it starts, timed to the last one's end."""
     vendor = server.tokens[0]
@@ -117,7 +124,7 @@ def _cycle(
     started = time.time()
     fan_out = run_deployment(
         "sync-all-partners/sync-all-partners",
-        parameters={"batches": batches},
+        parameters={"batches": batches, "subflows": subflows},
         timeout=1800,
         poll_interval=1,
     )
@@ -148,6 +155,13 @@ def _cycle(
                 break
             time.sleep(1)
         fan_out = client.read_flow_run(fan_out.id)
+        steps = [  # what the fan-out itself took: the vendor read once, the look at every partner
+            log.message
+            for log in client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[fan_out.id]))
+            )
+            if "read the vendor once" in log.message or "had nothing new" in log.message
+        ]
         members: list[Any] = []
         if batches:
             members = _all_flow_runs(
@@ -168,6 +182,8 @@ def _cycle(
         f"flow-run processes {len(batches)} (batches), partner runs {len(members)} of {partners} "
         f"{dict(states)}"
     )
+    for step in steps:
+        print(f"      fan-out: {step}")
     used = {g: s - cpu_before[g] for g, s in tree_seconds(groups).items()}
     busy = machine_busy_seconds() - busy_before
     shares = ", ".join(f"{g} {s:,.0f} s" for g, s in used.items())
@@ -228,6 +244,12 @@ def main() -> None:
         "--burst", type=int, default=0, help="then edit this many partners at once (webhooks)"
     )
     parser.add_argument("--edits", type=int, default=10, help="single edits before the burst")
+    parser.add_argument(
+        "--no-subflows",
+        dest="subflows",
+        action="store_false",
+        help="batches run their partners as plain calls, not a subflow each",
+    )
     args = parser.parse_args()
 
     database = f"dealsync_bench_{secrets.token_hex(4)}"
@@ -268,7 +290,8 @@ def main() -> None:
             print(
                 f"{args.partners} partner portals x {args.deals:,} shared deals, one vendor portal, "
                 f"{args.workers} Prefect workers of {args.runs_per_worker} runs each, batches of "
-                f"the cycle: {args.batches}, PostgreSQL ledger"
+                f"the cycle: {args.batches} ({'a subflow per partner' if args.subflows else 'partners as plain calls'}), "
+                "PostgreSQL ledger"
             )
             env = {
                 "DEALSYNC_CONFIG": str(config_file),
@@ -289,15 +312,36 @@ def main() -> None:
                     stack.start_worker(args.runs_per_worker)
                 stack.pause_schedules()
                 with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):
-                    _cycle("first sync of all", server, args.partners, stack, args.batches)
+                    _cycle(
+                        "first sync of all",
+                        server,
+                        args.partners,
+                        stack,
+                        args.batches,
+                        args.subflows,
+                    )
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(6)  # a lookback after the first sync started
                     # The first sync's own writes are changes since it started: read back once.
-                    _cycle("cycle after first sync", server, args.partners, stack, args.batches)
+                    _cycle(
+                        "cycle after first sync",
+                        server,
+                        args.partners,
+                        stack,
+                        args.batches,
+                        args.subflows,
+                    )
                     time.sleep(6)  # a lookback after the last change: what a quiet cycle is
-                    _cycle("quiet cycle", server, args.partners, stack, args.batches)
+                    _cycle("quiet cycle", server, args.partners, stack, args.batches, args.subflows)
                     edits = _edit_everywhere(server, ledger_url)
-                    _cycle("cycle after 1% edits", server, args.partners, stack, args.batches)
+                    _cycle(
+                        "cycle after 1% edits",
+                        server,
+                        args.partners,
+                        stack,
+                        args.batches,
+                        args.subflows,
+                    )
                     _check(server, ledger_url, args.partners, args.deals)
                     time.sleep(1)  # search shows the last writes after 0.5 s
                     arrived = _count(server, vendor, "dealsync_pain", "edited") + sum(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealsync.outcomes import RunReport
@@ -82,3 +84,33 @@ def report_markdown(report: RunReport) -> str:
             f"- quarantined {q['side']} deal {q['record_id']} ({q['stage']}): {'; '.join(q['reasons'])}"
         )
     return "\n".join(lines)
+
+
+def publish_batch(results: dict[str, Any]) -> None:
+    """One table of a batch run without subflows: each partner's outcome in a row."""
+    rows = []
+    for partner_id, outcome in list(results.items())[:MAX_ROWS]:
+        if not isinstance(outcome, dict):
+            rows.append({"partner": partner_id, "outcome": str(outcome)})
+            continue
+        rows.append(
+            {
+                "partner": partner_id,
+                "outcome": "completed",
+                "created": _sides(outcome["created"]),
+                "updated": _sides(outcome["updated"]),
+                "deleted": _sides(outcome["deleted"]),
+                "quarantined": str(outcome["quarantined"]),
+                "conflicts": str(outcome["conflicts"]),
+                "API calls": str(outcome["api_calls"]),
+            }
+        )
+    create_table_artifact(
+        rows,
+        description=f"{len(results)} partners run in this batch (without a subflow each); a "
+        "partner with quarantine, conflicts or held deletions also has its own artifacts",
+    )
+
+
+def _sides(counts: dict[str, int]) -> str:
+    return f"partner {counts.get('partner', 0)}, vendor {counts.get('vendor', 0)}"

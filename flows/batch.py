@@ -1,7 +1,12 @@
 """Many partners in one flow run: a cycle runs the partners that have work in batches, so a process
 start (seconds of CPU) is paid per batch, not per partner. Each partner in a batch is still a run of
 its own in the Prefect UI: a subflow with its lease, its report artifacts, and its failure kept from
-the others; its steps run as plain calls (no task bookkeeping per step)."""
+the others; its steps run as plain calls (no task bookkeeping per step).
+
+A subflow costs Prefect about half a CPU-second (its states, logs and artifacts, on the worker and
+the server) where the run itself costs a tenth: with `subflows=False` a batch runs its partners as
+plain calls instead, each still under its lease, its failure still kept from the others, and reports
+them in one table artifact (a partner's own artifacts only where there is something to look at)."""
 
 from __future__ import annotations
 
@@ -18,9 +23,11 @@ from prefect.states import Failed, State
 from dealsync.config import Config, load_config
 from dealsync.context import open_context
 from dealsync.ledger import Ledger
+from dealsync.ledger.lease import PairBusy
 from dealsync.outcomes import RunReport
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
+from flows.artifacts import publish_batch, publish_report
 from flows.pair_runs import ensure_pair_limits, finish_run, hold_pair, vendor_budget
 
 
@@ -80,6 +87,42 @@ def sync_partner_in_batch(
     return finish_run(partner_id, attempt)
 
 
+def _run_inline(
+    batch: _Batch,
+    partner_id: str,
+    dry_run: bool,
+    full_resync: bool,
+    vendor_read_since_ms: int | None,
+) -> tuple[Any, bool]:
+    """One partner of a batch without a subflow: its summary (or why it did nothing, or failed)
+    and whether it did not fail; its own artifacts only when something in it needs a person."""
+    logger = get_run_logger()
+    try:
+        with ExitStack() as held:
+            hold_pair(partner_id, held, after_running=False)
+            ctx = open_context(
+                batch.config,
+                partner_id,
+                batch.ledger,
+                dry_run,
+                full_resync,
+                approver=ask_in_ui,
+                hub_since_ms=vendor_read_since_ms,
+            )
+            report = run_pair(ctx)
+    except (PairBusy, TimeoutError) as exc:
+        message = str(exc) or f"partner {partner_id}: another run held the pair; this did nothing"
+        logger.warning(message)
+        return f"Cancelled: {message}", True
+    except Exception as exc:  # one partner's failure is its own: the batch goes on
+        logger.error("partner %s: run failed", partner_id, exc_info=True)
+        return f"Failed: {type(exc).__name__}: {exc}", False
+    if report.quarantined or report.conflicts or report.brake:
+        publish_report(report)
+    logger.info("partner %s: %s", partner_id, report.summary())
+    return report.summary(), True
+
+
 @flow(name="sync-partners")
 def sync_partners(
     partner_ids: list[str],
@@ -87,6 +130,7 @@ def sync_partners(
     full_resync: bool = False,
     config_path: str | None = None,
     vendor_read_since_ms: int | None = None,
+    subflows: bool = True,
 ) -> dict[str, Any] | State:
     """Sync several partners in one flow run, one after another, each a subflow of its own.
 
@@ -97,6 +141,8 @@ def sync_partners(
         config_path: The config file (default: $DEALSYNC_CONFIG, else ./dealsync.yaml).
         vendor_read_since_ms: Set by sync-all-partners: the time of its read of the vendor for every
             partner, which these runs use instead of reading the vendor again.
+        subflows: Each partner a subflow of its own (true); false: plain calls reported in one
+            table, for programmes whose cycles Prefect's per-run cost would slow down.
     """
     logger = get_run_logger()
     results: dict[str, Any] = {}
@@ -108,7 +154,15 @@ def sync_partners(
         # The batch's own heartbeat speaks for its subflows: each would otherwise start a thread
         # and wait for it at its end (half a second a partner, 60 s in a batch of 125).
         with vendor_budget(batch.config), temporary_settings({"flows.heartbeat_frequency": None}):
-            for partner_id in partner_ids:
+            for partner_id in partner_ids if not subflows else []:
+                results[partner_id], ok = _run_inline(
+                    batch, partner_id, dry_run, full_resync, vendor_read_since_ms
+                )
+                if not ok:
+                    failed.append(partner_id)
+            if not subflows:
+                publish_batch(results)
+            for partner_id in partner_ids if subflows else []:
                 state = sync_partner_in_batch(
                     partner_id,
                     dry_run,

@@ -304,3 +304,51 @@ def test_a_batch_runs_each_partner_as_a_subflow_and_one_failure_stops_no_other(
     monkeypatch.setenv("TEST_GLOBEX_TOKEN", three["globex"].servers["partner"].token)
     results = sync_all_partners(config_path=config, batches=2)
     assert results["globex"]["created"]["vendor"] == 1  # its registration, now it can run
+
+
+def test_a_batch_without_subflows_keeps_each_failure_its_own_and_reports_in_one_table(
+    prefect_api, three, monkeypatch
+):
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    from flows.batch import sync_partners
+
+    regs = {
+        name: view.create("partner", dealname=f"{name} inline", **SHARED)
+        for name, view in three.items()
+    }
+    monkeypatch.delenv("TEST_GLOBEX_TOKEN")
+    config = str(three["acme"].config)
+    state = sync_partners(
+        ["acme", "globex", "initech"], config_path=config, subflows=False, return_state=True
+    )
+    assert state.is_failed() and "the runs of globex failed" in state.message
+    for name in ("acme", "initech"):
+        _twin(three[name], "vendor", f"{name}:partner:{regs[name]}")
+    results = state.result(raise_on_failure=False)
+    assert "TEST_GLOBEX_TOKEN" in results["globex"] and results["acme"]["created"]["vendor"] == 1
+    run_id = state.state_details.flow_run_id
+
+    async def children_and_tables():
+        async with get_client() as client:
+            children = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id])
+                )
+            )
+            tables = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            return children, [a for a in tables if a.type == "table"]
+
+    children, tables = asyncio.run(children_and_tables())
+    assert children == []  # no subflow, no per-partner process or run
+    table = json.loads(tables[0].data) if isinstance(tables[0].data, str) else tables[0].data
+    outcomes = {row["partner"]: row["outcome"] for row in table}
+    assert outcomes["acme"] == outcomes["initech"] == "completed"
+    assert outcomes["globex"].startswith("Failed: ConfigError")
