@@ -9,7 +9,7 @@ PY312 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12.*/
 	$(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3) $(shell command -v python3.12 2>/dev/null))
 BOTTLECRM := .bottlecrm
 
-.PHONY: demo demo-bottlecrm test serve lint format bench bench-run-cost bench-engine bench-many-partners bench-bottlecrm bench-webhooks lock clean bottlecrm
+.PHONY: demo demo-bottlecrm test host-tools serve lint format bench bench-run-cost bench-engine bench-many-partners bench-bottlecrm bench-webhooks lock clean bottlecrm
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,12 +24,17 @@ demo: $(STAMP)
 demo-bottlecrm: $(STAMP) $(BOTTLECRM)/template.db
 	$(BIN)/dealsync demo --bottlecrm
 
-test: $(STAMP) $(BOTTLECRM)/template.db
+test: $(STAMP) $(BOTTLECRM)/template.db host-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/pytest -q --record-mode=none
+
+# The two-host tests make network namespaces (iproute2's `ip`) and a PostgreSQL of their own (initdb).
+host-tools:
+	@command -v ip >/dev/null || apt-get install -y -q iproute2 >/dev/null || \
+		echo "iproute2 could not be installed: the two-host tests will be skipped (they say why)"
 
 # A local Prefect server with the deployments and a worker (and two sandbox CRMs): http://127.0.0.1:4200
 serve: $(STAMP)

@@ -42,6 +42,21 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+def worker_command(runs: int = RUNS_PER_WORKER, name: str | None = None) -> list[str]:
+    """The command of a process worker on the dealsync pool, at most `runs` flow runs at once."""
+    named = ["--name", name] if name else []
+    return [
+        prefect_executable(),
+        "worker",
+        "start",
+        "--pool",
+        WORK_POOL,
+        "--limit",
+        str(runs),
+        *named,
+    ]
+
+
 def prefect_executable() -> str:
     """The `prefect` command of this environment."""
     candidate = Path(sys.executable).parent / "prefect"
@@ -148,16 +163,7 @@ class PrefectStack:
     def start_worker(self, runs: int = RUNS_PER_WORKER) -> None:
         """Start a process worker on the dealsync pool, running at most `runs` flow runs at once."""
         log = (self.home / "worker.log").open("ab")
-        command = [
-            prefect_executable(),
-            "worker",
-            "start",
-            "--pool",
-            WORK_POOL,
-            "--limit",
-            str(runs),
-        ]
-        self._spawn(command, log)
+        self._spawn(worker_command(runs), log)
 
     def _spawn(self, command: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
         """Start a process of the stack in its own session (so stop() reaches its children)."""
