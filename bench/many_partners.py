@@ -20,6 +20,7 @@ portals: `--edits` single edits one after another, and N partners edited at once
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -34,6 +35,9 @@ import sqlalchemy as sa
 from cpu_time import machine_busy_seconds, tree_seconds
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
@@ -170,9 +174,12 @@ def _cycle(
                     parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[b.id for b in batches])
                 ),
             )
+        outcomes = _inline_outcomes(client, batches) if batches and not subflows else None
     ends = [r.end_time.timestamp() for r in [*batches, fan_out] if r.end_time]
     ended = max(ends)
     states = Counter(r.state.name for r in members if r.state)
+    if outcomes is not None:  # partners run as plain calls: their rows in the batches' tables
+        members, states = outcomes, Counter(o.split(":")[0].capitalize() for o in outcomes)
     wall = ended - started
     counts = server.admin("GET", "requests", token=vendor).json()
     rate = counts["total"] / wall
@@ -193,6 +200,23 @@ def _cycle(
         f"the rest (PostgreSQL, this script) {busy - sum(used.values()):,.0f} s; workers and flow "
         f"runs per partner run {per_run:.2f} s (its own work included)"
     )
+
+
+def _inline_outcomes(client: Any, batches: list[Any]) -> list[str]:
+    """Each partner's outcome in the table artifacts of batches without subflows."""
+    tables = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[b.id for b in batches]),
+            type=ArtifactFilterType(any_=["table"]),
+        )
+    )
+    batch_tables = [t for t in tables if "run in this batch" in (t.description or "")]
+    rows = [
+        row
+        for t in batch_tables
+        for row in (json.loads(t.data) if isinstance(t.data, str) else t.data)
+    ]
+    return [str(row["outcome"]) for row in rows]
 
 
 def _all_flow_runs(client: Any, flow_filter: FlowRunFilter) -> list[Any]:

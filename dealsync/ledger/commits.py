@@ -20,6 +20,7 @@ from dealsync.ledger.models import (
     LinkRow,
     PairState,
 )
+from dealsync.ledger.statistics import BULK_ROWS, refresh_statistics
 from dealsync.ledger.store import LedgerBase, json_base
 from dealsync.model import Link, Value
 
@@ -176,10 +177,18 @@ class CommitsMixin(LedgerBase):
                     s.add(PairState(pair=pair, owner_turn=outcome.owner_turn))
                 else:
                     pair_state.owner_turn = outcome.owner_turn
+        if _rows_written(outcome) > BULK_ROWS:
+            refresh_statistics(self.sessions, ("links", "census", "create_intents", "changes"))
         return refused
 
 
 _CHUNK = 500  # ids per IN (...) query
+
+
+def _rows_written(outcome: RunCommit) -> int:
+    """About how many rows a commit writes."""
+    census = sum(len(c.added) + len(c.removed) for c in outcome.census.values())
+    return len(outcome.new_links) + len(outcome.changes) + len(outcome.intents_done) + census
 
 
 @dataclass

@@ -14,6 +14,7 @@ from connectors.base import Record
 from dealsync.ledger.census import HUB, CensusChange, save_census
 from dealsync.ledger.fencing import Fence, hold
 from dealsync.ledger.models import Cursor, HubStateRow, InboxRow
+from dealsync.ledger.statistics import BULK_ROWS, refresh_statistics
 from dealsync.ledger.store import LedgerBase
 
 __all__ = ["HUB", "HubCommit", "InboxEntry", "InboxMixin", "consume_inbox"]
@@ -83,6 +84,7 @@ class InboxMixin(LedgerBase):
     ) -> int:
         """Route a hub read's records to the pairs' inboxes, and advance its cursors and census,
         in one transaction (with the hub's lease proven held); returns the read's number."""
+        objects = list(objects)
         with self.sessions.begin() as s:
             if fence is not None:
                 hold(s, fence)
@@ -110,7 +112,14 @@ class InboxMixin(LedgerBase):
                 s.flush()
                 if done.census is not None:
                     save_census(s, HUB, "vendor", done.object_type, done.census)
-            return state.reads
+            reads = state.reads
+        written = sum(
+            len(d.routed) + (len(d.census.added) + len(d.census.removed) if d.census else 0)
+            for d in objects
+        )
+        if written > BULK_ROWS:
+            refresh_statistics(self.sessions, ("census", "inbox"))
+        return reads
 
     def inbox(self, pair: str, object_type: str) -> list[InboxEntry]:
         """What the hub routed to a pair and its runs have not consumed yet."""

@@ -274,3 +274,27 @@ def test_an_owner_the_kept_list_lacks_is_read_again(pair: Pair):
     )
     rep3 = pair.api("vendor", "GET", "/crm/v3/owners/", params={"email": "rep3@vendor.test"})
     assert twin["hubspot_owner_id"] == rep3.json()["results"][0]["id"]
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+def test_a_bulk_commit_refreshes_the_planners_statistics(pair: Pair):
+    """PostgreSQL plans by statistics; a census that grew by thousands of rows since they were
+    taken is planned as if empty (a membership query then scans it whole). A first sync's commit
+    analyzes what it wrote, whether or not autovacuum runs."""
+    engine = sa.create_engine(_ledger_url(pair))
+
+    def analyzed() -> dict[str, bool]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT relname, last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL "
+                    "FROM pg_stat_user_tables WHERE relname IN ('census', 'links')"
+                )
+            ).all()
+        return dict(rows)
+
+    assert analyzed() == {"census": False, "links": False}  # a new ledger: never analyzed
+    _seed_shared(pair, 1200)
+    pair.cli("run")
+    assert analyzed() == {"census": True, "links": True}
+    engine.dispose()
