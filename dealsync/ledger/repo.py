@@ -79,6 +79,8 @@ class Ledger(
         self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "connect", _postgresql_plans)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:
@@ -115,6 +117,14 @@ def _unavailable(url: str, exc: Exception) -> str:
             "exists, and that the user may connect"
         )
     return f"the ledger {redacted(url)} cannot be opened: {detail}. {hint.capitalize()}; or point `ledger:` in the config at another database."
+
+
+def _postgresql_plans(dbapi_conn: Any, _record: Any) -> None:
+    """Plan every statement for its own values. psycopg prepares a statement run five times, and
+    PostgreSQL then keeps a generic plan for it: for `record_id IN (500 ids)` over the hub's census
+    of 100,000 that plan scanned the whole census (1.7 s a query, not 3 ms)."""
+    dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_conn.commit()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
