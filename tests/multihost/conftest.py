@@ -20,7 +20,7 @@ from sandbox.server import SandboxProcess, free_port
 from tests.multihost.hosts import SHARED_NAME, Host, PrivatePostgres, hosts, wait_for
 
 PARTNERS = 20
-DEALS = 50
+DEALS = 20
 
 
 @dataclass
