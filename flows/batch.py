@@ -70,21 +70,32 @@ def sync_partner_in_batch(
                 partner_id, dry_run, full_resync, config_path, vendor_read_since_ms
             )
 
-    def attempt() -> RunReport:
-        with ExitStack() as held:
-            hold_pair(partner_id, held, after_running=False)
-            ctx = open_context(
-                batch.config,
-                partner_id,
-                batch.ledger,
-                dry_run,
-                full_resync,
-                approver=ask_in_ui,
-                hub_since_ms=vendor_read_since_ms,
-            )
-            return run_pair(ctx)
+    return finish_run(
+        partner_id,
+        lambda: _run_one(batch, partner_id, dry_run, full_resync, vendor_read_since_ms),
+    )
 
-    return finish_run(partner_id, attempt)
+
+def _run_one(
+    batch: _Batch,
+    partner_id: str,
+    dry_run: bool,
+    full_resync: bool,
+    vendor_read_since_ms: int | None,
+) -> RunReport:
+    """One partner's run in a batch, under its pair's Prefect limit (as a subflow or not)."""
+    with ExitStack() as held:
+        hold_pair(partner_id, held, after_running=False)
+        ctx = open_context(
+            batch.config,
+            partner_id,
+            batch.ledger,
+            dry_run,
+            full_resync,
+            approver=ask_in_ui,
+            hub_since_ms=vendor_read_since_ms,
+        )
+        return run_pair(ctx)
 
 
 def _run_inline(
@@ -98,18 +109,7 @@ def _run_inline(
     and whether it did not fail; its own artifacts only when something in it needs a person."""
     logger = get_run_logger()
     try:
-        with ExitStack() as held:
-            hold_pair(partner_id, held, after_running=False)
-            ctx = open_context(
-                batch.config,
-                partner_id,
-                batch.ledger,
-                dry_run,
-                full_resync,
-                approver=ask_in_ui,
-                hub_since_ms=vendor_read_since_ms,
-            )
-            report = run_pair(ctx)
+        report = _run_one(batch, partner_id, dry_run, full_resync, vendor_read_since_ms)
     except (PairBusy, TimeoutError) as exc:
         message = str(exc) or f"partner {partner_id}: another run held the pair; this did nothing"
         logger.warning(message)
