@@ -2,7 +2,9 @@
 
 A partner is woken once per quiet spell (`debounce_s` after the first event of a burst), so a bulk
 edit of 500 deals starts one sync, not 500; an event that arrives while the wake is being sent
-starts the next spell, so no change is left waiting for the schedule. Before a wake goes out, the
+starts the next spell, so no change is left waiting for the schedule. Partners due within a second
+of each other are woken together, in batches of up to 25 (one flow run, one process, for all of
+them), so a burst over a hundred partners starts four runs, not a hundred. Before a wake goes out, the
 burst is judged against the ledger once the partner's running sync (if any) has committed: a burst
 that is only that sync's own writes coming back, or changes no run acts on, wakes nobody. When the
 orchestrator cannot be told (its API is down), deliveries are answered 503 and HubSpot delivers them
@@ -55,9 +57,15 @@ JUDGED_EVENTS = 5_000  # a partner's burst judged event by event; a bigger one j
 RUN_WAIT_S = 3600.0  # how long a burst waits for the partner's running sync before it is judged
 BUSY_POLL_S = 0.5
 
-Wake = Callable[[str, Mapping[str, int]], None]  # (partner id, event counts by type)
+WAKE_GATHER_S = 1.0  # partners due within this long are woken together
+WAKE_BATCH = 25  # partners woken together at most (one flow run runs them in turn)
+
+Reasons = Mapping[str, int]  # a partner's events that ask for a run, counted by type
+Wake = Callable[
+    [Mapping[str, Reasons]], None
+]  # wake these partners (one or more), for these reasons
 # What of a partner's burst still asks for a run, by event type (empty: nothing).
-Settle = Callable[[str, Sequence[Concern]], Awaitable[Mapping[str, int]]]
+Settle = Callable[[str, Sequence[Concern]], Awaitable[Reasons]]
 
 
 def _portal_number(crm: CrmConfig, connection: str) -> int:
@@ -108,7 +116,7 @@ def settle_against(router: WebhookRouter) -> Settle:
     """Judge a partner's burst once its running sync (if any) has committed: the events of that
     sync's own writes come back while it runs, and agree with the ledger after."""
 
-    async def settle(partner: str, concerns: Sequence[Concern]) -> Mapping[str, int]:
+    async def settle(partner: str, concerns: Sequence[Concern]) -> Reasons:
         if len(concerns) > JUDGED_EVENTS:
             return Counter(event.subscription_type for _side, event in concerns)
         deadline = time.monotonic() + RUN_WAIT_S
@@ -121,19 +129,24 @@ def settle_against(router: WebhookRouter) -> Settle:
 
 @dataclass
 class Debouncer:
-    """Wakes each partner once per burst of events, `window_s` after the burst's first event."""
+    """Wakes each partner once per burst of events, `window_s` after the burst's first event;
+    partners due within `gather_s` of each other are woken together, `batch` at most."""
 
     wake: Wake
     window_s: float = DEBOUNCE_S
     window: Callable[[], Awaitable[object]] | None = None  # how a burst ends (default: window_s)
     min_gap_s: float = 0.0  # between two wakes of one partner
     settle: Settle | None = None  # what of a burst still asks for a run (None: all of it)
+    gather_s: float = 0.0
+    batch: int = WAKE_BATCH
     pending: dict[str, list[Concern]] = field(default_factory=dict)
+    due: dict[str, Reasons] = field(default_factory=dict)  # judged, waiting to be sent
     last_wake: dict[str, float] = field(default_factory=dict)  # monotonic time, by partner
     failing: bool = False  # the last wake could not be sent
-    sent: int = 0
+    sent: int = 0  # partners woken
     settled: int = 0  # bursts that asked nothing of a run (echoes of dealsync's own writes)
     waking: set[asyncio.Task[None]] = field(default_factory=set)  # held: the loop keeps weak ones
+    sending: asyncio.Task[None] | None = None
 
     def poke(self, partner: str, concerns: Sequence[Concern]) -> None:
         """Note events for a partner; the first of a burst schedules its wake."""
@@ -143,7 +156,9 @@ class Debouncer:
                 held += concerns
             return
         self.pending[partner] = list(concerns)
-        task = asyncio.get_running_loop().create_task(self._wake_later(partner))
+        self._keep(asyncio.get_running_loop().create_task(self._wake_later(partner)))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
         self.waking.add(task)
         task.add_done_callback(self.waking.discard)
 
@@ -159,20 +174,35 @@ class Debouncer:
             logger.info("partner %s: %d events asked nothing of a run", partner, len(concerns))
             return
         self.last_wake[partner] = time.monotonic()
+        self.due[partner] = Counter(self.due.get(partner, {})) + Counter(reasons)
+        if self.sending is None or self.sending.done():
+            self.sending = asyncio.get_running_loop().create_task(self._send_due())
+            self._keep(self.sending)
+
+    async def _send_due(self) -> None:
+        """Send the due wakes, `batch` partners at a time, once `gather_s` has gathered them."""
+        await asyncio.sleep(self.gather_s)
+        while self.due:
+            partners = list(self.due)[: self.batch]
+            wakes = {partner: self.due.pop(partner) for partner in partners}
+            await self._send(wakes)
+
+    async def _send(self, wakes: Mapping[str, Reasons]) -> None:
+        named = ", ".join(wakes)
         for attempt in range(WAKE_ATTEMPTS):
             try:
-                await run_in_threadpool(self.wake, partner, dict(reasons))
+                await run_in_threadpool(self.wake, wakes)
             except Exception as exc:  # any failure to reach the orchestrator: try again
                 self.failing = True
-                logger.warning("could not wake partner %s (%s); trying again", partner, exc)
+                logger.warning("could not wake partners %s (%s); trying again", named, exc)
                 await asyncio.sleep(min(2**attempt, 30))
                 continue
             self.failing = False
-            self.sent += 1
+            self.sent += len(wakes)
             return
-        logger.error("gave up waking partner %s: its schedule will sync it", partner)
+        logger.error("gave up waking partners %s: their schedule will sync them", named)
 
-    async def _still_needed(self, partner: str, concerns: Sequence[Concern]) -> Mapping[str, int]:
+    async def _still_needed(self, partner: str, concerns: Sequence[Concern]) -> Reasons:
         """The burst's events a run would act on, by type; all of them when they cannot be judged."""
         every = Counter(event.subscription_type for _side, event in concerns)
         if self.settle is None:
@@ -210,6 +240,7 @@ def build_receiver(
     public_url: str | None = None,
     debounce_s: float = DEBOUNCE_S,
     min_gap_s: float = MIN_WAKE_GAP_S,
+    gather_s: float = WAKE_GATHER_S,
 ) -> Starlette:
     """The receiver's app: `POST /webhooks/hubspot` for deliveries, `GET /health`.
 
@@ -221,6 +252,7 @@ def build_receiver(
         debounce_s,
         min_gap_s=min_gap_s,
         settle=settle_against(router),
+        gather_s=gather_s,
     )
     seen = SeenEvents()
 

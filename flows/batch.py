@@ -28,7 +28,14 @@ from dealsync.outcomes import RunReport
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
 from flows.artifacts import publish_batch, publish_report
-from flows.pair_runs import ensure_pair_limits, finish_run, hold_pair, vendor_budget
+from flows.pair_runs import (
+    AlreadyFollowing,
+    ensure_pair_limits,
+    finish_run,
+    hold_pair,
+    pairs_in_use,
+    vendor_budget,
+)
 
 
 @dataclass(frozen=True)
@@ -61,18 +68,21 @@ def sync_partner_in_batch(
     full_resync: bool = False,
     config_path: str | None = None,
     vendor_read_since_ms: int | None = None,
+    after_running: bool = False,
 ) -> dict[str, Any] | State:
     """One partner of a `sync-partners` batch (its parameters are the batch's)."""
     batch = _batch.get()
     if batch is None:  # started by itself: load what a batch would have shared
         with _shared(config_path):
             return sync_partner_in_batch.fn(
-                partner_id, dry_run, full_resync, config_path, vendor_read_since_ms
+                partner_id, dry_run, full_resync, config_path, vendor_read_since_ms, after_running
             )
 
     return finish_run(
         partner_id,
-        lambda: _run_one(batch, partner_id, dry_run, full_resync, vendor_read_since_ms),
+        lambda: _run_one(
+            batch, partner_id, dry_run, full_resync, vendor_read_since_ms, after_running
+        ),
     )
 
 
@@ -82,10 +92,11 @@ def _run_one(
     dry_run: bool,
     full_resync: bool,
     vendor_read_since_ms: int | None,
+    after_running: bool,
 ) -> RunReport:
     """One partner's run in a batch, under its pair's Prefect limit (as a subflow or not)."""
     with ExitStack() as held:
-        hold_pair(partner_id, held, after_running=False)
+        hold_pair(partner_id, held, after_running)
         ctx = open_context(
             batch.config,
             partner_id,
@@ -104,12 +115,18 @@ def _run_inline(
     dry_run: bool,
     full_resync: bool,
     vendor_read_since_ms: int | None,
+    after_running: bool,
 ) -> tuple[Any, bool]:
     """One partner of a batch without a subflow: its summary (or why it did nothing, or failed)
     and whether it did not fail; its own artifacts only when something in it needs a person."""
     logger = get_run_logger()
     try:
-        report = _run_one(batch, partner_id, dry_run, full_resync, vendor_read_since_ms)
+        report = _run_one(
+            batch, partner_id, dry_run, full_resync, vendor_read_since_ms, after_running
+        )
+    except AlreadyFollowing as exc:
+        logger.info(str(exc))
+        return f"Completed: {exc}", True
     except (PairBusy, TimeoutError) as exc:
         message = str(exc) or f"partner {partner_id}: another run held the pair; this did nothing"
         logger.warning(message)
@@ -131,6 +148,7 @@ def sync_partners(
     config_path: str | None = None,
     vendor_read_since_ms: int | None = None,
     subflows: bool = True,
+    after_running: bool = False,
 ) -> dict[str, Any] | State:
     """Sync several partners in one flow run, one after another, each a subflow of its own.
 
@@ -143,6 +161,9 @@ def sync_partners(
             partner, which these runs use instead of reading the vendor again.
         subflows: Each partner a subflow of its own (true); false: plain calls reported in one
             table, for programmes whose cycles Prefect's per-run cost would slow down.
+        after_running: For partners woken by a change (webhooks): the partners no run holds go
+            first; each of the others waits for its running run and runs after it (or returns at
+            once when another woken run already waits).
     """
     logger = get_run_logger()
     results: dict[str, Any] = {}
@@ -151,12 +172,15 @@ def sync_partners(
         for partner_id in partner_ids:
             batch.config.partner(partner_id)  # an unknown partner stops the batch before any run
         ensure_pair_limits(partner_ids)
+        if after_running:  # a partner behind a running run waits at the end, holding up no other
+            busy = pairs_in_use(partner_ids)
+            partner_ids = sorted(partner_ids, key=lambda p: p in busy)
         # The batch's own heartbeat speaks for its subflows: each would otherwise start a thread
         # and wait for it at its end (half a second a partner, 60 s in a batch of 125).
         with vendor_budget(batch.config), temporary_settings({"flows.heartbeat_frequency": None}):
             for partner_id in partner_ids if not subflows else []:
                 results[partner_id], ok = _run_inline(
-                    batch, partner_id, dry_run, full_resync, vendor_read_since_ms
+                    batch, partner_id, dry_run, full_resync, vendor_read_since_ms, after_running
                 )
                 if not ok:
                     failed.append(partner_id)
@@ -169,6 +193,7 @@ def sync_partners(
                     full_resync,
                     config_path,
                     vendor_read_since_ms,
+                    after_running,
                     return_state=True,
                 )
                 if state.is_completed():

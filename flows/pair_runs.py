@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
@@ -50,21 +50,33 @@ def ensure_pair_limit(partner_id: str) -> None:
                 )
 
 
+def _pair_limits(client: SyncPrefectClient) -> dict[str, int]:
+    """Every global concurrency limit's active slots, by name (listed a page of 200 at a time)."""
+    active: dict[str, int] = {}
+    while True:
+        page = client.read_global_concurrency_limits(limit=200, offset=len(active))
+        active |= {limit.name: limit.active_slots for limit in page}
+        if len(page) < 200:
+            return active
+
+
 def ensure_pair_limits(partner_ids: list[str]) -> None:
     """`ensure_pair_limit` for many partners: the existing limits listed once, the missing made."""
     with get_client(sync_client=True) as client:
-        existing: set[str] = set()
-        while True:
-            page = client.read_global_concurrency_limits(limit=200, offset=len(existing))
-            existing |= {limit.name for limit in page}
-            if len(page) < 200:
-                break
+        existing = _pair_limits(client)
         for partner_id in partner_ids:
             for name in (pair_limit_name(partner_id), follow_up_limit_name(partner_id)):
                 if name not in existing:
                     client.create_global_concurrency_limit(
                         GlobalConcurrencyLimitCreate(name=name, limit=1)
                     )
+
+
+def pairs_in_use(partner_ids: list[str]) -> set[str]:
+    """The partners whose pair a run holds now (its Prefect limit's slot is taken)."""
+    with get_client(sync_client=True) as client:
+        active = _pair_limits(client)
+    return {p for p in partner_ids if active.get(pair_limit_name(p), 0)}
 
 
 class AlreadyFollowing(Exception):
@@ -94,7 +106,10 @@ def hold_pair(partner_id: str, held: ExitStack, after_running: bool) -> None:
             )
     except ConcurrencySlotAcquisitionError as exc:
         if _slot_taken(exc):
-            raise AlreadyFollowing from None
+            raise AlreadyFollowing(
+                f"partner {partner_id}: another run already waits to run next; it carries this "
+                "change"
+            ) from None
         raise
 
 
@@ -111,12 +126,9 @@ def finish_run(partner_id: str, attempt: Callable[[], RunReport]) -> dict[str, A
     logger = get_run_logger()
     try:
         report = attempt()
-    except AlreadyFollowing:
-        message = (
-            f"partner {partner_id}: another run already waits to run next; it carries this change"
-        )
-        logger.info(message)
-        return Completed(message=message)
+    except AlreadyFollowing as exc:
+        logger.info(str(exc))
+        return Completed(message=str(exc))
     except PairBusy as exc:
         logger.warning(str(exc))
         return Cancelled(message=str(exc))

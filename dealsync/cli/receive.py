@@ -37,7 +37,7 @@ def receive(
 
     from dealsync.config import ConfigError
     from dealsync.receiving import WEBHOOK_PATH, build_receiver, build_router
-    from flows.wake import wake_partner
+    from flows.wake import wake_partners
 
     if not os.environ.get("PREFECT_API_URL"):
         raise fail(
@@ -49,7 +49,7 @@ def receive(
         router = build_router(loaded, ledger)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    app = build_receiver(router, wake_partner, public_url, debounce)
+    app = build_receiver(router, wake_partners, public_url, debounce)
     portals = ", ".join(str(n) for n in router.portals)
     console.print(
         f"Receiving HubSpot webhooks on http://{host}:{port}{WEBHOOK_PATH} for portals {portals}; "

@@ -352,3 +352,50 @@ def test_a_batch_without_subflows_keeps_each_failure_its_own_and_reports_in_one_
     outcomes = {row["partner"]: row["outcome"] for row in table}
     assert outcomes["acme"] == outcomes["initech"] == "completed"
     assert outcomes["globex"].startswith("Failed: ConfigError")
+
+
+def test_a_woken_batch_runs_the_free_partners_first_and_the_busy_one_after_its_run(
+    prefect_api, three
+):
+    from prefect.concurrency.sync import concurrency
+
+    from flows.batch import sync_partners
+    from flows.pair_runs import ensure_pair_limits, pair_limit_name
+
+    regs = {
+        name: view.create("partner", dealname=f"{name} woken", **SHARED)
+        for name, view in three.items()
+    }
+    vendor = three["acme"]
+
+    def twinned() -> set[str]:
+        keys = {d.get("dealsync_key") for d in vendor.deals("vendor", "dealsync_key")}
+        return {name for name, reg in regs.items() if f"{name}:partner:{reg}" in keys}
+
+    outcome: dict = {}
+    batch = threading.Thread(
+        target=lambda: outcome.update(
+            state=sync_partners(
+                ["acme", "globex", "initech"],
+                config_path=str(vendor.config),
+                after_running=True,
+                return_state=True,
+            )
+        )
+    )
+    ensure_pair_limits(["acme"])
+    with concurrency(pair_limit_name("acme"), occupy=1, strict=True):  # acme's run is going
+        batch.start()
+        deadline = time.monotonic() + 300
+        while twinned() != {"globex", "initech"}:
+            assert time.monotonic() < deadline and batch.is_alive(), (twinned(), outcome)
+            time.sleep(0.5)
+        assert batch.is_alive()  # acme waits behind its running run, holding up no other
+    batch.join(timeout=600)
+    assert twinned() == {"acme", "globex", "initech"}
+    results = outcome["state"].result()
+    assert {name: result["created"]["vendor"] for name, result in results.items()} == {
+        "acme": 1,
+        "globex": 1,
+        "initech": 1,
+    }

@@ -1,6 +1,7 @@
 """Webhooks end to end on Prefect: a change in a sandbox reaches its twin with nobody pressing Run
 (sandbox -> signed delivery -> `dealsync receive` -> Prefect event -> prefect.yaml's trigger ->
-worker -> sync-partner), and changes that arrive while a run is going start at most one run after it."""
+worker -> sync-partner), changes that arrive while a run is going start at most one run after it,
+and partners woken together run in one sync-partners batch."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from dealsync.cli.serve import PrefectStack
 from flows.pair_runs import ensure_pair_limit, pair_limit_name
-from flows.wake import wake_partner
+from flows.wake import wake_partner, wake_partners
 from sandbox.server import free_port
+from tests.integration import test_isolation
 from tests.integration.test_sync import SHARED, _twin
 from tests.integration.test_webhooks import SECRETS, _with_webhooks
+
+more_partners = test_isolation.more_partners  # the fixtures of three partners on one vendor
+three = test_isolation.three
 
 
 def _until(condition, what: str, timeout_s: float = 240.0, on_timeout=lambda: None):
@@ -30,14 +35,15 @@ def _until(condition, what: str, timeout_s: float = 240.0, on_timeout=lambda: No
     return found
 
 
-def _woken_runs(client) -> list:
+def _woken_runs(client, deployment: str = "sync-partner") -> list:
     runs = client.read_flow_runs(
-        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["sync-partner"]))
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
     )
     return [r for r in runs if r.parameters.get("after_running")]
 
 
-def test_a_change_reaches_its_twin_through_the_webhook_trigger(pair, tmp_path: Path, monkeypatch):
+def test_a_change_reaches_its_twin_through_the_webhook_trigger(three, tmp_path: Path, monkeypatch):
+    pair = three["acme"]
     _with_webhooks(pair, monkeypatch)
     env = {
         "DEALSYNC_CONFIG": str(pair.config),
@@ -119,3 +125,22 @@ def test_a_change_reaches_its_twin_through_the_webhook_trigger(pair, tmp_path: P
                 lambda: client.read_flow_run(waiter.id).state.is_final(), "the waiting run ending"
             )
             assert client.read_flow_run(waiter.id).state.is_completed()
+
+            # Partners woken together run in one batch, after their running runs.
+            regs = {
+                name: three[name].create("partner", dealname=f"{name} woken together", **SHARED)
+                for name in ("globex", "initech")
+            }
+            wake_partners({name: {"deal.creation": 1} for name in regs})
+            batch = _until(
+                lambda: [
+                    r
+                    for r in _woken_runs(client, "sync-partners")
+                    if r.state.is_final() and r.parameters.get("after_running")
+                ],
+                "the woken batch ending",
+            )[0]
+            assert batch.state.is_completed(), batch.state.message
+            assert sorted(batch.parameters["partner_ids"]) == ["globex", "initech"]
+            for name, reg in regs.items():
+                _twin(three[name], "vendor", f"{name}:partner:{reg}")

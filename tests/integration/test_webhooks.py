@@ -105,10 +105,10 @@ class Wakes:
         self.calls: list[tuple[str, dict[str, int]]] = []
         self.fail = False
 
-    def __call__(self, partner: str, reasons) -> None:
+    def __call__(self, wakes) -> None:
         if self.fail:
             raise ConnectionError("Prefect is down")
-        self.calls.append((partner, dict(reasons)))
+        self.calls += [(partner, dict(reasons)) for partner, reasons in wakes.items()]
 
     def wait_for(self, count: int) -> list[tuple[str, dict[str, int]]]:
         deadline = time.monotonic() + 60
@@ -316,7 +316,7 @@ def test_a_burst_wakes_once_and_a_later_event_wakes_again():
 
     async def scenario() -> None:
         window = asyncio.Event()
-        debouncer = Debouncer(lambda p, r: calls.append((p, dict(r))), window_s=0)
+        debouncer = Debouncer(lambda w: calls.extend((p, dict(r)) for p, r in w.items()), 0)
         debouncer.window = window.wait  # the burst lasts until the test says it is over
         for _delivery in range(5):
             debouncer.poke("acme", _concerns("deal.propertyChange", 100))
@@ -336,6 +336,31 @@ def test_a_burst_wakes_once_and_a_later_event_wakes_again():
         ("globex", {"deal.creation": 1}),
     ]
     assert calls[2] == ("acme", {"deal.deletion": 1})
+
+
+def test_partners_due_together_are_woken_together_in_batches():
+    sent: list[dict[str, dict[str, int]]] = []
+
+    async def scenario() -> None:
+        window = asyncio.Event()
+        debouncer = Debouncer(lambda w: sent.append({p: dict(r) for p, r in w.items()}), 0)
+        debouncer.window, debouncer.gather_s, debouncer.batch = window.wait, 0.2, 2
+        for partner in ("acme", "globex", "initech"):
+            debouncer.poke(partner, _concerns("deal.propertyChange", 2))
+        window.set()  # the three bursts end together
+        while sum(len(wake) for wake in sent) < 3:
+            await asyncio.sleep(0.01)
+        window.clear()
+        debouncer.poke("acme", _concerns("deal.deletion"))  # a later burst: a wake of its own
+        window.set()
+        while len(sent) < 3:
+            await asyncio.sleep(0.01)
+        assert debouncer.sent == 4
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert [sorted(wake) for wake in sent] == [["acme", "globex"], ["initech"], ["acme"]]
+    assert sent[0]["globex"] == {"deal.propertyChange": 2}
+    assert sent[2] == {"acme": {"deal.deletion": 1}}
 
 
 def test_events_parse_merges_into_every_id_they_name():
@@ -368,7 +393,9 @@ def test_a_flooding_partner_is_woken_at_most_once_per_gap():
     woken: list[float] = []  # when the debouncer let each wake go
 
     async def scenario() -> None:
-        debouncer = Debouncer(lambda p, r: woken.append(debouncer.last_wake[p]), 0, min_gap_s=0.5)
+        debouncer = Debouncer(
+            lambda w: woken.extend(debouncer.last_wake[p] for p in w), 0, min_gap_s=0.5
+        )
         for _ in range(3):  # three bursts, each as soon as the previous wake went out
             debouncer.poke("acme", _concerns("deal.propertyChange"))
             while len(woken) < _ + 1:
