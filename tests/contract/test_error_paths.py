@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -134,3 +140,58 @@ def test_a_streamed_upload_survives_a_retry(sandbox, connector, tmp_path):
         info = connector.upload_file("big.bin", handle, "/retry")
     assert info.size == len(content) and connector.http.retries == 1
     assert b"".join(connector.download_file(info.id)) == content
+
+
+@contextmanager
+def _forward_proxy() -> Iterator[tuple[str, list[str]]]:
+    """A plain HTTP forward proxy on a free port; yields its URL and the URLs it forwarded."""
+    forwarded: list[str] = []
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            target = urlsplit(self.path)  # a proxy is asked for the absolute URL
+            forwarded.append(self.path)
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"}
+            upstream.request(
+                "GET", target.path + (f"?{target.query}" if target.query else ""), headers=headers
+            )
+            answer = upstream.getresponse()
+            body = answer.read()
+            self.send_response(answer.status)
+            for key, value in answer.getheaders():
+                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            upstream.close()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", forwarded
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+def test_calls_go_through_the_environments_proxy_unless_no_proxy_names_the_host(
+    sandbox, monkeypatch
+):
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with _forward_proxy() as (proxy, forwarded):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        through = HubSpotConnector(sandbox.base_url, sandbox.token, connection="proxied")
+        assert through.owners() == [] and through.owners() == []
+        assert [url.split("?")[0] for url in forwarded] == [
+            f"{sandbox.base_url}/crm/v3/owners/"
+        ] * 2
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        direct = HubSpotConnector(sandbox.base_url, sandbox.token, connection="direct")
+        assert direct.owners() == [] and len(forwarded) == 2
