@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -32,18 +32,33 @@ from flows.pair_runs import (
     AlreadyFollowing,
     ensure_pair_limits,
     finish_run,
+    held_too_long,
     hold_pair,
+    hold_pairs,
     pairs_in_use,
     vendor_budget,
 )
 
+PAIRS_HELD_TOGETHER = 10  # a batch takes the Prefect slots of this many pairs in one lease
+
 
 @dataclass(frozen=True)
 class _Batch:
-    """What a batch's runs share: the config, loaded once, and one ledger."""
+    """What a batch's runs share: the config, loaded once, one ledger, the pair slots it holds."""
 
     config: Config
     ledger: Ledger
+    held: set[str] = field(default_factory=set)  # partners whose pair slot the batch holds now
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    """How a batch runs each of its partners (the batch's parameters)."""
+
+    dry_run: bool = False
+    full_resync: bool = False
+    vendor_read_since_ms: int | None = None
+    after_running: bool = False
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("dealsync_batch", default=None)
@@ -53,9 +68,10 @@ _batch: ContextVar[_Batch | None] = ContextVar("dealsync_batch", default=None)
 def _shared(config_path: str | None) -> Iterator[_Batch]:
     config = load_config(config_path)
     ledger = Ledger.open(config.ledger_url)
-    token = _batch.set(_Batch(config, ledger))
+    batch = _Batch(config, ledger)
+    token = _batch.set(batch)
     try:
-        yield _Batch(config, ledger)
+        yield batch
     finally:
         _batch.reset(token)
         ledger.close()
@@ -78,33 +94,40 @@ def sync_partner_in_batch(
                 partner_id, dry_run, full_resync, config_path, vendor_read_since_ms, after_running
             )
 
-    return finish_run(
-        partner_id,
-        lambda: _run_one(
-            batch, partner_id, dry_run, full_resync, vendor_read_since_ms, after_running
-        ),
-    )
+    options = _RunOptions(dry_run, full_resync, vendor_read_since_ms, after_running)
+    return finish_run(partner_id, lambda: _run_one(batch, partner_id, options))
+
+
+@contextmanager
+def _holding(batch: _Batch, partner_ids: list[str], take: bool) -> Iterator[None]:
+    """The pair slots of several partners taken at once for their runs, when none is taken (else
+    each run takes its own)."""
+    with ExitStack() as held:
+        if take and hold_pairs(partner_ids, held):
+            batch.held.update(partner_ids)
+        try:
+            yield
+        finally:
+            batch.held.clear()
 
 
 def _run_one(
     batch: _Batch,
     partner_id: str,
-    dry_run: bool,
-    full_resync: bool,
-    vendor_read_since_ms: int | None,
-    after_running: bool,
+    options: _RunOptions,
 ) -> RunReport:
     """One partner's run in a batch, under its pair's Prefect limit (as a subflow or not)."""
     with ExitStack() as held:
-        hold_pair(partner_id, held, after_running)
+        if partner_id not in batch.held:
+            hold_pair(partner_id, held, options.after_running)
         ctx = open_context(
             batch.config,
             partner_id,
             batch.ledger,
-            dry_run,
-            full_resync,
+            options.dry_run,
+            options.full_resync,
             approver=ask_in_ui,
-            hub_since_ms=vendor_read_since_ms,
+            hub_since_ms=options.vendor_read_since_ms,
         )
         return run_pair(ctx)
 
@@ -112,23 +135,18 @@ def _run_one(
 def _run_inline(
     batch: _Batch,
     partner_id: str,
-    dry_run: bool,
-    full_resync: bool,
-    vendor_read_since_ms: int | None,
-    after_running: bool,
+    options: _RunOptions,
 ) -> tuple[Any, bool]:
     """One partner of a batch without a subflow: its summary (or why it did nothing, or failed)
     and whether it did not fail; its own artifacts only when something in it needs a person."""
     logger = get_run_logger()
     try:
-        report = _run_one(
-            batch, partner_id, dry_run, full_resync, vendor_read_since_ms, after_running
-        )
+        report = _run_one(batch, partner_id, options)
     except AlreadyFollowing as exc:
         logger.info(str(exc))
         return f"Completed: {exc}", True
     except (PairBusy, TimeoutError) as exc:
-        message = str(exc) or f"partner {partner_id}: another run held the pair; this did nothing"
+        message = str(exc) if isinstance(exc, PairBusy) else held_too_long(partner_id)
         logger.warning(message)
         return f"Cancelled: {message}", True
     except Exception as exc:  # one partner's failure is its own: the batch goes on
@@ -138,6 +156,26 @@ def _run_inline(
         publish_report(report)
     logger.info("partner %s: %s", partner_id, report.summary())
     return report.summary(), True
+
+
+def _in_subflow(
+    batch: _Batch,
+    partner_id: str,
+    options: _RunOptions,
+) -> tuple[Any, bool]:
+    """One partner of a batch as a subflow: its summary (or its state) and whether it did not fail."""
+    state = sync_partner_in_batch(
+        partner_id,
+        options.dry_run,
+        options.full_resync,
+        str(batch.config.path),
+        options.vendor_read_since_ms,
+        options.after_running,
+        return_state=True,
+    )
+    if state.is_completed():
+        return state.result(raise_on_failure=False), True
+    return f"{state.name}: {state.message}", not (state.is_failed() or state.is_crashed())
 
 
 @flow(name="sync-partners")
@@ -178,30 +216,19 @@ def sync_partners(
         # The batch's own heartbeat speaks for its subflows: each would otherwise start a thread
         # and wait for it at its end (half a second a partner, 60 s in a batch of 125).
         with vendor_budget(batch.config), temporary_settings({"flows.heartbeat_frequency": None}):
-            for partner_id in partner_ids if not subflows else []:
-                results[partner_id], ok = _run_inline(
-                    batch, partner_id, dry_run, full_resync, vendor_read_since_ms, after_running
-                )
-                if not ok:
-                    failed.append(partner_id)
+            run = _in_subflow if subflows else _run_inline
+            options = _RunOptions(dry_run, full_resync, vendor_read_since_ms, after_running)
+            # A woken batch takes each pair's slot as its run starts (it may wait behind a run).
+            together = 1 if after_running else PAIRS_HELD_TOGETHER
+            for start in range(0, len(partner_ids), together):
+                chunk = partner_ids[start : start + together]
+                with _holding(batch, chunk, take=not after_running):
+                    for partner_id in chunk:
+                        results[partner_id], ok = run(batch, partner_id, options)
+                        if not ok:
+                            failed.append(partner_id)
             if not subflows:
                 publish_batch(results)
-            for partner_id in partner_ids if subflows else []:
-                state = sync_partner_in_batch(
-                    partner_id,
-                    dry_run,
-                    full_resync,
-                    config_path,
-                    vendor_read_since_ms,
-                    after_running,
-                    return_state=True,
-                )
-                if state.is_completed():
-                    results[partner_id] = state.result(raise_on_failure=False)
-                    continue
-                results[partner_id] = f"{state.name}: {state.message}"
-                if state.is_failed() or state.is_crashed():
-                    failed.append(partner_id)
     logger.info("%d of %d partners completed", len(partner_ids) - len(failed), len(partner_ids))
     if failed:
         return Failed(

@@ -26,6 +26,10 @@ from flows.rate_budget import shared_budget
 
 PAIR_LIMIT_WAIT_S = 30.0
 FOLLOW_UP_WAIT_S = 3600.0  # a run woken by a change waits this long for the pair's running one
+# A pair's Prefect slot is leased for Prefect's shortest term and renewed while its run goes: a
+# host cut off (or a server gone) for longer gives it up, so the pair can be taken over. The
+# ledger's fenced lease is what keeps runs apart; a failed renewal therefore never stops a run.
+SLOT_LEASE_S = 60.0
 
 
 def pair_limit_name(partner_id: str) -> str:
@@ -88,22 +92,31 @@ def _slot_taken(exc: ConcurrencySlotAcquisitionError) -> bool:
     return isinstance(cause, httpx.HTTPStatusError) and cause.response.status_code == 423
 
 
+def _slot(
+    names: str | list[str], timeout_seconds: float | None = None, max_retries: int | None = None
+) -> AbstractContextManager[None]:
+    """One slot of each named limit, all in one lease for SLOT_LEASE_S, renewed while held."""
+    return concurrency(
+        names,
+        occupy=1,
+        strict=True,
+        timeout_seconds=timeout_seconds,
+        max_retries=max_retries,
+        lease_duration=SLOT_LEASE_S,
+        raise_on_lease_renewal_failure=False,
+    )
+
+
 def hold_pair(partner_id: str, held: ExitStack, after_running: bool) -> None:
     """Take the pair's slot into `held`: within 30 s, or for a woken run behind the running one."""
     pair = pair_limit_name(partner_id)
     if not after_running:
-        held.enter_context(
-            concurrency(pair, occupy=1, strict=True, timeout_seconds=PAIR_LIMIT_WAIT_S)
-        )
+        held.enter_context(_slot(pair, timeout_seconds=PAIR_LIMIT_WAIT_S))
         return
     try:
-        place_in_line = concurrency(
-            follow_up_limit_name(partner_id), occupy=1, strict=True, max_retries=0
-        )
+        place_in_line = _slot(follow_up_limit_name(partner_id), max_retries=0)
         with place_in_line:  # given up once the pair's slot is ours: the next change may queue
-            held.enter_context(
-                concurrency(pair, occupy=1, strict=True, timeout_seconds=FOLLOW_UP_WAIT_S)
-            )
+            held.enter_context(_slot(pair, timeout_seconds=FOLLOW_UP_WAIT_S))
     except ConcurrencySlotAcquisitionError as exc:
         if _slot_taken(exc):
             raise AlreadyFollowing(
@@ -113,11 +126,31 @@ def hold_pair(partner_id: str, held: ExitStack, after_running: bool) -> None:
         raise
 
 
+def hold_pairs(partner_ids: list[str], held: ExitStack) -> bool:
+    """Take the slots of several pairs at once (one lease: a tenth of the calls, threads and events
+    of taking them one by one) into `held`; False, taking none, when a run holds one of them."""
+    try:
+        held.enter_context(_slot([pair_limit_name(p) for p in partner_ids], max_retries=0))
+    except ConcurrencySlotAcquisitionError as exc:
+        if _slot_taken(exc):
+            return False
+        raise
+    return True
+
+
 def vendor_budget(config: Config) -> AbstractContextManager[object]:
     """The vendor portal's budget, shared with every run on every worker (kept in the ledger)."""
     if config.vendor_crm.kind != "hubspot":
         return nullcontext()
     return shared_budget(config.vendor_crm, config.ledger_url)
+
+
+def held_too_long(partner_id: str) -> str:
+    """Why a run that waited in vain for its pair's slot did nothing."""
+    return (
+        f"partner {partner_id}: another run held the pair for over {PAIR_LIMIT_WAIT_S:.0f} s; "
+        "this run did nothing"
+    )
 
 
 def finish_run(partner_id: str, attempt: Callable[[], RunReport]) -> dict[str, Any] | State:
@@ -136,7 +169,7 @@ def finish_run(partner_id: str, attempt: Callable[[], RunReport]) -> dict[str, A
         logger.error(str(exc))
         return Failed(message=str(exc))
     except TimeoutError:
-        message = f"partner {partner_id}: another run held the pair for over {PAIR_LIMIT_WAIT_S:.0f} s; this run did nothing"
+        message = held_too_long(partner_id)
         logger.warning(message)
         return Cancelled(message=message)
     publish_report(report)

@@ -399,3 +399,33 @@ def test_a_woken_batch_runs_the_free_partners_first_and_the_busy_one_after_its_r
         "globex": 1,
         "initech": 1,
     }
+
+
+def test_a_batch_runs_the_free_partners_when_a_run_holds_one_of_them(
+    prefect_api, three, monkeypatch
+):
+    from prefect.concurrency.sync import concurrency
+
+    import flows.pair_runs
+    from flows.batch import sync_partners
+
+    regs = {
+        name: view.create("partner", dealname=f"{name} beside a busy pair", **SHARED)
+        for name, view in three.items()
+    }
+    flows.pair_runs.ensure_pair_limits(["initech"])
+    monkeypatch.setattr(flows.pair_runs, "PAIR_LIMIT_WAIT_S", 1.0)
+    with concurrency(flows.pair_runs.pair_limit_name("initech"), occupy=1, strict=True):
+        state = sync_partners(
+            ["acme", "globex", "initech"],
+            config_path=str(three["acme"].config),
+            subflows=False,
+            return_state=True,
+        )
+    results = state.result()
+    assert results["initech"].startswith("Cancelled") and "held the pair" in results["initech"]
+    for name in ("acme", "globex"):
+        _twin(three[name], "vendor", f"{name}:partner:{regs[name]}")
+    keys = {d.get("dealsync_key") for d in three["acme"].deals("vendor", "dealsync_key")}
+    assert f"initech:partner:{regs['initech']}" not in keys
+    _wait_until_free(flows.pair_runs.pair_limit_name("initech"))
