@@ -69,8 +69,8 @@ bench-engine: $(STAMP)
 # 1,000 partner portals x 100 shared deals (a subflow per partner, then plain calls; a webhook burst
 # over 100 partners), and 50 x 2,000: one vendor portal, 4 Prefect workers, a PostgreSQL ledger.
 bench-many-partners: $(STAMP)
-	$(BIN)/python bench/many_partners.py --partners 1000 --deals 100 --burst 100
-	$(BIN)/python bench/many_partners.py --partners 1000 --deals 100 --no-subflows
+	$(BIN)/python bench/many_partners.py --partners 1000 --deals 100 --no-subflows --burst 100
+	$(BIN)/python bench/many_partners.py --partners 1000 --deals 100
 	$(BIN)/python bench/many_partners.py --partners 50 --deals 2000
 
 # From a change in a sandbox to its twin, woken by webhooks through Prefect (median, p95, a burst).

@@ -185,6 +185,8 @@ def hubspot_endpoint(portals: Mapping[str, Api], template: str, handler: str) ->
             route = route.replace("{object_type}", request.path_params["object_type"])
         traffic = api.sb.traffic
         traffic.by_route[route] += 1
+        if request.method != "GET" and not is_search and not template.endswith("/batch/read"):
+            traffic.writes_by_client[request.client.host if request.client else "-"] += 1
         response = await _guarded(api.sb, token, request, getattr(api, handler), is_search)
         traffic.by_status[response.status_code] += 1
         return response

@@ -92,6 +92,7 @@ class Traffic:
     faults: list[Fault] = field(default_factory=list)
     by_route: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    writes_by_client: Counter[str] = field(default_factory=Counter)  # by the caller's address
 
     def budget(self, token: str) -> TokenBudget:
         """The rate-limit state of a token, created on first use."""
@@ -116,9 +117,11 @@ class Traffic:
             "by_route": dict(sorted(self.by_route.items())),
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             "rate_limited": self.by_status.get(429, 0),
+            "writes_by_client": dict(sorted(self.writes_by_client.items())),
         }
 
     def reset_counts(self) -> None:
         """Forget request counts (not budgets)."""
         self.by_route.clear()
         self.by_status.clear()
+        self.writes_by_client.clear()

@@ -274,6 +274,10 @@ def test_faults_and_request_counts(sandbox, api):
         "POST /crm/v3/objects/deals/search": 1,
     }
     assert counts["total"] == 4 and counts["by_status"] == {"200": 2, "503": 2}
+    assert counts["writes_by_client"] == {}  # reads and searches write nothing
+    api("POST", DEALS, json={"properties": {"dealname": "Written"}})
+    api("POST", f"{DEALS}/batch/read", json={"inputs": []})
+    assert sandbox.admin("GET", "requests").json()["writes_by_client"] == {"127.0.0.1": 1}
     sandbox.admin("DELETE", "requests")
     assert sandbox.admin("GET", "requests").json()["total"] == 0
 
