@@ -39,6 +39,18 @@ from flows.pair_runs import (
     vendor_budget,
 )
 
+
+class BatchFailed(Exception):
+    """Some runs of a batch failed (the others completed); what each partner's run did."""
+
+    def __init__(self, message: str, results: dict[str, Any]) -> None:
+        super().__init__(message, results)  # both in args: a pickled copy is made from them
+        self.results = results
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 PAIRS_HELD_TOGETHER = 10  # a batch takes the Prefect slots of this many pairs in one lease
 
 
@@ -231,9 +243,17 @@ def sync_partners(
                 publish_batch(results)
     logger.info("%d of %d partners completed", len(partner_ids) - len(failed), len(partner_ids))
     if failed:
-        return Failed(
-            message=f"the runs of {', '.join(failed)} failed (each run's state says why); the "
-            f"other {len(partner_ids) - len(failed)} partners of this batch completed",
-            data=results,
+        message = (
+            f"the runs of {', '.join(failed)} failed (each run's state says why); the other "
+            f"{len(partner_ids) - len(failed)} partners of this batch completed"
         )
+        return Failed(message=message, data=BatchFailed(message, results))
     return results
+
+
+def batch_results(state: State) -> dict[str, Any]:
+    """What a finished batch did, by partner, whether it completed or some of its runs failed."""
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BatchFailed):
+        return outcome.results
+    return outcome if state.is_completed() and isinstance(outcome, dict) else {}

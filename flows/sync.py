@@ -23,7 +23,7 @@ from dealsync.pipeline.hub_read import hub_step, read_for_cycle
 from dealsync.probe import look_at_partners
 from dealsync.run import run_pair
 from flows.approval import ask_in_ui
-from flows.batch import sync_partners
+from flows.batch import batch_results, sync_partners
 from flows.pair_runs import ensure_pair_limit, finish_run, hold_pair, vendor_budget
 
 SyncObject = Literal["deals", "notes", "files"]
@@ -236,10 +236,7 @@ def sync_all_partners(
                 unstarted += batch
                 continue
         state = sync_partners(**parameters, return_state=True)
-        outcome = state.result(raise_on_failure=False) if state.is_completed() else state.data
-        results.update(
-            outcome if isinstance(outcome, dict) else dict.fromkeys(batch, state.message)
-        )
+        results.update(batch_results(state) or dict.fromkeys(batch, state.message))
     if unstarted:
         raise RuntimeError(
             f"the Prefect API refused to start the runs of {', '.join(unstarted)} (the others "

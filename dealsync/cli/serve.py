@@ -142,6 +142,27 @@ class PrefectStack:
             f"the Prefect server did not answer on {self.api_url} within {timeout_s:.0f} s"
         )
 
+    def stop_server(self) -> None:
+        """Stop the server alone (its database stays), as an operator's restart or a crash would."""
+        server = self.processes[0]
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+    def restart_server(self, timeout_s: float = 180.0) -> None:
+        """Start the stopped server again, on the same port and database."""
+        stopped = self.processes.pop(0)
+        assert stopped.poll() is not None, "stop_server() first"
+        others, self.processes = self.processes, []
+        try:
+            self.start_server(timeout_s)
+        finally:
+            self.processes += others
+
     def deploy(self) -> None:
         """Create the process work pool and deploy everything in prefect.yaml."""
         self._prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")

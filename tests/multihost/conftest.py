@@ -1,6 +1,6 @@
 """Two hosts of the project's own (network namespaces) running Prefect workers over one ledger: a
 private PostgreSQL, a Prefect server and a sandbox of 21 portals on this machine, where both reach
-them as `dealsync-host`."""
+them as `dealsync-host` (the CRMs as `crm-host`, an address of their own that a test can take away)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dealsync.config import load_config
 from dealsync.ledger import Ledger
 from dealsync.setup import prepare_portals
 from sandbox.server import SandboxProcess, free_port
-from tests.multihost.hosts import SHARED_NAME, Host, PrivatePostgres, hosts, wait_for
+from tests.multihost.hosts import CRM_NAME, SHARED_NAME, Host, PrivatePostgres, hosts, wait_for
 
 PARTNERS = 20
 DEALS = 20
@@ -45,7 +45,7 @@ class Cluster:
 def _write_configs(folder: Path, sandbox: SandboxProcess, postgres: PrivatePostgres) -> Path:
     """The hosts' config (services named `dealsync-host`) and the test's (the same, on 127.0.0.1)."""
     os.environ["MH_VENDOR_TOKEN"] = sandbox.tokens[0]
-    crm = f'kind: hubspot, base_url: "http://{SHARED_NAME}:{sandbox.port}", lookback_seconds: 2'
+    crm = f'kind: hubspot, base_url: "http://{CRM_NAME}:{sandbox.port}", lookback_seconds: 2'
     text = (
         f"ledger: {postgres.url(SHARED_NAME, 'dealsync')}\n"
         "lease_seconds: 10\n"
@@ -61,11 +61,13 @@ def _write_configs(folder: Path, sandbox: SandboxProcess, postgres: PrivatePostg
         rows.append(f"p{n:02d}")
     (folder / "partners.csv").write_text("\n".join(rows) + "\n")
     (folder / "hosts.yaml").write_text(text)
-    (folder / "local.yaml").write_text(text.replace(SHARED_NAME, "127.0.0.1"))
+    (folder / "local.yaml").write_text(
+        text.replace(SHARED_NAME, "127.0.0.1").replace(CRM_NAME, "127.0.0.1")
+    )
     return folder / "local.yaml"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("two-hosts")
     with hosts(2) as machines:

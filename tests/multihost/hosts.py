@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SHARED_NAME = "dealsync-host"  # how every host names the machine its services run on
+CRM_NAME = "crm-host"  # how every host names the CRMs (an address of their own on this machine)
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/nonexistent"))
 
 
@@ -47,6 +48,8 @@ class Host:
     netns: str
     outer: str  # the link's end on this machine
     shared_ip: str  # this machine, as the host reaches it
+    own_ip: str  # the host, as this machine sees its calls come
+    crm_ip: str  # the CRMs, as the host reaches them
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def command(self, argv: list[str]) -> list[str]:
@@ -87,6 +90,14 @@ class Host:
         """Link the host up again."""
         _ip("link", "set", self.outer, "up")
 
+    def cut_crms(self) -> None:
+        """Make the CRMs unreachable from this host (their address gone); all else still answers."""
+        _ip("addr", "del", f"{self.crm_ip}/29", "dev", self.outer)
+
+    def restore_crms(self) -> None:
+        """Make the CRMs reachable again."""
+        _ip("addr", "add", f"{self.crm_ip}/29", "dev", self.outer)
+
     def stop(self) -> None:
         """Stop every process started on this host."""
         for process in self.processes:
@@ -109,25 +120,34 @@ def hosts(count: int) -> Iterator[list[Host]]:
     try:
         for n in range(count):
             letter = "abcdefgh"[n]
-            host = Host(f"host-{letter}", f"ds{tag}{letter}", f"ds{tag}{letter}0", "")
-            block = 100 + int(tag, 16) % 100  # 10.<block>.<n>.0/30: one per host and session
-            host.shared_ip, own_ip = f"10.{block}.{n}.1", f"10.{block}.{n}.2"
+            block = 100 + int(tag, 16) % 100  # 10.<block>.<8n>.0/29: one per host and session
+            host = Host(
+                f"host-{letter}",
+                f"ds{tag}{letter}",
+                f"ds{tag}{letter}0",
+                f"10.{block}.{8 * n}.1",
+                f"10.{block}.{8 * n}.2",
+                f"10.{block}.{8 * n}.3",
+            )
             inner = f"ds{tag}{letter}1"
             _ip("netns", "add", host.netns)
             made.append(host)
             _ip("link", "add", host.outer, "type", "veth", "peer", "name", inner)
             _ip("link", "set", inner, "netns", host.netns)
-            _ip("addr", "add", f"{host.shared_ip}/30", "dev", host.outer)
+            _ip("addr", "add", f"{host.shared_ip}/29", "dev", host.outer)
+            _ip("addr", "add", f"{host.crm_ip}/29", "dev", host.outer)
             _ip("link", "set", host.outer, "up")
             for args in (
-                ("addr", "add", f"{own_ip}/30", "dev", inner),
+                ("addr", "add", f"{host.own_ip}/29", "dev", inner),
                 ("link", "set", inner, "up"),
                 ("link", "set", "lo", "up"),
             ):
                 _ip("netns", "exec", host.netns, "ip", *args)
             etc = Path("/etc/netns") / host.netns
             etc.mkdir(parents=True, exist_ok=True)
-            (etc / "hosts").write_text(f"127.0.0.1 localhost\n{host.shared_ip} {SHARED_NAME}\n")
+            (etc / "hosts").write_text(
+                f"127.0.0.1 localhost\n{host.shared_ip} {SHARED_NAME}\n{host.crm_ip} {CRM_NAME}\n"
+            )
         yield made
     finally:
         for host in made:

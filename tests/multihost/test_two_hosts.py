@@ -1,117 +1,120 @@
-"""Workers on two hosts over one ledger: a cycle spreads over both, the vendor's budget holds."""
+"""Workers on two hosts over one ledger: a cycle spreads over both within one vendor budget; a host
+cut off mid-cycle loses its pairs to the other and, back again, writes nothing more."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-import requests
-import sqlalchemy as sa
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
-    FlowRunFilterParentFlowRunId,
-    FlowRunFilterParentTaskRunId,
-)
-from prefect.deployments import run_deployment
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from dealsync.ledger.models import Lease, LinkRow
 from tests.multihost.conftest import DEALS, PARTNERS, Cluster
+from tests.multihost.cycles import (
+    batches_of,
+    call,
+    cycle,
+    deals,
+    finish_cycle,
+    held_by,
+    last_holders,
+    links,
+    pair_slots_free,
+    seed,
+    start_cycle,
+    states,
+    vendor_keys,
+    writes_from,
+)
 from tests.multihost.hosts import namespaces_unavailable, wait_for
 
 UNAVAILABLE = namespaces_unavailable()
 pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=UNAVAILABLE or "")
-
-
-def _cycle(cluster: Cluster, batches: int = 4) -> dict[str, str]:
-    """One sync-all-partners run and the batches it started, to their end: each partner run's
-    state by name."""
-    with (
-        temporary_settings(updates={PREFECT_API_URL: cluster.prefect.api_url}),
-        get_client(sync_client=True) as client,
-    ):
-        fan_out = run_deployment(
-            "sync-all-partners/sync-all-partners",
-            parameters={"batches": batches},
-            timeout=900,
-            poll_interval=1,
-        )
-        assert fan_out.state.is_completed(), fan_out.state
-        started = {
-            t.id
-            for t in client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fan_out.id]))
-            )
-        }
-        batch_runs: list = []
-
-        def batches_done() -> bool:
-            nonlocal batch_runs
-            batch_runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    parent_task_run_id=FlowRunFilterParentTaskRunId(any_=list(started))
-                )
-            )
-            return len(batch_runs) == len(started) and all(r.state.is_final() for r in batch_runs)
-
-        wait_for(batches_done, "the cycle's batches to end", limit_s=900)
-        members = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[b.id for b in batch_runs])
-            ),
-            limit=200,
-        )
-    return {r.name: r.state.name for r in members}
-
-
-def _seed(cluster: Cluster) -> None:
-    day_ago = int(time.time() * 1000) - 86_400_000
-    for n in range(1, PARTNERS + 1):
-        cluster.sandbox.admin(
-            "POST",
-            "seed",
-            token=cluster.partner_token(n),
-            json={
-                "objectType": "deals",
-                "count": DEALS,
-                "properties": {"dealname": "Shared {i}", "dealsync_shared": "true"},
-                "timestamp": day_ago,
-                "timestampStep": 1,
-            },
-        )
-
-
-def _vendor_keys(cluster: Cluster) -> list[str]:
-    keys, after = [], None
-    while True:
-        params = {"limit": 100, "properties": "dealsync_key"}
-        if after:
-            params["after"] = after
-        body = requests.get(
-            f"http://127.0.0.1:{cluster.sandbox.port}/crm/v3/objects/deals",
-            params=params,
-            headers={"Authorization": f"Bearer {cluster.sandbox.tokens[0]}"},
-            timeout=30,
-        ).json()
-        keys += [r["properties"].get("dealsync_key") for r in body["results"]]
-        after = (body.get("paging") or {}).get("next", {}).get("after")
-        if not after:
-            return keys
+CUT_DEALS = 10  # registrations per partner made before the cut
 
 
 def test_a_cycle_spreads_over_both_hosts_within_one_vendor_budget(cluster: Cluster):
-    _seed(cluster)
+    seed(cluster, DEALS, "Shared {i}")
     vendor = cluster.sandbox.tokens[0]
     cluster.sandbox.admin("DELETE", "requests", token=vendor)
-    runs = _cycle(cluster)
+    runs = states(cycle(cluster))
     assert len(runs) == PARTNERS and set(runs.values()) == {"Completed"}, runs
     assert cluster.sandbox.admin("GET", "requests", token=vendor).json()["rate_limited"] == 0
-    keys = _vendor_keys(cluster)
+    keys = vendor_keys(cluster)
     assert len(keys) == len(set(keys)) == PARTNERS * DEALS  # nothing lost, nothing twice
-    with cluster.ledger.sessions() as s:
-        links = s.scalar(sa.select(sa.func.count()).select_from(LinkRow))
-        holders = {h.split(":")[0] for h in s.scalars(sa.select(Lease.holder))}
-    assert links == PARTNERS * DEALS
-    assert {"host-a", "host-b"} <= holders  # the last run of each pair: both hosts ran pairs
+    assert links(cluster) == PARTNERS * DEALS
+    assert {"host-a", "host-b"} <= set(last_holders(cluster).values())  # both hosts ran pairs
+
+
+def test_a_host_cut_off_past_its_lease_loses_its_pairs_and_writes_nothing_more(
+    cluster: Cluster, record_property
+):
+    host_a, _host_b = cluster.hosts
+    vendor = cluster.sandbox.tokens[0]
+    seed(cluster, CUT_DEALS, "Before the cut {i}")
+    # Vendor creates answer slowly: a run is mid-write most of the time it holds its pair.
+    cluster.sandbox.admin(
+        "POST",
+        "faults",
+        token=vendor,
+        json={"method": "POST", "path_regex": "batch/create", "status": None, "latency_ms": 1500},
+    )
+    fan_out = start_cycle(cluster)
+    wait_for(lambda: held_by(cluster, host_a), "a run on host-a holding a pair", limit_s=300)
+    host_a.cut()
+    cut_at = time.monotonic()
+    stale = held_by(cluster, host_a)  # host-a can no longer release them
+    assert stale, "host-a's run ended between the look and the cut; nothing was cut mid-run"
+    cluster.sandbox.admin("DELETE", "faults", token=vendor)
+
+    # The other host finishes its batches; host-a's pair slots in Prefect run out (60 s).
+    wait_for(lambda: pair_slots_free(cluster), "host-a's pair slots released", limit_s=300)
+    taken_over = cycle(cluster)
+    assert stale <= set(taken_over) and {states(taken_over)[p] for p in stale} == {"Completed"}
+    assert {last_holders(cluster)[p] for p in stale} == {"host-b"}
+    converged_s = time.monotonic() - cut_at
+    keys = vendor_keys(cluster)
+    assert len(keys) == len(set(keys)) == PARTNERS * (DEALS + CUT_DEALS)
+
+    # Users edit the taken-over pairs' deals on the vendor side while host-a is still away.
+    edited = {}
+    for pair in sorted(stale):
+        twin = next(
+            d
+            for d in deals(cluster, vendor, "dealsync_key")
+            if (d.get("dealsync_key") or "").startswith(f"{pair}:")
+        )
+        call(
+            cluster,
+            vendor,
+            "PATCH",
+            f"/crm/v3/objects/deals/{twin['id']}",
+            json={"properties": {"closedate": "2027-05-01"}},
+        )
+        edited[pair] = twin["dealsync_key"]
+    writes_before = writes_from(cluster, host_a)
+    host_a.restore()
+    cut_runs = batches_of(cluster, fan_out)
+    runs = finish_cycle(cluster, fan_out)
+    for pair in stale:  # each stale run found out at its next write, and says so
+        run = runs[pair]
+        assert run.state.is_failed(), (pair, run.state.name, run.state.message)
+        assert f"lost the lease of partner {pair} to host-b" in run.state.message
+        assert "nothing more was written" in run.state.message
+    assert writes_from(cluster, host_a) == writes_before  # not one write after the takeover
+
+    # The next cycle carries the users' edits on; nothing lost, nothing twice.
+    after = cycle(cluster)
+    assert set(states(after).values()) <= {"Completed"}, states(after)
+    for pair, key in edited.items():
+        n = int(pair[1:])
+        partner_deal = next(
+            d
+            for d in deals(cluster, cluster.partner_token(n), "closedate", "dealsync_key")
+            if key.endswith(f":{d['id']}")
+        )
+        assert (partner_deal.get("closedate") or "").startswith("2027-05-01"), (pair, partner_deal)
+    keys = vendor_keys(cluster)
+    assert len(keys) == len(set(keys)) == links(cluster) == PARTNERS * (DEALS + CUT_DEALS)
+    record_property("cut_to_converged_s", round(converged_s, 1))
+    print(
+        f"host cut: {len(stale)} pairs taken over, converged {converged_s:.1f} s after the cut; batches {len(cut_runs)}"
+    )
