@@ -63,6 +63,9 @@ def prefect_executable() -> str:
     return str(candidate) if candidate.exists() else "prefect"
 
 
+LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
+
+
 @dataclass
 class PrefectStack:
     """A Prefect server (SQLite under `home`), the dealsync work pool and deployments, and a worker."""
@@ -89,6 +92,10 @@ class PrefectStack:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "true" if self.ui else "false",
             "PREFECT_WORKER_QUERY_SECONDS": str(self.poll_seconds),
+            # Slot leases on disk: kept in memory (Prefect's default), the leases of runs that
+            # ended while the server was down are forgotten by a restart, and their pairs' slots
+            # stay taken for good (every later run of those pairs ends Cancelled).
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASES_ON_DISK,
             **self.worker_env,
         }
 
