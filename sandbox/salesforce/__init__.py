@@ -1,0 +1,1 @@
+"""A local Salesforce-compatible server: TLS, OAuth sessions, sObjects, and Salesforce's errors."""

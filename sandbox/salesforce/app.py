@@ -1,0 +1,248 @@
+"""The Salesforce sandbox's HTTP API: the OAuth token endpoint (refresh-token and password grants),
+sObject create/get/update/delete/upsert and describe, the daily API allowance and its header, and
+Salesforce's error bodies. An admin API under `/_sandbox/` expires sessions and sets the allowance."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox.salesforce.records import Org, SalesforceError
+
+API_VERSION = "59.0"
+DAILY_ALLOWANCE = 15_000
+
+
+@dataclass(frozen=True)
+class ConnectedApp:
+    """What a client logs in with: a connected app's keys, a refresh token, and a user."""
+
+    client_id: str = field(default_factory=lambda: f"3MVG9{secrets.token_urlsafe(24)}")
+    client_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    refresh_token: str = field(default_factory=lambda: f"5Aep861{secrets.token_urlsafe(32)}")
+    username: str = "admin@sandbox.test"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+
+@dataclass
+class Allowance:
+    """The org's API requests in the rolling day and its daily allowance."""
+
+    limit: int = DAILY_ALLOWANCE
+    used: int = 0
+
+    def header(self) -> str:
+        """`Sforce-Limit-Info`, as every API answer carries it."""
+        return f"api-usage={self.used}/{self.limit}"
+
+
+@dataclass
+class SalesforceSandbox:
+    """One org: its records, its connected app, its live sessions, its allowance."""
+
+    app: ConnectedApp
+    org: Org = field(default_factory=Org)
+    sessions: set[str] = field(default_factory=set)
+    allowance: Allowance = field(default_factory=Allowance)
+
+
+def _error(exc: SalesforceError, sandbox: SalesforceSandbox) -> Response:
+    return JSONResponse(
+        exc.body(), exc.status, headers={"Sforce-Limit-Info": sandbox.allowance.header()}
+    )
+
+
+def _oauth_error(error: str, description: str) -> Response:
+    return JSONResponse({"error": error, "error_description": description}, 400)
+
+
+def build_salesforce_app(app: ConnectedApp) -> Starlette:
+    """The sandbox's ASGI app for one org logged into with `app`."""
+    sandbox = SalesforceSandbox(app)
+
+    async def token(request: Request) -> Response:
+        form = await request.form()
+        grant = form.get("grant_type")
+        if form.get("client_id") != app.client_id:
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if grant == "refresh_token":
+            if form.get("refresh_token") != app.refresh_token:
+                return _oauth_error("invalid_grant", "expired access/refresh token")
+            if "client_secret" in form and form.get("client_secret") != app.client_secret:
+                return _oauth_error("invalid_client", "invalid client credentials")
+        elif grant == "password":
+            if form.get("client_secret") != app.client_secret:
+                return _oauth_error("invalid_client", "invalid client credentials")
+            if (form.get("username"), form.get("password")) != (app.username, app.password):
+                return _oauth_error("invalid_grant", "authentication failure")
+        else:
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        access = f"00D5g000000SANDBOX!{secrets.token_urlsafe(40)}"
+        sandbox.sessions.add(access)
+        base = str(request.base_url).rstrip("/")
+        issued = str(int(time.time() * 1000))
+        user_url = f"{base}/id/00D5g000000SANDBOX/{sandbox.org.user_id}"
+        signature = hmac.new(
+            app.client_secret.encode(), f"{user_url}{issued}".encode(), hashlib.sha256
+        ).digest()
+        return JSONResponse(
+            {
+                "access_token": access,
+                "instance_url": base,
+                "id": user_url,
+                "token_type": "Bearer",
+                "issued_at": issued,
+                "signature": base64.b64encode(signature).decode(),
+            }
+        )
+
+    def api(
+        handler: Callable[[Request], Awaitable[Any]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A data API endpoint: the session checked, the allowance counted and reported."""
+
+        async def endpoint(request: Request) -> Response:
+            header = request.headers.get("authorization", "")
+            if not header.startswith("Bearer ") or header[7:] not in sandbox.sessions:
+                return _error(
+                    SalesforceError(401, "INVALID_SESSION_ID", "Session expired or invalid"),
+                    sandbox,
+                )
+            if sandbox.allowance.used >= sandbox.allowance.limit:
+                return _error(
+                    SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+                    sandbox,
+                )
+            sandbox.allowance.used += 1
+            try:
+                answer = await handler(request)
+            except SalesforceError as exc:
+                return _error(exc, sandbox)
+            if not isinstance(answer, Response):
+                answer = JSONResponse(answer)
+            answer.headers["Sforce-Limit-Info"] = sandbox.allowance.header()
+            return answer
+
+        return endpoint
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError as exc:
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}"
+            ) from None
+        if not isinstance(body, dict):
+            raise SalesforceError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+        return body
+
+    def with_attributes(request: Request, type_name: str, record: dict[str, Any]) -> dict[str, Any]:
+        version = request.path_params["version"]
+        url = f"/services/data/v{version}/sobjects/{type_name}/{record['Id']}"
+        return {"attributes": {"type": type_name, "url": url}, **record}
+
+    async def create(request: Request) -> Response:
+        type_name = sandbox.org.sobject(request.path_params["sobject"]).name
+        record_id = sandbox.org.create(type_name, await body_of(request))
+        return JSONResponse({"id": record_id, "success": True, "errors": []}, 201)
+
+    async def record(request: Request) -> Any:
+        type_name = sandbox.org.sobject(request.path_params["sobject"]).name
+        record_id = request.path_params["record_id"]
+        if request.method == "PATCH":
+            sandbox.org.update(type_name, record_id, await body_of(request))
+            return Response(status_code=204)
+        if request.method == "DELETE":
+            sandbox.org.delete(type_name, record_id)
+            return Response(status_code=204)
+        found = sandbox.org.get(type_name, record_id)
+        wanted = request.query_params.get("fields")
+        if wanted:
+            found = {
+                k: v
+                for k, v in found.items()
+                if k.lower() in {f.strip().lower() for f in wanted.split(",")} | {"id"}
+            }
+        return with_attributes(request, type_name, found)
+
+    async def by_external_id(request: Request) -> Any:
+        type_name = sandbox.org.sobject(request.path_params["sobject"]).name
+        field_name, value = request.path_params["field"], request.path_params["value"]
+        matches = sandbox.org.by_external_id(type_name, field_name, value)
+        if len(matches) > 1:
+            version = request.path_params["version"]
+            return JSONResponse(
+                [f"/services/data/v{version}/sobjects/{type_name}/{m['Id']}" for m in matches], 300
+            )
+        if request.method == "GET":
+            if not matches:
+                raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+            return with_attributes(request, type_name, matches[0])
+        if request.method == "DELETE":
+            if not matches:
+                raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+            sandbox.org.delete(type_name, matches[0]["Id"])
+            return Response(status_code=204)
+        values = await body_of(request)
+        spec = sandbox.org.sobject(type_name).field(field_name)
+        if spec is not None and spec.name in values and values[spec.name] != value:
+            raise SalesforceError(
+                400,
+                "INVALID_FIELD",
+                f"Foreign key external ID: {value} not matching {values[spec.name]}",
+                [spec.name],
+            )
+        if matches:
+            sandbox.org.update(type_name, matches[0]["Id"], values)
+            return JSONResponse(
+                {"id": matches[0]["Id"], "success": True, "errors": [], "created": False}, 200
+            )
+        if request.query_params.get("updateOnly") == "true":
+            raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+        created = sandbox.org.create(type_name, {**values, field_name: value})
+        return JSONResponse({"id": created, "success": True, "errors": [], "created": True}, 201)
+
+    async def describe(request: Request) -> Any:
+        sobject = sandbox.org.sobject(request.path_params["sobject"])
+        return sobject.describe(f"/services/data/v{request.path_params['version']}")
+
+    async def admin_sessions(_request: Request) -> Response:
+        sandbox.sessions.clear()  # every session expires, as after the org's timeout
+        return Response(status_code=204)
+
+    async def admin_allowance(request: Request) -> Response:
+        if request.method == "POST":
+            body = await request.json()
+            sandbox.allowance.limit = int(body.get("limit", sandbox.allowance.limit))
+            sandbox.allowance.used = int(body.get("used", sandbox.allowance.used))
+        return JSONResponse({"limit": sandbox.allowance.limit, "used": sandbox.allowance.used})
+
+    data = "/services/data/v{version}/sobjects/{sobject}"
+    routes = [
+        Route("/services/oauth2/token", token, methods=["POST"]),
+        Route(f"{data}/", api(create), methods=["POST"]),
+        Route(data, api(create), methods=["POST"]),
+        Route(f"{data}/describe", api(describe), methods=["GET"]),
+        Route(f"{data}/describe/", api(describe), methods=["GET"]),
+        Route(f"{data}/{{record_id}}", api(record), methods=["GET", "PATCH", "DELETE"]),
+        Route(
+            f"{data}/{{field}}/{{value}}", api(by_external_id), methods=["GET", "PATCH", "DELETE"]
+        ),
+        Route("/_sandbox/sessions", admin_sessions, methods=["DELETE"]),
+        Route("/_sandbox/allowance", admin_allowance, methods=["GET", "POST"]),
+    ]
+    starlette = Starlette(routes=routes)
+    starlette.state.salesforce = sandbox
+    return starlette

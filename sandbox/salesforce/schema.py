@@ -1,0 +1,148 @@
+"""The sObjects the Salesforce sandbox knows: their fields as `describe` tells them, and id prefixes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STAGES = (
+    "Prospecting",
+    "Qualification",
+    "Needs Analysis",
+    "Value Proposition",
+    "Proposal/Price Quote",
+    "Negotiation/Review",
+    "Closed Won",
+    "Closed Lost",
+)
+PRODUCTS = ("Billing", "Analytics", "Payments", "Support")
+SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an sObject, as `describe` reports it."""
+
+    name: str
+    type: str  # id, string, textarea, boolean, date, datetime, currency, percent, picklist, ...
+    length: int = 0
+    nillable: bool = True
+    createable: bool = True
+    updateable: bool = True
+    external_id: bool = False
+    unique: bool = False
+    picklist: tuple[str, ...] = ()
+    custom: bool = False
+    defaulted: bool = False  # set on create when not given (the owner: the session's user)
+
+    def describe(self) -> dict[str, object]:
+        """The field in a `describe` answer."""
+        return {
+            "name": self.name,
+            "label": self.name.removesuffix("__c").replace("_", " "),
+            "type": self.type,
+            "length": self.length,
+            "nillable": self.nillable,
+            "createable": self.createable,
+            "updateable": self.updateable,
+            "externalId": self.external_id,
+            "unique": self.unique,
+            "custom": self.custom,
+            "defaultedOnCreate": self.defaulted,
+            "picklistValues": [
+                {"value": v, "label": v, "active": True, "defaultValue": False}
+                for v in self.picklist
+            ],
+        }
+
+
+def _system() -> list[Field]:
+    return [
+        Field("Id", "id", 18, nillable=False, createable=False, updateable=False),
+        Field("IsDeleted", "boolean", nillable=False, createable=False, updateable=False),
+        Field("CreatedDate", "datetime", nillable=False, createable=False, updateable=False),
+        Field("LastModifiedDate", "datetime", nillable=False, createable=False, updateable=False),
+        Field("SystemModstamp", "datetime", nillable=False, createable=False, updateable=False),
+    ]
+
+
+@dataclass(frozen=True)
+class SObject:
+    """An sObject type: its name, id prefix, fields, and whether records of it can be merged."""
+
+    name: str
+    prefix: str
+    fields: tuple[Field, ...]
+    mergeable: bool = False
+    by_name: dict[str, Field] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.by_name.update({f.name.lower(): f for f in self.fields})
+
+    def field(self, name: str) -> Field | None:
+        """A field by name (Salesforce's names are case-insensitive)."""
+        return self.by_name.get(name.lower())
+
+    def required(self) -> list[str]:
+        """The fields a create must set."""
+        return [
+            f.name
+            for f in self.fields
+            if f.createable and not f.nillable and not f.defaulted and f.type != "boolean"
+        ]
+
+    def describe(self, base: str) -> dict[str, object]:
+        """The `sobjects/{T}/describe` answer."""
+        return {
+            "name": self.name,
+            "label": self.name,
+            "keyPrefix": self.prefix,
+            "custom": False,
+            "createable": True,
+            "updateable": True,
+            "deletable": True,
+            "queryable": True,
+            "mergeable": self.mergeable,
+            "fields": [f.describe() for f in self.fields],
+            "urls": {
+                "sobject": f"{base}/sobjects/{self.name}",
+                "describe": f"{base}/sobjects/{self.name}/describe",
+                "rowTemplate": f"{base}/sobjects/{self.name}/{{ID}}",
+            },
+        }
+
+
+OPPORTUNITY = SObject(
+    "Opportunity",
+    "006",
+    (
+        *_system(),
+        Field("Name", "string", 120, nillable=False),
+        Field("StageName", "picklist", 255, nillable=False, picklist=STAGES),
+        Field("CloseDate", "date", nillable=False),
+        Field("Amount", "currency"),
+        Field("Probability", "percent"),
+        Field("Description", "textarea", 32000),
+        Field("OwnerId", "reference", 18, nillable=False, defaulted=True),
+        Field("IsClosed", "boolean", nillable=False, createable=False, updateable=False),
+        Field("IsWon", "boolean", nillable=False, createable=False, updateable=False),
+        Field("dealsync_key__c", "string", 255, external_id=True, unique=True, custom=True),
+        Field("dealsync_partner__c", "string", 255, custom=True),
+        Field("dealsync_shared__c", "boolean", nillable=False, custom=True),
+        Field(
+            "dealsync_product_interest__c", "multipicklist", 4099, picklist=PRODUCTS, custom=True
+        ),
+    ),
+)
+USER = SObject(
+    "User",
+    "005",
+    (
+        *_system(),
+        Field("Username", "string", 80, nillable=False),
+        Field("Email", "email", 128, nillable=False),
+        Field("FirstName", "string", 40),
+        Field("LastName", "string", 80, nillable=False),
+        Field("IsActive", "boolean", nillable=False),
+    ),
+)
+SOBJECTS = {s.name.lower(): s for s in (OPPORTUNITY, USER)}

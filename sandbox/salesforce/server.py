@@ -1,0 +1,123 @@
+"""Run the Salesforce sandbox over TLS: in this process (`python -m sandbox.salesforce`) or as a
+managed child process (tests), with a certificate and a connected app made for it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from sandbox.salesforce.app import ConnectedApp, build_salesforce_app
+from sandbox.salesforce.tls import make_certificate
+from sandbox.server import free_port
+
+
+def serve(host: str, port: int, folder: Path) -> None:
+    """Serve the org whose connected app and certificate are in `folder` until interrupted."""
+    import uvicorn
+
+    app = ConnectedApp(**json.loads((folder / "connected-app.json").read_text()))
+    uvicorn.run(
+        build_salesforce_app(app),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=str(folder / "sandbox-cert.pem"),
+        ssl_keyfile=str(folder / "sandbox-key.pem"),
+    )
+
+
+class SalesforceProcess:
+    """The Salesforce sandbox in a child process: `instance_url`, the connected app's keys, and
+    `cert` (the certificate a client must trust)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="dealsync-salesforce-"))
+        self.app = ConnectedApp()
+        self.cert, _key = make_certificate(self.folder)
+        (self.folder / "connected-app.json").write_text(json.dumps(asdict(self.app)))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def instance_url(self) -> str:
+        """Where the org answers (also its login URL)."""
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> SalesforceProcess:
+        """Start it and wait until it answers."""
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sandbox.salesforce",
+                "--port",
+                str(self.port),
+                "--folder",
+                str(self.folder),
+            ],
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("the Salesforce sandbox exited at start")
+            try:
+                self.admin("GET", "allowance")
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise TimeoutError(f"the Salesforce sandbox did not answer on {self.instance_url}")
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Call an admin (`/_sandbox/...`) endpoint."""
+        answer = requests.request(
+            method,
+            f"{self.instance_url}/_sandbox/{path}",
+            verify=str(self.cert),
+            timeout=30,
+            **kwargs,
+        )
+        answer.raise_for_status()
+        return answer
+
+    def session(self) -> dict[str, Any]:
+        """A new session by the refresh-token grant: the token endpoint's answer."""
+        answer = requests.post(
+            f"{self.instance_url}/services/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "client_id": self.app.client_id,
+                "client_secret": self.app.client_secret,
+                "refresh_token": self.app.refresh_token,
+            },
+            verify=str(self.cert),
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return answer.json()
+
+    def stop(self) -> None:
+        """Stop it and remove its files."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> SalesforceProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,143 @@
+"""The Salesforce sandbox as Salesforce's own Python client sees it (simple-salesforce, an outside
+client): TLS, a session from the token endpoint, sObject create/get/update/delete, upsert and get
+by external id, describe, the allowance header, and the errors it raises for each status."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from sandbox.salesforce.server import SalesforceProcess
+
+DEAL = {"Name": "Acme Cloud", "StageName": "Prospecting", "CloseDate": "2027-03-01"}
+
+
+@pytest.fixture(scope="module")
+def org():
+    with SalesforceProcess() as server:
+        yield server
+
+
+def _client(org: SalesforceProcess) -> Salesforce:
+    token = org.session()
+    session = requests.Session()
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE, when set, overrides the session's verify
+    session.verify = str(org.cert)  # the sandbox's own certificate, trusted for this client only
+    return Salesforce(
+        instance_url=token["instance_url"], session_id=token["access_token"], session=session
+    )
+
+
+@pytest.fixture
+def sf(org) -> Salesforce:
+    return _client(org)
+
+
+def test_an_opportunity_is_created_read_updated_and_deleted(sf):
+    created = sf.Opportunity.create(
+        {**DEAL, "Amount": 1200, "dealsync_product_interest__c": "Billing;Analytics"}
+    )
+    assert created["success"] and created["id"].startswith("006") and len(created["id"]) == 18
+    record = sf.Opportunity.get(created["id"])
+    assert record["attributes"]["type"] == "Opportunity" and record["Name"] == "Acme Cloud"
+    assert record["Amount"] == 1200 and record["IsClosed"] is False
+    assert record["OwnerId"].startswith("005")  # the session's user, as on Salesforce
+    assert sf.Opportunity.update(created["id"], {"StageName": "Closed Won"}) == 204
+    won = sf.Opportunity.get(created["id"][:15])  # a 15-character id names it too
+    assert won["IsWon"] is True and won["SystemModstamp"] >= record["SystemModstamp"]
+    assert sf.Opportunity.delete(created["id"]) == 204
+    with pytest.raises(SalesforceResourceNotFound) as gone:
+        sf.Opportunity.get(created["id"])
+    assert gone.value.content[0]["errorCode"] == "NOT_FOUND"
+
+
+def test_upsert_by_external_id_creates_then_updates_and_reads_back(sf):
+    assert sf.Opportunity.upsert("dealsync_key__c/acme:partner:1", DEAL) == 201
+    assert sf.Opportunity.upsert("dealsync_key__c/acme:partner:1", {"Amount": 5}) == 200
+    record = sf.Opportunity.get_by_custom_id("dealsync_key__c", "acme:partner:1")
+    assert record["Amount"] == 5 and record["dealsync_key__c"] == "acme:partner:1"
+    with pytest.raises(SalesforceResourceNotFound) as wrong:
+        sf.Opportunity.upsert("Name/Acme Cloud", {"Amount": 6})  # not an external id
+    assert "external ID field" in wrong.value.content[0]["message"]
+
+
+def test_describe_tells_fields_types_picklists_and_the_external_id(sf):
+    described = sf.Opportunity.describe()
+    fields = {f["name"]: f for f in described["fields"]}
+    assert described["mergeable"] is False  # opportunities cannot be merged
+    assert fields["dealsync_key__c"]["externalId"] and fields["dealsync_key__c"]["unique"]
+    assert "Closed Won" in [v["value"] for v in fields["StageName"]["picklistValues"]]
+    assert fields["dealsync_product_interest__c"]["type"] == "multipicklist"
+    assert not fields["SystemModstamp"]["createable"] and not fields["CloseDate"]["nillable"]
+
+
+def test_bad_writes_answer_salesforces_error_bodies(sf):
+    with pytest.raises(SalesforceMalformedRequest) as missing:
+        sf.Opportunity.create({"Name": "No stage"})
+    assert missing.value.content[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert set(missing.value.content[0]["fields"]) == {"StageName", "CloseDate"}
+    sf.Opportunity.create({**DEAL, "dealsync_key__c": "acme:partner:twice"})
+    with pytest.raises(SalesforceMalformedRequest) as twice:
+        sf.Opportunity.create({**DEAL, "dealsync_key__c": "acme:partner:twice"})
+    assert twice.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
+    with pytest.raises(SalesforceMalformedRequest) as unknown:
+        sf.Opportunity.create({**DEAL, "Colour__c": "red"})
+    assert unknown.value.content[0]["errorCode"] == "INVALID_FIELD"
+    with pytest.raises(SalesforceMalformedRequest) as read_only:
+        sf.Opportunity.create({**DEAL, "IsWon": True})
+    assert read_only.value.content[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+
+def test_an_expired_session_answers_invalid_session_id_and_a_new_one_works(org, sf):
+    sf.Opportunity.create(DEAL)
+    org.admin("DELETE", "sessions")  # the org's session timeout passes
+    with pytest.raises(SalesforceExpiredSession) as expired:
+        sf.Opportunity.create(DEAL)
+    assert expired.value.content[0]["errorCode"] == "INVALID_SESSION_ID"
+    assert _client(org).Opportunity.create(DEAL)["success"]  # the refresh token gives a new one
+
+
+def test_every_answer_tells_the_allowance_and_a_spent_one_refuses(org, sf):
+    sf.restful("sobjects/Opportunity/describe")  # the client reads the header of restful calls
+    used = sf.api_usage["api-usage"]
+    assert used.used >= 1 and used.total == org.admin("GET", "allowance").json()["limit"]
+    org.admin("POST", "allowance", json={"used": used.total})
+    try:
+        with pytest.raises(SalesforceRefusedRequest) as refused:
+            sf.Opportunity.create(DEAL)
+        assert refused.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    finally:
+        org.admin("POST", "allowance", json={"used": 0})
+
+
+def test_the_token_endpoint_refuses_wrong_keys_and_plain_http_gets_nothing(org):
+    url = f"{org.instance_url}/services/oauth2/token"
+    wrong = requests.post(
+        url,
+        data={"grant_type": "refresh_token", "client_id": org.app.client_id, "refresh_token": "x"},
+        verify=str(org.cert),
+        timeout=30,
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+    password = requests.post(
+        url,
+        data={
+            "grant_type": "password",
+            "client_id": org.app.client_id,
+            "client_secret": org.app.client_secret,
+            "username": org.app.username,
+            "password": org.app.password,
+        },
+        verify=str(org.cert),
+        timeout=30,
+    )
+    assert password.ok and password.json()["instance_url"] == org.instance_url
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{org.port}/_sandbox/allowance", timeout=10)
