@@ -29,7 +29,7 @@ test: $(STAMP) $(BOTTLECRM)/template.db host-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	$(BIN)/pytest -q --record-mode=none
+	$(BIN)/pytest -q --record-mode=none --durations=15
 
 # The two-host tests make network namespaces (iproute2's `ip`) and a PostgreSQL of their own (initdb).
 host-tools:
