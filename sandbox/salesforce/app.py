@@ -5,8 +5,10 @@ Salesforce's error bodies. An admin API under `/_sandbox/` expires sessions and 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
+import itertools
 import json
 import secrets
 import time
@@ -19,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.salesforce.records import Org, SalesforceError
+from sandbox.salesforce import soql
+from sandbox.salesforce.records import Org, SalesforceError, stamp
 
 API_VERSION = "59.0"
 DAILY_ALLOWANCE = 15_000
@@ -55,7 +58,18 @@ class SalesforceSandbox:
     app: ConnectedApp
     org: Org = field(default_factory=Org)
     sessions: set[str] = field(default_factory=set)
+    cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # open query cursors
     allowance: Allowance = field(default_factory=Allowance)
+
+
+def batch_size(request: Request) -> int:
+    """The page size a query asked for (`Sforce-Query-Options: batchSize=N`, 200-2,000)."""
+    options = request.headers.get("sforce-query-options", "")
+    for option in options.split(","):
+        name, _, value = option.strip().partition("=")
+        if name == "batchSize" and value.isdigit():
+            return min(max(int(value), 200), 2000)
+    return 2000
 
 
 def _error(exc: SalesforceError, sandbox: SalesforceSandbox) -> Response:
@@ -71,6 +85,7 @@ def _oauth_error(error: str, description: str) -> Response:
 def build_salesforce_app(app: ConnectedApp) -> Starlette:
     """The sandbox's ASGI app for one org logged into with `app`."""
     sandbox = SalesforceSandbox(app)
+    cursor_numbers = itertools.count(1)
 
     async def token(request: Request) -> Response:
         form = await request.form()
@@ -148,9 +163,11 @@ def build_salesforce_app(app: ConnectedApp) -> Starlette:
             raise SalesforceError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
         return body
 
-    def with_attributes(request: Request, type_name: str, record: dict[str, Any]) -> dict[str, Any]:
+    def with_attributes(
+        request: Request, type_name: str, record: dict[str, Any], record_id: str | None = None
+    ) -> dict[str, Any]:
         version = request.path_params["version"]
-        url = f"/services/data/v{version}/sobjects/{type_name}/{record['Id']}"
+        url = f"/services/data/v{version}/sobjects/{type_name}/{record_id or record['Id']}"
         return {"attributes": {"type": type_name, "url": url}, **record}
 
     async def create(request: Request) -> Response:
@@ -214,6 +231,100 @@ def build_salesforce_app(app: ConnectedApp) -> Starlette:
         created = sandbox.org.create(type_name, {**values, field_name: value})
         return JSONResponse({"id": created, "success": True, "errors": [], "created": True}, 201)
 
+    async def query(request: Request) -> Any:
+        text = request.query_params.get("q", "")
+        parsed = soql.parse(text)
+        sobject = sandbox.org.sobject(parsed.sobject)
+        names = []
+        for name in parsed.fields:
+            spec = sobject.field(name)
+            if spec is None:
+                raise SalesforceError(
+                    400, "INVALID_FIELD", f"No such column '{name}' on entity '{sobject.name}'"
+                )
+            names.append(spec.name)
+        every = request.url.path.rstrip("/").endswith("queryAll")
+        rows = [
+            ({k.lower(): v for k, v in r.items()}, r) for r in sandbox.org.all(sobject.name, every)
+        ]
+        by_row = {id(lower): record for lower, record in rows}
+        chosen = [by_row[id(row)] for row in soql.run(parsed, [lower for lower, _ in rows])]
+        if parsed.counts:
+            return {"totalSize": len(chosen), "done": True, "records": []}
+        selected = [
+            with_attributes(request, sobject.name, {n: r[n] for n in names}, r["Id"])
+            for r in chosen
+        ]
+        return page(request, selected, len(selected), 0)
+
+    def page(request: Request, records: list[dict[str, Any]], total: int, start: int) -> Any:
+        """A page of a query's records from `start`; a cursor for the rest."""
+        size = batch_size(request)
+        done = start + size >= len(records)
+        answer: dict[str, Any] = {
+            "totalSize": total,
+            "done": done,
+            "records": records[start : start + size],
+        }
+        if not done:
+            cursor = f"01g5g{next(cursor_numbers):010d}"
+            sandbox.cursors[cursor] = records
+            version = request.path_params["version"]
+            answer["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor}-{start + size}"
+        return answer
+
+    async def query_more(request: Request) -> Any:
+        cursor, _, start = request.path_params["locator"].partition("-")
+        records = sandbox.cursors.get(cursor)
+        if records is None or not start.isdigit():
+            raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return page(request, records, len(records), int(start))
+
+    def window(request: Request, days: int) -> tuple[datetime.datetime, datetime.datetime]:
+        try:
+            start = soql.moment(request.query_params["start"])
+            end = soql.moment(request.query_params["end"])
+        except (KeyError, ValueError):
+            raise SalesforceError(
+                400, "INVALID_REPLICATION_DATE", "start and end must be ISO 8601 datetimes"
+            ) from None
+        start, end = (t.replace(second=0, microsecond=0) for t in (start, end))
+        if start >= end:
+            raise SalesforceError(400, "INVALID_REPLICATION_DATE", "start must be before end")
+        if start < sandbox.org.clock() - datetime.timedelta(days=days):
+            raise SalesforceError(
+                400,
+                "INVALID_REPLICATION_DATE",
+                f"startDate cannot be more than {days} days ago",
+            )
+        return start, end
+
+    async def updated(request: Request) -> Any:
+        sobject = sandbox.org.sobject(request.path_params["sobject"])
+        start, end = window(request, 30)
+        return {
+            "ids": [
+                r["Id"]
+                for r in sandbox.org.all(sobject.name)
+                if start <= soql.moment(r["SystemModstamp"]) < end
+            ],
+            "latestDateCovered": stamp(end),
+        }
+
+    async def deleted(request: Request) -> Any:
+        sobject = sandbox.org.sobject(request.path_params["sobject"])
+        start, end = window(request, 15)
+        kept = max(sandbox.org.started, sandbox.org.clock() - datetime.timedelta(days=15))
+        return {
+            "deletedRecords": [
+                {"id": r["Id"], "deletedDate": r["SystemModstamp"]}
+                for r in sandbox.org.all(sobject.name, deleted=True)
+                if r["IsDeleted"] and start <= soql.moment(r["SystemModstamp"]) < end
+            ],
+            "earliestDateAvailable": stamp(kept.replace(second=0, microsecond=0)),
+            "latestDateCovered": stamp(end),
+        }
+
     async def describe(request: Request) -> Any:
         sobject = sandbox.org.sobject(request.path_params["sobject"])
         return sobject.describe(f"/services/data/v{request.path_params['version']}")
@@ -234,6 +345,15 @@ def build_salesforce_app(app: ConnectedApp) -> Starlette:
         Route("/services/oauth2/token", token, methods=["POST"]),
         Route(f"{data}/", api(create), methods=["POST"]),
         Route(data, api(create), methods=["POST"]),
+        Route("/services/data/v{version}/query", api(query), methods=["GET"]),
+        Route("/services/data/v{version}/query/", api(query), methods=["GET"]),
+        Route("/services/data/v{version}/queryAll", api(query), methods=["GET"]),
+        Route("/services/data/v{version}/queryAll/", api(query), methods=["GET"]),
+        Route("/services/data/v{version}/query/{locator}", api(query_more), methods=["GET"]),
+        Route(f"{data}/updated/", api(updated), methods=["GET"]),
+        Route(f"{data}/updated", api(updated), methods=["GET"]),
+        Route(f"{data}/deleted/", api(deleted), methods=["GET"]),
+        Route(f"{data}/deleted", api(deleted), methods=["GET"]),
         Route(f"{data}/describe", api(describe), methods=["GET"]),
         Route(f"{data}/describe/", api(describe), methods=["GET"]),
         Route(f"{data}/{{record_id}}", api(record), methods=["GET", "PATCH", "DELETE"]),

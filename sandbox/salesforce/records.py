@@ -93,6 +93,7 @@ class Org:
     clock: Any = field(default=lambda: datetime.datetime.now(datetime.UTC))
 
     def __post_init__(self) -> None:
+        self.started = self.clock()
         if not self.user_id:
             self.user_id = self.create(
                 "User",
@@ -223,6 +224,13 @@ class Org:
         if record["IsDeleted"]:
             raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
         return record
+
+    def all(self, type_name: str, deleted: bool = False) -> list[dict[str, Any]]:
+        """Every record of a type, oldest first (deleted ones too, with `deleted`)."""
+        sobject = self.sobject(type_name)
+        return [
+            r for r in self.records.get(sobject.name, {}).values() if deleted or not r["IsDeleted"]
+        ]
 
     def by_external_id(self, type_name: str, field_name: str, value: str) -> list[dict[str, Any]]:
         """The live records whose external id field has `value`, or NOT_FOUND for a field that

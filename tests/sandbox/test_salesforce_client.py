@@ -4,6 +4,8 @@ by external id, describe, the allowance header, and the errors it raises for eac
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 import requests
 from simple_salesforce import Salesforce
@@ -141,3 +143,68 @@ def test_the_token_endpoint_refuses_wrong_keys_and_plain_http_gets_nothing(org):
     assert password.ok and password.json()["instance_url"] == org.instance_url
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{org.port}/_sandbox/allowance", timeout=10)
+
+
+def _deals(sf: Salesforce, name: str, count: int, **values) -> list[str]:
+    return [
+        sf.Opportunity.create({**DEAL, "Name": f"{name} {n}", **values})["id"] for n in range(count)
+    ]
+
+
+def test_soql_filters_orders_limits_and_pages(sf):
+    ids = _deals(
+        sf, "Paged", 450, dealsync_partner__c="acme", dealsync_product_interest__c="Billing;Support"
+    )
+    _deals(sf, "Other", 3, dealsync_partner__c="globex", Amount=50)
+    everyone = sf.query_all("SELECT Id, Name FROM Opportunity WHERE dealsync_partner__c = 'acme'")
+    assert everyone["totalSize"] == 450 and {r["Id"] for r in everyone["records"]} == set(ids)
+    first = sf.query(
+        "SELECT Id FROM Opportunity WHERE dealsync_partner__c = 'acme'",
+        headers={"Sforce-Query-Options": "batchSize=200"},
+    )
+    assert len(first["records"]) == 200 and not first["done"] and "nextRecordsUrl" in first
+    rest = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    assert len(rest["records"]) == 250 and rest["done"]
+    found = sf.query(
+        "SELECT Name, Amount FROM Opportunity WHERE (dealsync_partner__c IN ('globex', 'x') "
+        "AND Amount >= 50) OR Name LIKE 'Paged 44_' ORDER BY Name DESC LIMIT 4"
+    )
+    assert [r["Name"] for r in found["records"]] == [
+        "Paged 449",
+        "Paged 448",
+        "Paged 447",
+        "Paged 446",
+    ]
+    picked = sf.query(
+        "SELECT COUNT() FROM Opportunity WHERE dealsync_product_interest__c INCLUDES ('Support')"
+    )
+    assert picked["totalSize"] == 450 and picked["records"] == []
+    with pytest.raises(SalesforceMalformedRequest) as bad:
+        sf.query("SELECT Id FROM Opportunity WHERE")
+    assert bad.value.content[0]["errorCode"] == "MALFORMED_QUERY"
+
+
+def test_query_all_updated_and_deleted_tell_changes_since_a_time(sf):
+    since = datetime.datetime.now(datetime.UTC).replace(second=0, microsecond=0)
+    kept, gone = _deals(sf, "Changed", 2)
+    sf.Opportunity.delete(gone)
+    later = since + datetime.timedelta(minutes=2)  # minute granularity: past the current minute
+    changed = sf.Opportunity.updated(since, later)
+    assert kept in changed["ids"] and gone not in changed["ids"]
+    removed = sf.Opportunity.deleted(since, later)
+    removed_ids = {r["id"] for r in removed["deletedRecords"]}  # other tests' deletes as well
+    assert gone in removed_ids and kept not in removed_ids
+    assert removed["earliestDateAvailable"] <= removed["latestDateCovered"]
+    stamp = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    both = sf.query_all(  # queryAll/: deleted records too
+        f"SELECT Id, IsDeleted FROM Opportunity WHERE SystemModstamp >= {stamp} AND Name LIKE 'Changed%'",
+        include_deleted=True,
+    )
+    assert {r["Id"]: r["IsDeleted"] for r in both["records"]} == {kept: False, gone: True}
+    live = sf.query(
+        f"SELECT Id FROM Opportunity WHERE SystemModstamp >= {stamp} AND Name LIKE 'Changed%'"
+    )
+    assert [r["Id"] for r in live["records"]] == [kept]
+    with pytest.raises(SalesforceMalformedRequest) as backwards:
+        sf.Opportunity.updated(later, since)
+    assert backwards.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
