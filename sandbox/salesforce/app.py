@@ -5,6 +5,7 @@ Salesforce's error bodies. An admin API under `/_sandbox/` expires sessions and 
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import hashlib
 import hmac
@@ -23,9 +24,11 @@ from starlette.routing import Route
 
 from sandbox.salesforce import soql
 from sandbox.salesforce.records import Org, SalesforceError, stamp
+from sandbox.salesforce.schema import SOBJECTS
 
 API_VERSION = "59.0"
 DAILY_ALLOWANCE = 15_000
+COLLECTION_LIMIT = 200  # records in one sObject Collections call
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,65 @@ def build_salesforce_app(app: ConnectedApp) -> Starlette:
             "latestDateCovered": stamp(end),
         }
 
+    async def collection(request: Request) -> Any:
+        """sObject Collections: up to 200 creates, updates or deletes in one call, a result each."""
+        if request.method == "DELETE":
+            ids = [i for i in request.query_params.get("ids", "").split(",") if i]
+            all_or_none = request.query_params.get("allOrNone") == "true"
+            items: list[dict[str, Any]] = [{"id": i} for i in ids]
+        else:
+            body = await body_of(request)
+            items = body.get("records") or []
+            all_or_none = bool(body.get("allOrNone", False))
+        if not isinstance(items, list) or len(items) > COLLECTION_LIMIT:
+            raise SalesforceError(
+                400, "EXCEEDED_ID_LIMIT", f"The number of records can't exceed {COLLECTION_LIMIT}"
+            )
+        before = copy.deepcopy(sandbox.org.records)
+        results = [_save(request.method, item) for item in items]
+        if all_or_none and not all(r["success"] for r in results):
+            sandbox.org.records = before  # nothing of the call stays
+            rolled_back = {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the "
+                "request was using AllOrNone header",
+                "fields": [],
+            }
+            results = [
+                r if not r["success"] else {"id": None, "success": False, "errors": [rolled_back]}
+                for r in results
+            ]
+        return JSONResponse(results)
+
+    def _save(method: str, item: dict[str, Any]) -> dict[str, Any]:
+        """One record of a collection call: its SaveResult (errors as `statusCode`)."""
+        try:
+            if method == "DELETE":
+                type_name = _type_of_id(item["id"])
+                sandbox.org.delete(type_name, item["id"])
+                return {"id": item["id"], "success": True, "errors": []}
+            type_name = str((item.get("attributes") or {}).get("type") or "")
+            if not type_name:
+                raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.", [])
+            values = {k: v for k, v in item.items() if k not in ("attributes", "id", "Id")}
+            if method == "POST":
+                return {"id": sandbox.org.create(type_name, values), "success": True, "errors": []}
+            record_id = str(item.get("id") or item.get("Id") or "")
+            sandbox.org.update(type_name, record_id, values)
+            return {"id": record_id, "success": True, "errors": []}
+        except SalesforceError as exc:
+            return {
+                "id": item.get("id"),
+                "success": False,
+                "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}],
+            }
+
+    def _type_of_id(record_id: str) -> str:
+        for sobject in SOBJECTS.values():
+            if record_id.startswith(sobject.prefix):
+                return sobject.name
+        raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted or does not exist")
+
     async def describe(request: Request) -> Any:
         sobject = sandbox.org.sobject(request.path_params["sobject"])
         return sobject.describe(f"/services/data/v{request.path_params['version']}")
@@ -345,6 +407,11 @@ def build_salesforce_app(app: ConnectedApp) -> Starlette:
         Route("/services/oauth2/token", token, methods=["POST"]),
         Route(f"{data}/", api(create), methods=["POST"]),
         Route(data, api(create), methods=["POST"]),
+        Route(
+            "/services/data/v{version}/composite/sobjects",
+            api(collection),
+            methods=["POST", "PATCH", "DELETE"],
+        ),
         Route("/services/data/v{version}/query", api(query), methods=["GET"]),
         Route("/services/data/v{version}/query/", api(query), methods=["GET"]),
         Route("/services/data/v{version}/queryAll", api(query), methods=["GET"]),

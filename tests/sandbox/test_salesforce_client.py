@@ -208,3 +208,34 @@ def test_query_all_updated_and_deleted_tell_changes_since_a_time(sf):
     with pytest.raises(SalesforceMalformedRequest) as backwards:
         sf.Opportunity.updated(later, since)
     assert backwards.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+
+
+def _collection(sf: Salesforce, method: str, **kwargs) -> list[dict]:
+    return sf.restful("composite/sobjects", method=method, **kwargs)
+
+
+def test_collections_write_up_to_200_records_with_a_result_each(sf):
+    records = [
+        {"attributes": {"type": "Opportunity"}, **DEAL, "Name": "In a collection 1"},
+        {"attributes": {"type": "Opportunity"}, "Name": "No stage"},
+        {"attributes": {"type": "Opportunity"}, **DEAL, "Name": "In a collection 2"},
+    ]
+    results = _collection(sf, "POST", json={"allOrNone": False, "records": records})
+    assert [r["success"] for r in results] == [True, False, True]
+    assert results[1]["errors"][0]["statusCode"] == "REQUIRED_FIELD_MISSING"
+    made = [results[0]["id"], results[2]["id"]]
+    updates = [{"attributes": {"type": "Opportunity"}, "id": i, "Amount": 7} for i in made]
+    assert all(r["success"] for r in _collection(sf, "PATCH", json={"records": updates}))
+    assert sf.Opportunity.get(made[1])["Amount"] == 7
+    deleted = _collection(sf, "DELETE", params={"ids": ",".join(made), "allOrNone": "false"})
+    assert [r["success"] for r in deleted] == [True, True]
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Opportunity.get(made[0])
+
+    before = sf.query("SELECT COUNT() FROM Opportunity")["totalSize"]
+    rolled = _collection(sf, "POST", json={"allOrNone": True, "records": records})
+    assert not any(r["success"] for r in rolled)
+    assert rolled[0]["errors"][0]["statusCode"] == "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    assert sf.query("SELECT COUNT() FROM Opportunity")["totalSize"] == before
+    with pytest.raises(SalesforceMalformedRequest):
+        _collection(sf, "POST", json={"records": [records[0]] * 201})
