@@ -61,10 +61,34 @@ def sandbox_serve(
             help="With --portals: write the URL and each portal's name and token here (JSON)."
         ),
     ] = None,
+    crm: Annotated[
+        str,
+        typer.Option(help="Which CRM to serve: hubspot, or salesforce (over https)."),
+    ] = "hubspot",
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            help="With --crm salesforce: where its certificate and connected app's keys are kept "
+            "(reused at the next start)."
+        ),
+    ] = Path(".dealsync/salesforce-sandbox"),
 ) -> None:
-    """Serve a stateful HubSpot-compatible CRM API on HOST:PORT."""
+    """Serve a stateful HubSpot-compatible CRM API on HOST:PORT (or a Salesforce one)."""
     from sandbox.server import portal_list, serve, write_portals_file
     from sandbox.traffic import Limits
+
+    if crm not in ("hubspot", "salesforce"):
+        err_console.print(f"[red]Unknown CRM {crm!r}.[/red] Use --crm hubspot or --crm salesforce.")
+        raise typer.Exit(2)
+    if crm == "salesforce":
+        if portals > 1 or token or seed or db:
+            err_console.print(
+                "[red]--crm salesforce serves one org[/red] logged into with its own connected app: "
+                "leave out --portals, --token, --seed and --db."
+            )
+            raise typer.Exit(2)
+        _serve_salesforce(host, port, state_dir, quiet)
+        return
 
     limits = Limits(
         per_interval=rate_limit,
@@ -112,3 +136,20 @@ def sandbox_serve(
         where = f"file {db}" if db else "in memory"
         err_console.print(f"Sandbox CRM on http://{host}:{port} ({where}); Ctrl-C stops it")
     serve(host, port, tokens, str(db) if db else None, limits, seed)
+
+
+def _serve_salesforce(host: str, port: int, state_dir: Path, quiet: bool) -> None:
+    """Serve the Salesforce sandbox, printing how to log in to it."""
+    from sandbox.salesforce.server import prepare, serve
+
+    app = prepare(state_dir, ("localhost", "127.0.0.1", host))
+    if not quiet:
+        err_console.print(
+            f"Salesforce sandbox on https://{host}:{port}; Ctrl-C stops it.\n"
+            f"  certificate: {state_dir / 'sandbox-cert.pem'} (trust it: REQUESTS_CA_BUNDLE)\n"
+            f"  connected app keys (client id, secret, refresh token; user, password): "
+            f"{state_dir / 'connected-app.json'}\n"
+            f"  token endpoint: https://{host}:{port}/services/oauth2/token (client id "
+            f"{app.client_id})"
+        )
+    serve(host, port, state_dir)

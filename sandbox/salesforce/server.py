@@ -33,7 +33,24 @@ def serve(host: str, port: int, folder: Path) -> None:
         access_log=False,
         ssl_certfile=str(folder / "sandbox-cert.pem"),
         ssl_keyfile=str(folder / "sandbox-key.pem"),
+        # A client that keeps its TLS connection open would otherwise hold the shutdown for ever.
+        timeout_graceful_shutdown=3,
     )
+
+
+def prepare(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> ConnectedApp:
+    """The org's connected app and certificate in `folder`: the ones there from an earlier start,
+    else new ones (so a restarted sandbox keeps its keys)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = folder / "connected-app.json"
+    if not (folder / "sandbox-cert.pem").exists():
+        make_certificate(folder, hosts)
+    if keys.exists():
+        return ConnectedApp(**json.loads(keys.read_text()))
+    app = ConnectedApp()
+    keys.write_text(json.dumps(asdict(app)))
+    keys.chmod(0o600)
+    return app
 
 
 class SalesforceProcess:
@@ -43,9 +60,8 @@ class SalesforceProcess:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="dealsync-salesforce-"))
-        self.app = ConnectedApp()
-        self.cert, _key = make_certificate(self.folder)
-        (self.folder / "connected-app.json").write_text(json.dumps(asdict(self.app)))
+        self.app = prepare(self.folder)
+        self.cert = self.folder / "sandbox-cert.pem"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -5,6 +5,10 @@ by external id, describe, the allowance header, and the errors it raises for eac
 from __future__ import annotations
 
 import datetime
+import json
+import subprocess
+import sys
+import time
 
 import pytest
 import requests
@@ -17,6 +21,7 @@ from simple_salesforce.exceptions import (
 )
 
 from sandbox.salesforce.server import SalesforceProcess
+from sandbox.server import free_port
 
 DEAL = {"Name": "Acme Cloud", "StageName": "Prospecting", "CloseDate": "2027-03-01"}
 
@@ -239,3 +244,35 @@ def test_collections_write_up_to_200_records_with_a_result_each(sf):
     assert sf.query("SELECT COUNT() FROM Opportunity")["totalSize"] == before
     with pytest.raises(SalesforceMalformedRequest):
         _collection(sf, "POST", json={"records": [records[0]] * 201})
+
+
+def test_sandbox_serve_crm_salesforce_serves_an_org_over_https_with_its_keys(tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "sandbox", "serve", "--crm", "salesforce", "--quiet"]
+    server = subprocess.Popen([*command, "--port", str(port), "--state-dir", str(tmp_path)])
+    try:
+        keys, cert = tmp_path / "connected-app.json", tmp_path / "sandbox-cert.pem"
+        deadline = time.monotonic() + 60
+        while True:  # until it answers (a condition, not a delay)
+            assert server.poll() is None and time.monotonic() < deadline
+            try:
+                app = json.loads(keys.read_text())
+                answer = requests.post(
+                    f"https://127.0.0.1:{port}/services/oauth2/token",
+                    data={
+                        "grant_type": "refresh_token",
+                        "client_id": app["client_id"],
+                        "refresh_token": app["refresh_token"],
+                    },
+                    verify=str(cert),
+                    timeout=10,
+                )
+                break
+            except (OSError, ValueError, requests.ConnectionError):
+                time.sleep(0.2)
+        assert answer.ok and answer.json()["instance_url"] == f"https://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    refused = subprocess.run([*command, "--portals", "2"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "serves one org" in refused.stderr
