@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,6 +30,8 @@ from sandbox.salesforce.schema import SOBJECTS
 API_VERSION = "59.0"
 DAILY_ALLOWANCE = 15_000
 COLLECTION_LIMIT = 200  # records in one sObject Collections call
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 
 
 @dataclass(frozen=True)
@@ -85,17 +88,22 @@ def _oauth_error(error: str, description: str) -> Response:
     return JSONResponse({"error": error, "error_description": description}, 400)
 
 
-def build_salesforce_app(app: ConnectedApp) -> Starlette:
-    """The sandbox's ASGI app for one org logged into with `app`."""
+def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -> Starlette:
+    """The sandbox's ASGI app for one org logged into with `app` (and, with the public key of its
+    certificate, by the JWT bearer grant)."""
     sandbox = SalesforceSandbox(app)
     cursor_numbers = itertools.count(1)
 
     async def token(request: Request) -> Response:
         form = await request.form()
         grant = form.get("grant_type")
-        if form.get("client_id") != app.client_id:
+        if grant == JWT_GRANT:
+            refused = _jwt_refused(str(form.get("assertion") or ""), str(request.base_url))
+            if refused:
+                return _oauth_error("invalid_grant", refused)
+        elif form.get("client_id") != app.client_id:
             return _oauth_error("invalid_client_id", "client identifier invalid")
-        if grant == "refresh_token":
+        elif grant == "refresh_token":
             if form.get("refresh_token") != app.refresh_token:
                 return _oauth_error("invalid_grant", "expired access/refresh token")
             if "client_secret" in form and form.get("client_secret") != app.client_secret:
@@ -125,6 +133,30 @@ def build_salesforce_app(app: ConnectedApp) -> Starlette:
                 "signature": base64.b64encode(signature).decode(),
             }
         )
+
+    def _jwt_refused(assertion: str, base_url: str) -> str | None:
+        """Why a JWT bearer assertion is refused (None: it names this app and user, is signed by
+        the app's key, is meant for this login server and has not expired)."""
+        if jwt_public_key is None:
+            return "this connected app has no certificate for the JWT bearer flow"
+        audiences = [base_url.rstrip("/"), *LOGIN_AUDIENCES]
+        try:
+            claims = jwt.decode(
+                assertion,
+                jwt_public_key,
+                algorithms=["RS256"],
+                audience=audiences,
+                options={"require": ["exp", "iss", "sub", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            return "expired authorization code"
+        except jwt.PyJWTError:
+            return "invalid assertion"
+        if claims["iss"] != app.client_id:
+            return "invalid client credentials"
+        if claims["sub"] != app.username:
+            return "user hasn't approved this consumer"
+        return None
 
     def api(
         handler: Callable[[Request], Awaitable[Any]],

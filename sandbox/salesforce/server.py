@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from sandbox.salesforce.app import ConnectedApp, build_salesforce_app
-from sandbox.salesforce.tls import make_certificate
+from sandbox.salesforce.tls import make_certificate, make_signing_key
 from sandbox.server import free_port
 
 
@@ -26,7 +26,7 @@ def serve(host: str, port: int, folder: Path) -> None:
 
     app = ConnectedApp(**json.loads((folder / "connected-app.json").read_text()))
     uvicorn.run(
-        build_salesforce_app(app),
+        build_salesforce_app(app, (folder / "jwt-public-key.pem").read_text()),
         host=host,
         port=port,
         log_level="warning",
@@ -45,6 +45,8 @@ def prepare(folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -
     keys = folder / "connected-app.json"
     if not (folder / "sandbox-cert.pem").exists():
         make_certificate(folder, hosts)
+    if not (folder / "jwt-public-key.pem").exists():
+        make_signing_key(folder)
     if keys.exists():
         return ConnectedApp(**json.loads(keys.read_text()))
     app = ConnectedApp()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 
@@ -49,3 +49,24 @@ def make_certificate(
     )
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+def make_signing_key(folder: Path) -> tuple[Path, Path]:
+    """An RSA key pair for a connected app's JWT bearer grant: the private key (the client's) and
+    the certificate's public key (what the app is set up with), as PEM files in `folder`."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_path, public_path = folder / "jwt-private-key.pem", folder / "jwt-public-key.pem"
+    private_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    private_path.chmod(0o600)
+    public_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private_path, public_path

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import jwt
 import pytest
 import requests
 from simple_salesforce import Salesforce
@@ -276,3 +277,67 @@ def test_sandbox_serve_crm_salesforce_serves_an_org_over_https_with_its_keys(tmp
         server.wait(timeout=30)
     refused = subprocess.run([*command, "--portals", "2"], capture_output=True, text=True)
     assert refused.returncode == 2 and "serves one org" in refused.stderr
+
+
+def test_the_jwt_bearer_grant_takes_only_an_assertion_signed_by_the_apps_key(org):
+    key = (org.folder / "jwt-private-key.pem").read_text()
+    url = f"{org.instance_url}/services/oauth2/token"
+
+    def grant(**claims) -> requests.Response:
+        body = {
+            "iss": org.app.client_id,
+            "sub": org.app.username,
+            "aud": "https://login.salesforce.com",
+            "exp": int(time.time()) + 180,
+            **claims,
+        }
+        return requests.post(
+            url,
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": jwt.encode(body, key, algorithm="RS256"),
+            },
+            verify=str(org.cert),
+            timeout=30,
+        )
+
+    granted = grant()
+    assert granted.ok and "refresh_token" not in granted.json()  # the JWT flow gives none
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(org.cert)
+    sf = Salesforce(
+        instance_url=granted.json()["instance_url"],
+        session_id=granted.json()["access_token"],
+        session=session,
+    )
+    assert sf.Opportunity.create(DEAL)["success"]
+    refusals = [
+        grant(sub="someone@else.test"),
+        grant(iss="another-app"),
+        grant(exp=int(time.time()) - 60),
+        grant(aud="https://elsewhere.test"),
+    ]
+    assert [r.json()["error_description"] for r in refusals] == [
+        "user hasn't approved this consumer",
+        "invalid client credentials",
+        "expired authorization code",
+        "invalid assertion",
+    ]
+    forged = jwt.encode(
+        {
+            "iss": org.app.client_id,
+            "sub": org.app.username,
+            "aud": org.instance_url,
+            "exp": int(time.time()) + 180,
+        },
+        "not-the-apps-key-but-a-shared-secret",
+        algorithm="HS256",
+    )
+    answer = requests.post(
+        url,
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": forged},
+        verify=str(org.cert),
+        timeout=30,
+    )
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
