@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.salesforce import soql
+from sandbox.salesforce import content, soql
 from sandbox.salesforce.records import Org, SalesforceError, stamp
 from sandbox.salesforce.schema import SOBJECTS
 
@@ -207,17 +207,17 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
 
     async def create(request: Request) -> Response:
         type_name = sandbox.org.sobject(request.path_params["sobject"]).name
-        record_id = sandbox.org.create(type_name, await body_of(request))
+        record_id = content.create_record(sandbox.org, type_name, await body_of(request))
         return JSONResponse({"id": record_id, "success": True, "errors": []}, 201)
 
     async def record(request: Request) -> Any:
         type_name = sandbox.org.sobject(request.path_params["sobject"]).name
         record_id = request.path_params["record_id"]
         if request.method == "PATCH":
-            sandbox.org.update(type_name, record_id, await body_of(request))
+            content.update_record(sandbox.org, type_name, record_id, await body_of(request))
             return Response(status_code=204)
         if request.method == "DELETE":
-            sandbox.org.delete(type_name, record_id)
+            content.delete_record(sandbox.org, type_name, record_id)
             return Response(status_code=204)
         found = sandbox.org.get(type_name, record_id)
         wanted = request.query_params.get("fields")
@@ -230,8 +230,15 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         return with_attributes(request, type_name, found)
 
     async def by_external_id(request: Request) -> Any:
-        type_name = sandbox.org.sobject(request.path_params["sobject"]).name
+        sobject = sandbox.org.sobject(request.path_params["sobject"])
+        type_name = sobject.name
         field_name, value = request.path_params["field"], request.path_params["value"]
+        blob = sobject.field(value)
+        reads_body = blob is not None and blob.type == "base64" and request.method == "GET"
+        if reads_body and sobject.field(field_name) is None and blob is not None:
+            # sobjects/{T}/{id}/{field}: a file's data, a note's body
+            data = content.body(sandbox.org, type_name, field_name, blob.name)
+            return Response(data, media_type="application/octetstream")
         matches = sandbox.org.by_external_id(type_name, field_name, value)
         if len(matches) > 1:
             version = request.path_params["version"]
@@ -270,6 +277,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         text = request.query_params.get("q", "")
         parsed = soql.parse(text)
         sobject = sandbox.org.sobject(parsed.sobject)
+        content.check_link_query(sobject.name, text)
         names = []
         for name in parsed.fields:
             spec = sobject.field(name)
@@ -395,16 +403,17 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         try:
             if method == "DELETE":
                 type_name = _type_of_id(item["id"])
-                sandbox.org.delete(type_name, item["id"])
+                content.delete_record(sandbox.org, type_name, item["id"])
                 return {"id": item["id"], "success": True, "errors": []}
             type_name = str((item.get("attributes") or {}).get("type") or "")
             if not type_name:
                 raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.", [])
             values = {k: v for k, v in item.items() if k not in ("attributes", "id", "Id")}
             if method == "POST":
-                return {"id": sandbox.org.create(type_name, values), "success": True, "errors": []}
+                made = content.create_record(sandbox.org, type_name, values)
+                return {"id": made, "success": True, "errors": []}
             record_id = str(item.get("id") or item.get("Id") or "")
-            sandbox.org.update(type_name, record_id, values)
+            content.update_record(sandbox.org, type_name, record_id, values)
             return {"id": record_id, "success": True, "errors": []}
         except SalesforceError as exc:
             return {

@@ -3,6 +3,7 @@ feed, and Salesforce's error answers."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import itertools
 from dataclasses import dataclass, field
@@ -66,6 +67,13 @@ def _checked(sobject: SObject, name: str, value: Any) -> tuple[str, Any]:
             raise SalesforceError(
                 400, "JSON_PARSER_ERROR", f"Cannot deserialize instance of double from {value!r}"
             ) from None
+    if spec.type == "base64":
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            raise SalesforceError(
+                400, "JSON_PARSER_ERROR", f"{spec.name}: not valid base64"
+            ) from None
     if spec.type == "date":
         try:
             datetime.date.fromisoformat(str(value))
@@ -89,6 +97,7 @@ class Org:
 
     user_id: str = ""
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    bodies: dict[tuple[str, str], bytes] = field(default_factory=dict)  # base64 fields, by id
     numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
     clock: Any = field(default=lambda: datetime.datetime.now(datetime.UTC))
 
@@ -150,8 +159,9 @@ class Org:
                         [spec.name],
                     )
 
-    def create(self, type_name: str, values: dict[str, Any]) -> str:
-        """A new record's id, or the error Salesforce answers."""
+    def create(self, type_name: str, values: dict[str, Any], record_id: str | None = None) -> str:
+        """A new record's id (given one: a ContentNote takes its document's), or the error
+        Salesforce answers."""
         sobject = self.sobject(type_name)
         checked = self._values(sobject, values, creating=True)
         missing = [n for n in sobject.required() if checked.get(n) in (None, "")]
@@ -161,7 +171,7 @@ class Org:
             )
         self._unique(sobject, checked, None)
         now = stamp(self.clock())
-        record_id = salesforce_id(sobject.prefix, next(self.numbers))
+        record_id = record_id or salesforce_id(sobject.prefix, next(self.numbers))
         record: dict[str, Any] = {spec.name: None for spec in sobject.fields}
         record.update(
             {
@@ -177,9 +187,18 @@ class Org:
                 record[spec.name] = False
         if sobject.field("OwnerId") is not None:
             record["OwnerId"] = self.user_id
+        if sobject.field("ShareType") is not None:
+            record["ShareType"] = "V"
         record.update(checked)
         self._derive(sobject, record)
         self.records.setdefault(sobject.name, {})[record_id] = record
+        return record_id
+
+    def create_system(self, type_name: str, values: dict[str, Any]) -> str:
+        """A record Salesforce makes itself (fields a client may not set): its id."""
+        sobject = self.sobject(type_name)
+        record_id = self.create(type_name, {})
+        self.records[sobject.name][record_id].update(values)
         return record_id
 
     def _derive(self, sobject: SObject, record: dict[str, Any]) -> None:

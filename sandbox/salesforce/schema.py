@@ -145,4 +145,70 @@ USER = SObject(
         Field("IsActive", "boolean", nillable=False),
     ),
 )
-SOBJECTS = {s.name.lower(): s for s in (OPPORTUNITY, USER)}
+PRIVACY = ("N", "P")  # SharingPrivacy: visible to anyone with record access, or private
+CONTENT_DOCUMENT = SObject(
+    "ContentDocument",
+    "069",
+    (
+        *_system(),
+        Field("Title", "string", 255, nillable=False, createable=False),
+        Field("FileType", "string", 20, createable=False, updateable=False),
+        Field("FileExtension", "string", 40, createable=False, updateable=False),
+        Field("LatestPublishedVersionId", "reference", 18, createable=False, updateable=False),
+        Field("SharingPrivacy", "picklist", 1, createable=False, picklist=PRIVACY),
+        Field("ContentSize", "int", createable=False, updateable=False),
+        Field("OwnerId", "reference", 18, nillable=False, defaulted=True),
+    ),
+)
+CONTENT_VERSION = SObject(
+    "ContentVersion",
+    "068",
+    (
+        *_system(),
+        Field("Title", "string", 255),
+        Field("PathOnClient", "string", 500, nillable=False, updateable=False),
+        Field("VersionData", "base64", nillable=False, updateable=False),
+        Field("ContentDocumentId", "reference", 18, updateable=False),
+        Field("FirstPublishLocationId", "reference", 18, updateable=False),
+        Field("SharingPrivacy", "picklist", 1, picklist=PRIVACY),
+        Field("ContentSize", "int", createable=False, updateable=False),
+        Field("FileExtension", "string", 40, createable=False, updateable=False),
+        Field("IsLatest", "boolean", createable=False, updateable=False),
+        Field("OwnerId", "reference", 18, nillable=False, defaulted=True),
+    ),
+)
+CONTENT_NOTE = SObject(
+    "ContentNote",
+    "069",  # a note is a ContentDocument: the same id
+    (
+        *_system(),
+        Field("Title", "string", 255, nillable=False),
+        Field("Content", "base64"),
+        Field("TextPreview", "string", 255, createable=False, updateable=False),
+        Field("SharingPrivacy", "picklist", 1, picklist=PRIVACY),
+        Field("FileType", "string", 20, createable=False, updateable=False),
+        Field("OwnerId", "reference", 18, nillable=False, defaulted=True),
+    ),
+)
+CONTENT_DOCUMENT_LINK = SObject(
+    "ContentDocumentLink",
+    "06A",
+    (
+        *_system(),
+        Field("ContentDocumentId", "reference", 18, nillable=False, updateable=False),
+        Field("LinkedEntityId", "reference", 18, nillable=False, updateable=False),
+        Field("ShareType", "picklist", 1, nillable=False, defaulted=True, picklist=("V", "C", "I")),
+        Field("Visibility", "picklist", 40, picklist=("AllUsers", "InternalUsers", "SharedUsers")),
+    ),
+)
+SOBJECTS = {
+    s.name.lower(): s
+    for s in (
+        OPPORTUNITY,
+        USER,
+        CONTENT_DOCUMENT,  # before ContentNote: an 069 id names a ContentDocument
+        CONTENT_NOTE,
+        CONTENT_VERSION,
+        CONTENT_DOCUMENT_LINK,
+    )
+}

@@ -4,6 +4,7 @@ by external id, describe, the allowance header, and the errors it raises for eac
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import subprocess
@@ -341,3 +342,50 @@ def test_the_jwt_bearer_grant_takes_only_an_assertion_signed_by_the_apps_key(org
         timeout=30,
     )
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_notes_and_files_are_content_documents_linked_to_the_opportunity(sf):
+    deal = sf.Opportunity.create(DEAL)["id"]
+    note = sf.ContentNote.create(
+        {"Title": "Call", "Content": _b64(b"<p>Budget &amp; timing</p>"), "SharingPrivacy": "N"}
+    )["id"]
+    assert note.startswith("069")  # a note is a document: the same id
+    sf.ContentDocumentLink.create({"ContentDocumentId": note, "LinkedEntityId": deal})
+    version = sf.ContentVersion.create(
+        {
+            "Title": "Quote",
+            "PathOnClient": "quote.pdf",
+            "VersionData": _b64(b"%PDF-1.4 quote"),
+            "FirstPublishLocationId": deal,
+            "SharingPrivacy": "P",
+        }
+    )["id"]
+    document = sf.ContentVersion.get(version)["ContentDocumentId"]
+    links = sf.query(
+        f"SELECT ContentDocumentId, Visibility FROM ContentDocumentLink WHERE LinkedEntityId = '{deal}'"
+    )
+    assert {r["ContentDocumentId"] for r in links["records"]} == {note, document}
+    read = sf.ContentNote.get(note)
+    assert read["TextPreview"] == "Budget & timing" and read["SharingPrivacy"] == "N"
+    data = sf.session.get(
+        f"{sf.base_url}sobjects/ContentVersion/{version}/VersionData", headers=sf.headers
+    )
+    assert data.content == b"%PDF-1.4 quote"
+    body = sf.session.get(f"{sf.base_url}sobjects/ContentNote/{note}/Content", headers=sf.headers)
+    assert body.content == b"<p>Budget &amp; timing</p>" and read["Content"].endswith("/Content")
+    assert sf.ContentDocument.get(document)["SharingPrivacy"] == "P"
+    with pytest.raises(SalesforceMalformedRequest) as unfiltered:
+        sf.query("SELECT Id FROM ContentDocumentLink")
+    assert "Implementation restriction" in unfiltered.value.content[0]["message"]
+
+    sf.ContentDocument.delete(document)  # a file is deleted by deleting its document
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.ContentVersion.get(version)
+    left = sf.query(
+        f"SELECT ContentDocumentId FROM ContentDocumentLink WHERE LinkedEntityId = '{deal}'"
+    )
+    assert [r["ContentDocumentId"] for r in left["records"]] == [note]
