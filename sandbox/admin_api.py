@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -47,17 +45,9 @@ class AdminApi(ApiBase):
             return respond({"faults": len(self.sb.traffic.faults)})
         body = await read_body(request)
         try:
-            fault = Fault(
-                method=body.get("method"),
-                path_regex=re.compile(body.get("path_regex") or ".*"),
-                status=body.get("status"),
-                latency_ms=int(body.get("latency_ms") or 0),
-                count=body.get("count"),
-                probability=float(body.get("probability", 1.0)),
-                retry_after_s=int(body.get("retry_after_s", 1)),
-            )
-        except (re.error, TypeError, ValueError) as exc:
-            raise bad_request(f"Invalid fault: {exc}") from exc
+            fault = Fault.from_body(body)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from exc
         self.sb.traffic.faults.append(fault)
         return respond({"faults": len(self.sb.traffic.faults)}, 201)
 

@@ -68,6 +68,22 @@ class Fault:
     probability: float = 1.0
     retry_after_s: int = 1
 
+    @classmethod
+    def from_body(cls, body: dict) -> Fault:
+        """A fault as the admin API describes it, or ValueError saying what is wrong."""
+        try:
+            return cls(
+                method=body.get("method"),
+                path_regex=re.compile(body.get("path_regex") or ".*"),
+                status=body.get("status"),
+                latency_ms=int(body.get("latency_ms") or 0),
+                count=body.get("count"),
+                probability=float(body.get("probability", 1.0)),
+                retry_after_s=int(body.get("retry_after_s", 1)),
+            )
+        except (re.error, TypeError, ValueError) as exc:
+            raise ValueError(f"Invalid fault: {exc}") from exc
+
     def matches(self, method: str, path: str) -> bool:
         """Whether this fault applies to the request (consuming one of its uses if so)."""
         if self.count is not None and self.count <= 0:

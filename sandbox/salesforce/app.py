@@ -4,6 +4,7 @@ Salesforce's error bodies. An admin API under `/_sandbox/` expires sessions and 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import datetime
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from sandbox.salesforce import content, soql
 from sandbox.salesforce.records import Org, SalesforceError, stamp
 from sandbox.salesforce.schema import SOBJECTS
+from sandbox.traffic import Fault
 
 API_VERSION = "59.0"
 DAILY_ALLOWANCE = 15_000
@@ -65,6 +67,7 @@ class SalesforceSandbox:
     org: Org = field(default_factory=Org)
     sessions: set[str] = field(default_factory=set)
     cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # open query cursors
+    faults: list[Fault] = field(default_factory=list)  # injected errors and latency
     allowance: Allowance = field(default_factory=Allowance)
 
 
@@ -76,6 +79,22 @@ def batch_size(request: Request) -> int:
         if name == "batchSize" and value.isdigit():
             return min(max(int(value), 200), 2000)
     return 2000
+
+
+INJECTED_CODES = {
+    401: "INVALID_SESSION_ID",
+    403: "REQUEST_LIMIT_EXCEEDED",
+    404: "NOT_FOUND",
+    500: "UNKNOWN_EXCEPTION",
+    503: "SERVER_UNAVAILABLE",
+}
+
+
+def _injected(status: int) -> SalesforceError:
+    """What an injected fault answers: Salesforce's error body for its status."""
+    return SalesforceError(
+        status, INJECTED_CODES.get(status, "INJECTED_FAULT"), f"Injected fault: HTTP {status}"
+    )
 
 
 def _error(exc: SalesforceError, sandbox: SalesforceSandbox) -> Response:
@@ -176,6 +195,13 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
                     sandbox,
                 )
             sandbox.allowance.used += 1
+            fault = next(
+                (f for f in sandbox.faults if f.matches(request.method, request.url.path)), None
+            )
+            if fault is not None and fault.latency_ms:
+                await asyncio.sleep(fault.latency_ms / 1000)
+            if fault is not None and fault.status:
+                return _error(_injected(int(fault.status)), sandbox)
             try:
                 answer = await handler(request)
             except SalesforceError as exc:
@@ -436,6 +462,16 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         sandbox.sessions.clear()  # every session expires, as after the org's timeout
         return Response(status_code=204)
 
+    async def admin_faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            sandbox.faults.clear()
+            return Response(status_code=204)
+        try:
+            sandbox.faults.append(Fault.from_body(await request.json()))
+        except ValueError as exc:
+            return JSONResponse({"message": str(exc)}, 400)
+        return JSONResponse({"faults": len(sandbox.faults)}, 201)
+
     async def admin_allowance(request: Request) -> Response:
         if request.method == "POST":
             body = await request.json()
@@ -470,6 +506,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         ),
         Route("/_sandbox/sessions", admin_sessions, methods=["DELETE"]),
         Route("/_sandbox/allowance", admin_allowance, methods=["GET", "POST"]),
+        Route("/_sandbox/faults", admin_faults, methods=["POST", "DELETE"]),
     ]
     starlette = Starlette(routes=routes)
     starlette.state.salesforce = sandbox

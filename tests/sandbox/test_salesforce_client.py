@@ -17,6 +17,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
+    SalesforceGeneralError,
     SalesforceMalformedRequest,
     SalesforceRefusedRequest,
     SalesforceResourceNotFound,
@@ -389,3 +390,33 @@ def test_notes_and_files_are_content_documents_linked_to_the_opportunity(sf):
         f"SELECT ContentDocumentId FROM ContentDocumentLink WHERE LinkedEntityId = '{deal}'"
     )
     assert [r["ContentDocumentId"] for r in left["records"]] == [note]
+
+
+def test_injected_faults_answer_salesforces_errors_and_latency(org, sf):
+    org.admin(
+        "POST",
+        "faults",
+        json={"method": "POST", "path_regex": "sobjects/Opportunity", "status": 503, "count": 1},
+    )
+    org.admin(
+        "POST",
+        "faults",
+        json={"method": "GET", "path_regex": "describe", "status": 403, "count": 1},
+    )
+    try:
+        with pytest.raises(SalesforceGeneralError) as unavailable:
+            sf.Opportunity.create(DEAL)
+        assert unavailable.value.status == 503
+        assert unavailable.value.content[0]["errorCode"] == "SERVER_UNAVAILABLE"
+        assert sf.Opportunity.create(DEAL)["success"]  # the fault was used up
+        with pytest.raises(SalesforceRefusedRequest):
+            sf.Opportunity.describe()
+    finally:
+        org.admin("DELETE", "faults")
+    refused = requests.post(
+        f"{org.instance_url}/_sandbox/faults",
+        json={"path_regex": "("},
+        verify=str(org.cert),
+        timeout=30,
+    )
+    assert refused.status_code == 400 and "Invalid fault" in refused.json()["message"]
