@@ -237,8 +237,23 @@ def _json_or_empty(response: requests.Response) -> dict[str, Any]:
 
 def _error_message(response: requests.Response) -> str:
     body = _json_or_empty(response)
-    message = body.get("message") or response.reason or f"HTTP {response.status_code}"
-    return redact(str(message))[:2000]
+    message = body.get("message") or _listed_errors(response) or response.reason
+    return redact(str(message or f"HTTP {response.status_code}"))[:2000]
+
+
+def _listed_errors(response: requests.Response) -> str:
+    """Salesforce's error body, `[{"message", "errorCode"}]`, as `CODE: message; ...`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, list):
+        return ""
+    return "; ".join(
+        f"{e.get('errorCode')}: {e.get('message')}" if e.get("errorCode") else str(e.get("message"))
+        for e in body
+        if isinstance(e, dict) and e.get("message")
+    )
 
 
 def _error_category(response: requests.Response) -> str | None:
