@@ -105,7 +105,7 @@ class Host:
                 os.killpg(process.pid, 15)
         for process in self.processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=5)  # a test's host: no need to wait for a graceful end
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()

@@ -11,17 +11,16 @@ from tests.multihost.conftest import DEALS, PARTNERS, Cluster
 from tests.multihost.cycles import (
     batches_of,
     call,
+    converged,
     cycle,
     deals,
     finish_cycle,
     held_by,
     last_holders,
-    links,
     pair_slots_free,
     seed,
     start_cycle,
     states,
-    vendor_keys,
     writes_from,
 )
 from tests.multihost.hosts import namespaces_unavailable, wait_for
@@ -38,9 +37,8 @@ def test_a_cycle_spreads_over_both_hosts_within_one_vendor_budget(cluster: Clust
     runs = states(cycle(cluster))
     assert len(runs) == PARTNERS and set(runs.values()) == {"Completed"}, runs
     assert cluster.sandbox.admin("GET", "requests", token=vendor).json()["rate_limited"] == 0
-    keys = vendor_keys(cluster)
-    assert len(keys) == len(set(keys)) == PARTNERS * DEALS  # nothing lost, nothing twice
-    assert links(cluster) == PARTNERS * DEALS
+    vendor_twins, twice, linked, partner_deals = converged(cluster)  # other tests' deals too
+    assert vendor_twins == linked == partner_deals and twice == 0  # nothing lost, nothing twice
     assert {"host-a", "host-b"} <= set(last_holders(cluster).values())  # both hosts ran pairs
 
 
@@ -71,8 +69,8 @@ def test_a_host_cut_off_past_its_lease_loses_its_pairs_and_writes_nothing_more(
     assert stale <= set(taken_over) and {states(taken_over)[p] for p in stale} == {"Completed"}
     assert {last_holders(cluster)[p] for p in stale} == {"host-b"}
     converged_s = time.monotonic() - cut_at
-    keys = vendor_keys(cluster)
-    assert len(keys) == len(set(keys)) == PARTNERS * (DEALS + CUT_DEALS)
+    vendor_twins, twice, linked, partner_deals = converged(cluster)
+    assert vendor_twins == linked == partner_deals and twice == 0
 
     # Users edit the taken-over pairs' deals on the vendor side while host-a is still away.
     edited = {}
@@ -112,8 +110,7 @@ def test_a_host_cut_off_past_its_lease_loses_its_pairs_and_writes_nothing_more(
             if key.endswith(f":{d['id']}")
         )
         assert (partner_deal.get("closedate") or "").startswith("2027-05-01"), (pair, partner_deal)
-    keys = vendor_keys(cluster)
-    assert len(keys) == len(set(keys)) == links(cluster) == PARTNERS * (DEALS + CUT_DEALS)
+    assert converged(cluster) == (partner_deals, 0, partner_deals, partner_deals)
     record_property("cut_to_converged_s", round(converged_s, 1))
     print(
         f"host cut: {len(stale)} pairs taken over, converged {converged_s:.1f} s after the cut; batches {len(cut_runs)}"
