@@ -98,7 +98,7 @@ def test_a_host_cut_off_past_its_lease_loses_its_pairs_and_writes_nothing_more(
         assert run.state.is_failed(), (pair, run.state.name, message)
         lost = f"lost the lease of partner {pair} to host-b" in message  # at its next write
         broken = "OperationalError" in message  # or its ledger connection broke while cut off
-        assert lost and "nothing more was written" in message or broken, message
+        assert (lost and "nothing more was written" in message) or broken, message
     assert writes_from(cluster, host_a) == writes_before  # not one write after the takeover
 
     # The next cycle carries the users' edits on; nothing lost, nothing twice.
