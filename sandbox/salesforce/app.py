@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.salesforce import content, soql
+from sandbox.salesforce import content, soql, tooling
 from sandbox.salesforce.records import Org, SalesforceError, stamp
 from sandbox.salesforce.schema import SOBJECTS
 from sandbox.traffic import Fault
@@ -321,7 +321,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         if parsed.counts:
             return {"totalSize": len(chosen), "done": True, "records": []}
         selected = [
-            with_attributes(request, sobject.name, {n: r[n] for n in names}, r["Id"])
+            with_attributes(request, sobject.name, {n: r.get(n) for n in names}, r["Id"])
             for r in chosen
         ]
         return page(request, selected, len(selected), 0)
@@ -458,6 +458,13 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         sobject = sandbox.org.sobject(request.path_params["sobject"])
         return sobject.describe(f"/services/data/v{request.path_params['version']}")
 
+    async def custom_field(request: Request) -> Response:
+        """Tooling API: a custom field added to an sObject (what an admin does in Setup)."""
+        type_name, added = tooling.custom_field(await body_of(request))
+        sandbox.org.add_field(type_name, added)
+        field_id = f"00N5g{next(cursor_numbers):013d}"
+        return JSONResponse({"id": field_id, "success": True, "errors": []}, 201)
+
     async def admin_sessions(_request: Request) -> Response:
         sandbox.sessions.clear()  # every session expires, as after the org's timeout
         return Response(status_code=204)
@@ -488,6 +495,16 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
             "/services/data/v{version}/composite/sobjects",
             api(collection),
             methods=["POST", "PATCH", "DELETE"],
+        ),
+        Route(
+            "/services/data/v{version}/tooling/sobjects/CustomField",
+            api(custom_field),
+            methods=["POST"],
+        ),
+        Route(
+            "/services/data/v{version}/tooling/sobjects/CustomField/",
+            api(custom_field),
+            methods=["POST"],
         ),
         Route("/services/data/v{version}/query", api(query), methods=["GET"]),
         Route("/services/data/v{version}/query/", api(query), methods=["GET"]),

@@ -9,7 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.salesforce.schema import SOBJECTS, SObject
+from sandbox.salesforce.schema import SOBJECTS, Field, SObject
 
 ID_SUFFIX_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -39,10 +39,8 @@ def salesforce_id(prefix: str, number: int) -> str:
 
 
 def stamp(moment: datetime.datetime) -> str:
-    """A datetime as Salesforce writes it: 2026-12-04T21:40:00.000+0000."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}+0000"
-    )
+    """A datetime as Salesforce keeps it, to the second: 2026-12-04T21:40:00.000+0000."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 def _checked(sobject: SObject, name: str, value: Any) -> tuple[str, Any]:
@@ -100,6 +98,7 @@ class Org:
     bodies: dict[tuple[str, str], bytes] = field(default_factory=dict)  # base64 fields, by id
     numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
     clock: Any = field(default=lambda: datetime.datetime.now(datetime.UTC))
+    schema: dict[str, SObject] = field(default_factory=lambda: dict(SOBJECTS))
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -116,10 +115,25 @@ class Org:
 
     def sobject(self, name: str) -> SObject:
         """An sObject type by name, or NOT_FOUND."""
-        found = SOBJECTS.get(name.lower())
+        found = self.schema.get(name.lower())
         if found is None:
             raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         return found
+
+    def add_field(self, type_name: str, added: Field) -> None:
+        """A custom field an admin created; the records there have it empty (false: a checkbox)."""
+        sobject = self.sobject(type_name)
+        if sobject.field(added.name) is not None:
+            raise SalesforceError(
+                400,
+                "DUPLICATE_DEVELOPER_NAME",
+                f"There is already a field named {added.name} on {sobject.name}.",
+                ["FullName"],
+            )
+        self.schema[sobject.name.lower()] = sobject.with_field(added)
+        empty = False if added.type == "boolean" else None
+        for record in self.records.get(sobject.name, {}).values():
+            record[added.name] = empty
 
     def _values(self, sobject: SObject, values: dict[str, Any], creating: bool) -> dict[str, Any]:
         checked: dict[str, Any] = {}

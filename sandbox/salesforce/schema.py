@@ -14,7 +14,6 @@ STAGES = (
     "Closed Won",
     "Closed Lost",
 )
-PRODUCTS = ("Billing", "Analytics", "Payments", "Support")
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 
@@ -90,6 +89,10 @@ class SObject:
             if f.createable and not f.nillable and not f.defaulted and f.type != "boolean"
         ]
 
+    def with_field(self, added: Field) -> SObject:
+        """This type with one more field (a custom field an admin created)."""
+        return SObject(self.name, self.prefix, (*self.fields, added), self.mergeable)
+
     def describe(self, base: str) -> dict[str, object]:
         """The `sobjects/{T}/describe` answer."""
         return {
@@ -125,12 +128,6 @@ OPPORTUNITY = SObject(
         Field("OwnerId", "reference", 18, nillable=False, defaulted=True),
         Field("IsClosed", "boolean", nillable=False, createable=False, updateable=False),
         Field("IsWon", "boolean", nillable=False, createable=False, updateable=False),
-        Field("dealsync_key__c", "string", 255, external_id=True, unique=True, custom=True),
-        Field("dealsync_partner__c", "string", 255, custom=True),
-        Field("dealsync_shared__c", "boolean", nillable=False, custom=True),
-        Field(
-            "dealsync_product_interest__c", "multipicklist", 4099, picklist=PRODUCTS, custom=True
-        ),
     ),
 )
 USER = SObject(

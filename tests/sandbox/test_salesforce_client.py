@@ -29,9 +29,44 @@ from sandbox.server import free_port
 DEAL = {"Name": "Acme Cloud", "StageName": "Prospecting", "CloseDate": "2027-03-01"}
 
 
+# The custom fields the tests use, as an admin would create them (Setup, or the Tooling API).
+CUSTOM_FIELDS = {
+    "dealsync_key__c": {
+        "label": "dealsync key",
+        "type": "Text",
+        "length": 255,
+        "externalId": True,
+        "unique": True,
+    },
+    "dealsync_partner__c": {"label": "Shared with partner", "type": "Text", "length": 255},
+    "dealsync_shared__c": {"label": "Shared", "type": "Checkbox", "defaultValue": "false"},
+    "dealsync_product_interest__c": {
+        "label": "Product interest",
+        "type": "MultiselectPicklist",
+        "visibleLines": 4,
+        "valueSet": {
+            "valueSetDefinition": {
+                "value": [
+                    {"fullName": p, "label": p}
+                    for p in ("Billing", "Analytics", "Payments", "Support")
+                ]
+            }
+        },
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def org():
     with SalesforceProcess() as server:
+        sf = _client(server)
+        for name, metadata in CUSTOM_FIELDS.items():
+            created = sf.restful(
+                "tooling/sobjects/CustomField",
+                method="POST",
+                json={"FullName": f"Opportunity.{name}", "Metadata": metadata},
+            )
+            assert created["success"]
         yield server
 
 
@@ -76,6 +111,37 @@ def test_upsert_by_external_id_creates_then_updates_and_reads_back(sf):
     with pytest.raises(SalesforceResourceNotFound) as wrong:
         sf.Opportunity.upsert("Name/Acme Cloud", {"Amount": 6})  # not an external id
     assert "external ID field" in wrong.value.content[0]["message"]
+
+
+def test_a_custom_field_is_created_once_with_its_type_and_shows_in_describe(sf):
+    answer = sf.restful(
+        "tooling/sobjects/CustomField",
+        method="POST",
+        json={
+            "FullName": "Opportunity.region__c",
+            "Metadata": {"label": "Region", "type": "Text", "length": 40},
+        },
+    )
+    assert answer["success"] and answer["id"].startswith("00N")
+    described = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    assert described["region__c"]["type"] == "string" and described["region__c"]["custom"]
+    assert described["region__c"]["length"] == 40
+    with pytest.raises(SalesforceMalformedRequest) as twice:
+        sf.restful(
+            "tooling/sobjects/CustomField",
+            method="POST",
+            json={
+                "FullName": "Opportunity.region__c",
+                "Metadata": {"label": "Region", "type": "Text", "length": 40},
+            },
+        )
+    assert twice.value.content[0]["errorCode"] == "DUPLICATE_DEVELOPER_NAME"
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.restful(
+            "tooling/sobjects/CustomField",
+            method="POST",
+            json={"FullName": "Opportunity.region", "Metadata": {"label": "x", "type": "Text"}},
+        )
 
 
 def test_describe_tells_fields_types_picklists_and_the_external_id(sf):
