@@ -118,6 +118,7 @@ class Capabilities:
     files_on: Literal["notes", "deals"]
     note_authors: bool = True  # whether a note's author can be set when creating it
     property_history: bool = False  # whether the CRM tells when each property last changed
+    cursor_step_ms: int = 1  # the precision of the CRM's modification times (Salesforce: seconds)
 
 
 class Connector(Protocol):
@@ -279,6 +280,22 @@ class CountsRecords(Protocol):
 def counts_records(connector: Connector) -> CountsRecords | None:
     """The connector's counting, where its CRM can count records by a rule (None elsewhere)."""
     return connector if isinstance(connector, CountsRecords) else None
+
+
+@runtime_checkable
+class LogsDeletions(Protocol):
+    """A CRM that keeps a log of deleted records (Salesforce's `deleted/`), so a run on a cursor
+    finds deletions without counting or reading every linked record."""
+
+    def deleted_since(self, object_type: str, since_ms: int) -> set[str] | None:
+        """The ids deleted since then (less the connector's lookback); None when the log does not
+        reach back that far."""
+        ...
+
+
+def deletion_log(connector: Connector) -> LogsDeletions | None:
+    """The connector's deletion log, where its CRM keeps one (None elsewhere)."""
+    return connector if isinstance(connector, LogsDeletions) else None
 
 
 @runtime_checkable

@@ -10,22 +10,29 @@ from typing import Any
 
 import yaml
 
+from connectors.salesforce_http import SalesforceLogin
 from dealsync.config_errors import ConfigError as ConfigError  # where every caller finds it
 from dealsync.mapping import DEFAULT_MAPPING, DEFAULT_NOTES_MAPPING
 from dealsync.partner_entries import partner_entries
 from dealsync.rules import OwnerAssignment
+from dealsync.salesforce_config import SALESFORCE_KEYS, SalesforceAuth, salesforce_auth
+from dealsync.secret_refs import check_token_reference, resolve_secret
 from dealsync.yaml_errors import YAML_LOADER, python_parse_error
 from dealsync.yaml_errors import describe as describe_yaml_error
 
 DEFAULT_CONFIG = "dealsync.yaml"
 # The deal mapping a partner gets when its entry names none, by the kind of its CRM.
-DEFAULT_MAPPINGS = {"hubspot": DEFAULT_MAPPING, "bottlecrm": "mappings/bottlecrm_shared_deal.yaml"}
+DEFAULT_MAPPINGS = {
+    "hubspot": DEFAULT_MAPPING,
+    "bottlecrm": "mappings/bottlecrm_shared_deal.yaml",
+    "salesforce": "mappings/salesforce_shared_deal.yaml",
+}
 DEFAULT_LEDGER = "sqlite:///.dealsync/ledger.db"
 DEFAULT_NOTES_MAPPINGS = {
     "hubspot": DEFAULT_NOTES_MAPPING,
     "bottlecrm": "mappings/bottlecrm_shared_notes.yaml",
 }
-CRM_KINDS = ("hubspot", "bottlecrm")
+CRM_KINDS = ("hubspot", "bottlecrm", "salesforce")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -43,10 +50,18 @@ class CrmConfig:
     # deliveries, and the portal's number when known (else `dealsync receive` asks the portal).
     webhook_secret_ref: str | None = None
     portal_id: int | None = None
+    salesforce: SalesforceAuth | None = None  # a Salesforce connection's login (token: refresh)
 
     def token(self) -> str:
         """The secret the reference points at."""
         return resolve_secret(self.token_ref, self.where)
+
+    def salesforce_login(self) -> SalesforceLogin:
+        """A Salesforce connection's login, its secrets resolved."""
+        assert self.salesforce is not None
+        refresh = self.token() if self.token_ref else None
+        where = self.where.removesuffix(".token")
+        return self.salesforce.login(self.base_url, refresh, where)
 
     def webhook_secret(self) -> str | None:
         """The webhook signing secret, when this connection receives webhooks."""
@@ -101,54 +116,6 @@ class Config:
         )
 
 
-_ENV_REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
-_BLOCK_NAME = re.compile(r"^(prefect:)?[a-z0-9][a-z0-9-]{0,63}$")  # Prefect's block name rules
-_SECRET_LOOKING = re.compile(r"[0-9a-f]{16,}|[A-Za-z0-9_]{32,}")
-
-
-def check_token_reference(reference: str, where: str) -> None:
-    """Refuse a token that is not a reference, without ever repeating it (it may be the secret)."""
-    literal = reference.startswith(("pat-", "Bearer", "bcrm_pat_")) or bool(
-        _SECRET_LOOKING.search(reference.removeprefix("env:"))
-    )
-    if literal:
-        raise ConfigError(
-            f"{where}: looks like a literal token. Never put secrets in the config: use env:NAME or a "
-            "Prefect Secret block name."
-        )
-    if not (_ENV_REFERENCE.match(reference) or _BLOCK_NAME.match(reference)):
-        raise ConfigError(
-            f"{where}: the token reference is neither env:NAME (an environment variable name) nor a "
-            "Secret block name (lowercase letters, digits and dashes). Put the token in an "
-            "environment variable and write env:NAME, or save it as a Prefect Secret block."
-        )
-
-
-def resolve_secret(reference: str, where: str) -> str:
-    """`env:NAME` -> the environment variable; anything else -> the Prefect Secret block of that name."""
-    if reference.startswith("env:"):
-        name = reference[4:]
-        value = os.environ.get(name)
-        if not value:
-            raise ConfigError(
-                f"{where}: the environment variable {name} is not set. Export it, or point the token at a Prefect Secret block."
-            )
-        return value
-    block = reference.removeprefix("prefect:")
-    try:
-        from prefect.blocks.system import Secret
-
-        secret: Any = Secret.load(block)  # a block, loaded synchronously outside an event loop
-        return str(secret.get())
-    except Exception as exc:  # Prefect raises several kinds here; all mean the same to the user
-        # The reference is not repeated: a pasted token can look like a block name.
-        raise ConfigError(
-            f"{where}: the token reference is neither env:NAME nor the name of a Prefect Secret block "
-            f"that exists ({type(exc).__name__}). Save the block (Secret(value=...).save(name)) where "
-            "PREFECT_API_URL points, or use env:NAME."
-        ) from None
-
-
 def config_path(explicit: str | Path | None = None) -> Path:
     """The config file to use: --config, then $DEALSYNC_CONFIG, then ./dealsync.yaml."""
     return Path(explicit or os.environ.get("DEALSYNC_CONFIG") or DEFAULT_CONFIG)
@@ -173,7 +140,7 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _crm(data: Any, where: str) -> CrmConfig:
+def _crm(data: Any, where: str, base: Path) -> CrmConfig:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{where}: expected a mapping like {{kind: hubspot, base_url: ..., token: env:NAME}}."
@@ -188,10 +155,22 @@ def _crm(data: Any, where: str) -> CrmConfig:
     )
     if not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.base_url: {base_url!r} must start with http:// or https://.")
-    token = _need(
-        data, "token", where, str, "Give a reference: env:NAME or a Prefect Secret block name."
-    )
-    check_token_reference(token, f"{where}.token")
+    salesforce = None
+    if kind == "salesforce":
+        salesforce = salesforce_auth(data, where, "token" in data, base)
+    else:
+        unknown = [key for key in SALESFORCE_KEYS if key in data]
+        if unknown:
+            raise ConfigError(
+                f"{where}: {', '.join(unknown)} are for Salesforce connections; a {kind} "
+                "connection logs in with its token alone. Remove them."
+            )
+    token = ""
+    if salesforce is None or "token" in data:
+        token = _need(
+            data, "token", where, str, "Give a reference: env:NAME or a Prefect Secret block name."
+        )
+        check_token_reference(token, f"{where}.token")
     share = data.get("rate_share", 1.0)
     if not isinstance(share, int | float) or not 0 < share <= 1:
         raise ConfigError(
@@ -213,6 +192,7 @@ def _crm(data: Any, where: str) -> CrmConfig:
         float(share),
         None if lookback is None else float(lookback),
         *_webhooks(data, kind, where),
+        salesforce,
     )
 
 
@@ -309,8 +289,12 @@ def _notify(data: Any, where: str) -> tuple[NotifyTarget, ...]:
 
 
 def _notes_mapping_path(raw: str | None, base: Path, kind: str) -> Path | None:
-    """The pair's notes mapping: the one named, or the default for the partner CRM's kind."""
-    return _mapping_path(raw, base, DEFAULT_NOTES_MAPPINGS[kind])
+    """The pair's notes mapping: the one named, or the default for the partner CRM's kind (none for
+    a kind whose notes are not synced yet, or when the entry says `notes_mapping: none`)."""
+    default = DEFAULT_NOTES_MAPPINGS.get(kind)
+    if (raw is None and default is None) or raw == "none":
+        return None
+    return _mapping_path(raw, base, default or DEFAULT_NOTES_MAPPING)
 
 
 def _mapping_path(raw: str | None, base: Path, default: str = DEFAULT_MAPPING) -> Path:
@@ -359,7 +343,7 @@ def load_config(path: str | Path | None = None) -> Config:
                 "must be unique."
             )
         seen[partner_id] = at
-        crm = _crm(entry.get("crm"), f"{at}.crm")
+        crm = _crm(entry.get("crm"), f"{at}.crm", base)
         partners.append(
             PartnerConfig(
                 partner_id,
@@ -378,7 +362,7 @@ def load_config(path: str | Path | None = None) -> Config:
     return Config(
         path=file,
         ledger_url=_resolve_ledger(ledger, base),
-        vendor_crm=_crm(vendor.get("crm"), f"{where}: vendor.crm"),
+        vendor_crm=_crm(vendor.get("crm"), f"{where}: vendor.crm", base),
         owner_assignment=_owner_assignment(
             vendor.get("owner_assignment"), f"{where}: vendor.owner_assignment"
         ),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dealsync.config import NotifyTarget, resolve_secret
+from dealsync.config import NotifyTarget
+from dealsync.secret_refs import resolve_secret
 
 
 def _block(target: NotifyTarget) -> Any:

@@ -14,6 +14,7 @@ from validation.schemas import (
     canonical_records,
     raw_bottlecrm_records,
     raw_hubspot_records,
+    raw_salesforce_records,
 )
 
 HUBSPOT_MODIFIED = RawColumn(
@@ -41,6 +42,8 @@ def raw_schema(
     label = f"{object_type} ({side})"
     if crm_kind == "hubspot":
         return raw_hubspot_records(raw_columns(mapping, side), label, HUBSPOT_MODIFIED)
+    if crm_kind == "salesforce":
+        return raw_salesforce_records(raw_columns(mapping, side), label)
     return raw_bottlecrm_records(raw_columns(mapping, side), label)
 
 

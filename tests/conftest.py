@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from sandbox.salesforce.server import SalesforceProcess
 from sandbox.server import SandboxProcess
 from sandbox.traffic import Limits
 
@@ -42,3 +43,17 @@ def api(sandbox: SandboxProcess):
         return session.request(method, f"{sandbox.base_url}{path}", timeout=60, **kwargs)
 
     return call
+
+
+@pytest.fixture(scope="session")
+def salesforce_server() -> Iterator[SalesforceProcess]:
+    """One Salesforce sandbox for the whole session; each test starts from a fresh org."""
+    with SalesforceProcess() as server:
+        yield server
+
+
+@pytest.fixture
+def salesforce(salesforce_server: SalesforceProcess) -> SalesforceProcess:
+    """The session's Salesforce sandbox with a fresh org: Salesforce's own fields, its admin user."""
+    salesforce_server.admin("DELETE", "org")
+    return salesforce_server

@@ -99,6 +99,21 @@ def raw_bottlecrm_records(columns: Sequence[RawColumn], label: str) -> pa.DataFr
     )
 
 
+def raw_salesforce_records(columns: Sequence[RawColumn], label: str) -> pa.DataFrameSchema:
+    """Raw Salesforce records as the connector reads them: an 18-character id and the given fields."""
+    schema_columns: dict[str, pa.Column] = {
+        "id": pa.Column(
+            str,
+            pa.Check.str_matches(r"^[A-Za-z0-9]{18}$", error="id must be an 18-character id"),
+            unique=True,
+        ),
+        **_columns(columns),
+    }
+    return pa.DataFrameSchema(
+        schema_columns, name=f"raw salesforce {label}", strict=False, coerce=False
+    )
+
+
 def _iso_dates(values: pd.Series) -> pd.Series:
     """Each value empty or a YYYY-MM-DD date."""
     text = values.astype("string")

@@ -17,7 +17,7 @@ from dealsync.merges import Merge, side_id
 from dealsync.model import SIDES, Link, LinkedIds, Side
 from dealsync.pipeline.census import Census
 from dealsync.pipeline.phase import Phase
-from dealsync.pipeline.tracking import ChangeTracker, InboxTracker
+from dealsync.pipeline.tracking import ChangeTracker, CursorTracker, InboxTracker
 from dealsync.snapshots import Seen
 
 
@@ -277,12 +277,15 @@ class _LinkedIds:
 
 def _to_check(reading: _Reading, side: Side, linked: _LinkedIds) -> list[str]:
     """The linked ids whose deletion is checked: every one on a snapshot CRM (its scan decides), on
-    `--full`, or where the CRM cannot count; otherwise only those the side's count no longer finds
+    `--full`, or where the CRM can neither count nor log deletions; the linked ones its deletion log
+    names; otherwise only those the side's count no longer finds
     and those it never counted (see `census.py`), found without loading every link; on a vendor
     side the hub serves, those its count chose."""
     tracker, phase = reading.trackers[side], reading.phase
     if (checks := tracker.checks) is not None:  # the hub's count chose them
         return sorted(i for i in checks if i not in reading.records[side])
+    if isinstance(tracker, CursorTracker) and tracker.deleted is not None:
+        return sorted({side_id(link, side) for link in linked.on(side, tracker.deleted)})
     census = tracker.census
     counter = counts_records(phase.ctx.connectors[side])
     if census is None or counter is None or phase.ctx.full_resync:

@@ -7,7 +7,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from connectors.base import ChangePage, Connector, CountRule, Record, counts_records
+from connectors.base import (
+    ChangePage,
+    Connector,
+    CountRule,
+    Record,
+    counts_records,
+    deletion_log,
+)
 from dealsync.context import RunContext
 from dealsync.ledger.inbox import HUB, InboxEntry
 from dealsync.model import Side
@@ -29,6 +36,7 @@ class CursorTracker:
     scoped: bool = False
     cursor: int | None = None
     seen: int = 0
+    deleted: set[str] | None = None  # from the CRM's deletion log, where it keeps one
 
     def __post_init__(self) -> None:
         self.cursor = self.since
@@ -46,6 +54,8 @@ class CursorTracker:
                     self.census.saw(record)
             yield list(page.records)
         self.cursor = max(self.cursor or 0, started)
+        if self.since is not None and (log := deletion_log(self.connector)) is not None:
+            self.deleted = log.deleted_since(self.object_type, self.since)
 
     def _changes(self) -> Iterator[ChangePage]:
         counter = counts_records(self.connector)

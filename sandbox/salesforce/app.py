@@ -465,6 +465,15 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         field_id = f"00N5g{next(cursor_numbers):013d}"
         return JSONResponse({"id": field_id, "success": True, "errors": []}, 201)
 
+    async def admin_org(_request: Request) -> Response:
+        """A fresh org: no records but its admin user, Salesforce's own fields, no faults, an
+        unspent allowance (the connected app and live sessions stay)."""
+        sandbox.org = Org()
+        sandbox.cursors.clear()
+        sandbox.faults.clear()
+        sandbox.allowance = Allowance()
+        return Response(status_code=204)
+
     async def admin_sessions(_request: Request) -> Response:
         sandbox.sessions.clear()  # every session expires, as after the org's timeout
         return Response(status_code=204)
@@ -522,6 +531,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
             f"{data}/{{field}}/{{value}}", api(by_external_id), methods=["GET", "PATCH", "DELETE"]
         ),
         Route("/_sandbox/sessions", admin_sessions, methods=["DELETE"]),
+        Route("/_sandbox/org", admin_org, methods=["DELETE"]),
         Route("/_sandbox/allowance", admin_allowance, methods=["GET", "POST"]),
         Route("/_sandbox/faults", admin_faults, methods=["POST", "DELETE"]),
     ]

@@ -40,12 +40,21 @@ def test_full_pull_returns_every_active_record(kit):
         assert cursor is None  # snapshot: no cursor; every pull is a complete scan
 
 
+def _next_stamp(kit) -> None:
+    """Wait until the CRM's clock can stamp a later time than the records written so far (the next
+    millisecond; the next second on Salesforce)."""
+    step = kit.connector.capabilities.cursor_step_ms
+    start = time.time_ns() // 1_000_000 // step
+    while time.time_ns() // 1_000_000 // step == start:
+        time.sleep(0.005)
+
+
 def test_changes_are_found_by_cursor_or_by_complete_scan(kit):
     (old,) = _create_deals(kit, ["old"])
-    time.sleep(0.01)
+    _next_stamp(kit)
     ids = _create_deals(kit, ["a", "b", "c"])
     _, cursor = _pull(kit, None)
-    time.sleep(0.01)
+    _next_stamp(kit)
     kit.edit_deal(ids[1], {kit.name_property: "b, renamed"})
     changed, new_cursor = _pull(kit, cursor)
     by_id = {r.id: r for r in changed}
@@ -91,7 +100,7 @@ def test_upsert_on_the_key_never_duplicates(kit):
 
 def test_update_reports_each_record(kit):
     ids = _create_deals(kit, ["x", "y"])
-    ghost = "1" if kit.connector.kind == "hubspot" else str(uuid.uuid4())
+    ghost = kit.missing_id or str(uuid.uuid4())
     outcomes = kit.connector.update(
         "deals",
         [
@@ -128,7 +137,8 @@ def test_a_duplicate_key_is_refused_by_crms_that_enforce_uniqueness(kit):
     assert [o.ok for o in outcomes] == [True, False]
 
 
-def test_notes_hang_on_deals_and_are_edited_and_deleted(kit):
+def test_notes_hang_on_deals_and_are_edited_and_deleted(notes_kit):
+    kit = notes_kit
     (deal_id,) = _create_deals(kit, ["with notes"])
     connector, text = kit.connector, kit.note_text_property
     created = connector.create(
@@ -171,7 +181,8 @@ def test_owners_are_the_active_users(kit):
     assert {o.email for o in kit.connector.owners()} == kit.owner_emails
 
 
-def test_files_round_trip_with_the_same_bytes(kit):
+def test_files_round_trip_with_the_same_bytes(notes_kit):
+    kit = notes_kit
     content = bytes(range(256)) * 2000
     connector = kit.connector
     if connector.capabilities.files_on == "notes":
@@ -190,27 +201,36 @@ def test_files_round_trip_with_the_same_bytes(kit):
     connector.delete_file(info.id)  # deleting twice is fine
 
 
+CUSTOM_NAMES = {
+    "hubspot": "dealsync_{}",
+    "bottlecrm": "cf_dealsync_{}",
+    "salesforce": "dealsync_{}__c",
+}
+
+
 def test_ensure_properties_is_idempotent(kit):
-    name = "dealsync_pain" if kit.connector.kind == "hubspot" else "cf_dealsync_pain"
+    name = CUSTOM_NAMES[kit.connector.kind].format("pain")
     spec = PropertySpec(name, "Pain", type="string", field_type="textarea")
     assert kit.connector.ensure_properties("deals", [spec]) == [name]
     assert kit.connector.ensure_properties("deals", [spec]) == []
-    if kit.connector.kind == "hubspot":
+    if kit.connector.kind != "bottlecrm":  # BottleCRM's custom fields are all text
         with pytest.raises(ConnectorError, match="dealsync_pain"):
             kit.connector.ensure_properties("deals", [PropertySpec(name, "Pain", type="number")])
 
 
 def test_property_problems_name_what_init_would_create_and_nothing_after(kit):
-    name = "dealsync_next" if kit.connector.kind == "hubspot" else "cf_dealsync_next"
+    name = CUSTOM_NAMES[kit.connector.kind].format("next")
     spec = PropertySpec(name, "Next steps", type="string", field_type="textarea")
     [problem] = kit.connector.property_problems("deals", [spec], [])
     assert name in problem and "dealsync init" in problem
     kit.connector.ensure_properties("deals", [spec])
     assert kit.connector.property_problems("deals", [spec], []) == []
-    if kit.connector.kind == "hubspot":
+    if kit.connector.kind != "bottlecrm":
         [wrong_type] = kit.connector.property_problems(
             "deals", [PropertySpec(name, "Next", type="number")], []
         )
         assert "number" in wrong_type
-        [unknown] = kit.connector.property_problems("deals", [], ["dealname", "no_such_field"])
+        [unknown] = kit.connector.property_problems(
+            "deals", [], [kit.name_property, "no_such_field"]
+        )
         assert "no_such_field" in unknown and "mapping" in unknown

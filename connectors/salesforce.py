@@ -1,0 +1,540 @@
+"""The Salesforce connector: deals are Opportunities, read by SOQL over SystemModstamp, written in
+sObject Collections, their deletions taken from Salesforce's `deleted/` feed.
+
+Field values travel as strings, like every connector's: checkboxes as "true"/"false", numbers without
+a trailing ".0", multi-select picklists `;`-joined (as Salesforce keeps them), empty as None. Writes
+turn them back into the JSON types `describe` names. Salesforce keeps times to the second, so the
+cursor does too (`capabilities.cursor_step_ms`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from connectors.base import (
+    Capabilities,
+    ChangePage,
+    Owner,
+    PropertySpec,
+    Record,
+    WriteInput,
+    WriteOutcome,
+)
+from connectors.errors import ConnectorError, RecordRejected
+from connectors.salesforce_http import SalesforceHttp
+
+log = logging.getLogger("dealsync.salesforce")
+
+SOBJECTS = {"deals": "Opportunity"}
+COLLECTION_SIZE = 200  # records in one sObject Collections call
+IN_CHUNK = 200  # values in one SOQL IN (...): far below SOQL's 100,000-character limit
+QUERY_PAGE = 2000
+DEFAULT_LOOKBACK_MS = 5 * 60 * 1000
+DELETED_FEED_DAYS = 15  # how far back `deleted/` answers
+GONE_CODES = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
+_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# PropertySpec types as the Tooling API's CustomField metadata, and as `describe` then tells them.
+_FIELD_TYPES: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "string": ("Text", "string", {"length": 255}),
+    "textarea": ("LongTextArea", "textarea", {"length": 32768, "visibleLines": 3}),
+    "number": ("Number", "double", {"precision": 18, "scale": 2}),
+    "date": ("Date", "date", {}),
+    "datetime": ("DateTime", "datetime", {}),
+    "bool": ("Checkbox", "boolean", {"defaultValue": "false"}),
+    "enumeration": ("Picklist", "picklist", {}),
+    "checkbox": ("MultiselectPicklist", "multipicklist", {"visibleLines": 4}),
+}
+_NUMBER_TYPES = ("double", "currency", "percent", "int", "long")
+
+
+def soql_string(value: str) -> str:
+    """A SOQL string literal (quotes and backslashes escaped: a value a user typed stays a value)."""
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f"'{escaped}'"
+
+
+def soql_moment(epoch_ms: int) -> str:
+    """A SOQL datetime literal at or after an instant, to the second (Salesforce's precision)."""
+    seconds = math.ceil(epoch_ms / 1000)
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(text: str | None) -> str:
+    """Salesforce's 2026-12-04T21:40:00.000+0000 as ISO 8601 with Z."""
+    if not text:
+        return ""
+    return re.sub(r"\+0000$", "Z", text)
+
+
+def _epoch_ms(text: str) -> int:
+    return int(
+        datetime.datetime.fromisoformat(_iso(text).replace("Z", "+00:00")).timestamp() * 1000
+    )
+
+
+def as_text(value: Any) -> str | None:
+    """A field's JSON value as the string every connector speaks."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _typed(kind: str | None, value: str | None) -> Any:
+    """A string value as the JSON type a field of `describe` type `kind` takes."""
+    if value is None or value == "":
+        return False if kind == "boolean" else None
+    if kind == "boolean":
+        return value.strip().lower() in ("true", "1", "yes")
+    if kind in _NUMBER_TYPES:
+        try:
+            number = float(value)
+        except ValueError:
+            return value  # Salesforce refuses it, and says which field: the record's own error
+        return int(number) if number.is_integer() and kind in ("int", "long") else number
+    return value
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SalesforceConnector:
+    """Talks to one Salesforce org through its REST API (v59.0)."""
+
+    kind = "salesforce"
+    capabilities = Capabilities(
+        change_detection="cursor",
+        idempotent_create="upsert",
+        max_batch=COLLECTION_SIZE,
+        files_on="notes",
+        cursor_step_ms=1000,
+    )
+
+    def __init__(self, http: SalesforceHttp, lookback_ms: int = DEFAULT_LOOKBACK_MS) -> None:
+        self.http = http
+        self.lookback_ms = lookback_ms
+        self._described: dict[str, dict[str, dict[str, Any]]] = {}
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """API calls this connector made (what run reports count)."""
+        return self.http.calls
+
+    def guard_writes(self, guard: Callable[[], None] | None) -> None:
+        """Call `guard` before every call that writes (a run's lease)."""
+        self.http.write_guard = guard
+
+    def _sobject(self, object_type: str) -> str:
+        try:
+            return SOBJECTS[object_type]
+        except KeyError:
+            raise ConnectorError(
+                f"{self.http.connection}: Salesforce connections sync deals (Opportunity) only so "
+                f"far, not {object_type}; give this pair no notes mapping (notes_mapping: none)."
+            ) from None
+
+    def _fields(self, properties: Iterable[str], *more: str) -> list[str]:
+        """The fields to select: the system ones the connector needs, then those asked for."""
+        wanted: dict[str, str] = {}
+        for name in ("Id", "CreatedDate", "SystemModstamp", *more, *properties):
+            wanted.setdefault(name.lower(), name)
+        return list(wanted.values())
+
+    def _record(self, row: Mapping[str, Any], properties: Sequence[str]) -> Record:
+        by_lower = {k.lower(): v for k, v in row.items() if k != "attributes"}
+        return Record(
+            id=str(row["Id"]),
+            properties={name: as_text(by_lower.get(name.lower())) for name in properties},
+            created_at=_iso(row.get("CreatedDate")),
+            updated_at=_iso(row.get("SystemModstamp")),
+            archived=bool(by_lower.get("isdeleted")),
+            archived_at=_iso(row.get("SystemModstamp")) if by_lower.get("isdeleted") else None,
+        )
+
+    def _query(self, soql: str, every: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """A query's rows, page by page (`queryAll` with `every`: deleted rows too)."""
+        headers = {"Sforce-Query-Options": f"batchSize={QUERY_PAGE}"}
+        answer = self.http.request(
+            "GET", "/queryAll/" if every else "/query/", params={"q": soql}, headers=headers
+        ).json()
+        while True:
+            yield list(answer.get("records") or [])
+            following = answer.get("nextRecordsUrl")
+            if answer.get("done", True) or not following:
+                return
+            answer = self.http.request(
+                "GET", f"{self.http.instance_url}{following}", headers=headers
+            ).json()
+
+    def pull_changes(
+        self, object_type: str, since_ms: int | None, properties: Sequence[str]
+    ) -> Iterator[ChangePage]:
+        """Records whose SystemModstamp is at or after `since_ms` minus the lookback (all records
+        when None), oldest first, pages of up to 2,000; each page's cursor is its newest stamp."""
+        sobject = self._sobject(object_type)
+        soql = f"SELECT {', '.join(self._fields(properties))} FROM {sobject}"
+        if since_ms is not None:
+            soql += f" WHERE SystemModstamp >= {soql_moment(max(since_ms - self.lookback_ms, 0))}"
+        soql += " ORDER BY SystemModstamp ASC, Id ASC"
+        cursor = since_ms
+        for rows in self._query(soql):
+            records = tuple(self._record(row, properties) for row in rows)
+            if records:
+                cursor = max(cursor or 0, max(r.modified_ms for r in records))
+                yield ChangePage(records, cursor)
+
+    def deleted_since(self, object_type: str, since_ms: int) -> set[str] | None:
+        """The ids deleted since `since_ms` minus the lookback, from Salesforce's delete log; None
+        when the log does not reach back that far (emptied recycle bin, or over 15 days)."""
+        sobject = self._sobject(object_type)
+        now = datetime.datetime.now(datetime.UTC)
+        start = datetime.datetime.fromtimestamp(
+            max(since_ms - self.lookback_ms, 0) / 1000, datetime.UTC
+        ).replace(second=0, microsecond=0)
+        if start < now - datetime.timedelta(days=DELETED_FEED_DAYS) + datetime.timedelta(hours=1):
+            log.warning(
+                "%s: the delete log reaches back %d days, the cursor is older (%s): every linked "
+                "%s is checked instead",
+                self.http.connection,
+                DELETED_FEED_DAYS,
+                start.isoformat(),
+                sobject,
+            )
+            return None
+        end = now.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
+        answer = self.http.request(
+            "GET",
+            f"/sobjects/{sobject}/deleted/",
+            params={"start": start.isoformat(), "end": end.isoformat()},
+        ).json()
+        earliest = answer.get("earliestDateAvailable")
+        if earliest and _epoch_ms(earliest) > start.timestamp() * 1000:
+            log.warning(
+                "%s: Salesforce's delete log starts at %s, after this run's window (%s): deletions "
+                "before it may be missing from it, so every linked %s is checked instead",
+                self.http.connection,
+                earliest,
+                start.isoformat(),
+                sobject,
+            )
+            return None
+        return {str(item["id"]) for item in answer.get("deletedRecords") or []}
+
+    def list_archived(self, object_type: str, properties: Sequence[str]) -> Iterator[list[Record]]:
+        """Records in the recycle bin (deleted within the last 15 days), page by page."""
+        sobject = self._sobject(object_type)
+        soql = f"SELECT {', '.join(self._fields(properties, 'IsDeleted'))} FROM {sobject} "
+        soql += "WHERE IsDeleted = true ORDER BY SystemModstamp ASC, Id ASC"
+        for rows in self._query(soql, every=True):
+            yield [self._record(row, properties) for row in rows]
+
+    def read(
+        self,
+        object_type: str,
+        ids: Iterable[str],
+        properties: Sequence[str],
+        id_property: str | None = None,
+        archived: bool = False,
+    ) -> dict[str, Record]:
+        """Records by id (or by the value of a unique field), 200 a query; missing ones are left
+        out, as are values that cannot be Salesforce ids."""
+        sobject = self._sobject(object_type)
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        if id_property is None:
+            wanted = [i for i in wanted if _ID.match(i)]
+        by = id_property or "Id"
+        asked = [*properties, id_property] if id_property else list(properties)
+        fields = self._fields(asked, "IsDeleted")
+        found: dict[str, Record] = {}
+        for chunk in _chunks(wanted, IN_CHUNK):
+            values = ", ".join(soql_string(v) for v in chunk)
+            deleted = "true" if archived else "false"
+            soql = (
+                f"SELECT {', '.join(fields)} FROM {sobject} WHERE {by} IN ({values}) "
+                f"AND IsDeleted = {deleted}"
+            )
+            for rows in self._query(soql, every=archived):
+                for row in rows:
+                    record = self._record(row, asked)
+                    key = record.properties.get(id_property) if id_property else None
+                    found[key or _matching(chunk, record.id)] = record
+        return found
+
+    def property_times(
+        self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+    ) -> dict[str, dict[str, int]]:
+        """Salesforce keeps field history only where an admin turned it on: not asked for."""
+        return {}
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def _describe(self, sobject: str) -> dict[str, dict[str, Any]]:
+        """The sObject's fields by lower-case name (once per connector)."""
+        if sobject not in self._described:
+            answer = self.http.request("GET", f"/sobjects/{sobject}/describe/").json()
+            self._described[sobject] = {f["name"].lower(): f for f in answer.get("fields", [])}
+        return self._described[sobject]
+
+    def _body(self, sobject: str, item: WriteInput) -> dict[str, Any]:
+        fields = self._describe(sobject)
+        body: dict[str, Any] = {"attributes": {"type": sobject}}
+        for name, value in item.properties.items():
+            described = fields.get(name.lower())
+            body[described["name"] if described else name] = _typed(
+                described["type"] if described else None, value
+            )
+        if item.id:
+            body["Id"] = item.id
+        return body
+
+    def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
+        """Create records, 200 a call; a record Salesforce refuses fails alone."""
+        return self._collection("POST", object_type, inputs, created=True)
+
+    def update(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
+        """Update records by id, 200 a call; each has its own result."""
+        known = [i for i in inputs if i.id and _ID.match(str(i.id))]
+        outcomes = {o.ref: o for o in self._collection("PATCH", object_type, known)}
+        for item in inputs:
+            outcomes.setdefault(
+                item.ref,
+                WriteOutcome(
+                    item.ref,
+                    error=RecordRejected(f"{item.id!r} is not a Salesforce record id", 404),
+                ),
+            )
+        return [outcomes[i.ref] for i in inputs]
+
+    def _collection(
+        self, method: str, object_type: str, inputs: Sequence[WriteInput], created: bool = False
+    ) -> list[WriteOutcome]:
+        sobject = self._sobject(object_type)
+        outcomes: list[WriteOutcome] = []
+        for chunk in _chunks(list(inputs), COLLECTION_SIZE):
+            body = {"allOrNone": False, "records": [self._body(sobject, i) for i in chunk]}
+            try:
+                results = self.http.request(method, "/composite/sobjects", json=body).json()
+            except ConnectorError as exc:
+                if not exc.retriable and not isinstance(exc, RecordRejected):
+                    raise
+                outcomes += [WriteOutcome(i.ref, error=exc) for i in chunk]
+                continue
+            for item, result in zip(chunk, results, strict=True):
+                outcomes.append(self._outcome(item, result, created))
+        return outcomes
+
+    def _outcome(self, item: WriteInput, result: Mapping[str, Any], created: bool) -> WriteOutcome:
+        """A SaveResult as an outcome: the record as written, or the reason Salesforce gave."""
+        if result.get("success"):
+            record_id = str(result.get("id") or item.id)
+            return WriteOutcome(
+                item.ref,
+                Record(record_id, dict(item.properties), "", ""),
+                created=created,
+            )
+        errors = result.get("errors") or []
+        message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
+        code = str(errors[0].get("statusCode")) if errors else None
+        return WriteOutcome(
+            item.ref,
+            error=RecordRejected(
+                f"{self.http.connection}: Salesforce refused {item.ref} ({message or 'no reason given'})",
+                404 if code in GONE_CODES else 400,
+                code,
+            ),
+        )
+
+    def upsert(
+        self, object_type: str, id_property: str, inputs: Sequence[WriteInput]
+    ) -> list[WriteOutcome]:
+        """Create or update by an External ID field, a call each (`ref` is the key value). The
+        engine upserts only keys its ledger recorded as its own creates (see `twins.py`)."""
+        sobject = self._sobject(object_type)
+        outcomes: list[WriteOutcome] = []
+        for item in inputs:
+            body = {k: v for k, v in self._body(sobject, item).items() if k != "attributes"}
+            body.pop(id_property, None)
+            path = f"/sobjects/{sobject}/{id_property}/{quote(item.ref, safe='')}"
+            try:
+                response = self.http.request("PATCH", path, json=body)
+            except ConnectorError as exc:
+                if not isinstance(exc, RecordRejected):
+                    raise
+                outcomes.append(WriteOutcome(item.ref, error=exc))
+                continue
+            answer = response.json() if response.content else {}
+            record = Record(
+                str(answer.get("id") or ""), {**item.properties, id_property: item.ref}, "", ""
+            )
+            outcomes.append(
+                WriteOutcome(
+                    item.ref,
+                    record,
+                    created=bool(answer.get("created", response.status_code == 201)),
+                )
+            )
+        return outcomes
+
+    def archive(self, object_type: str, ids: Sequence[str]) -> list[WriteOutcome]:
+        """Delete records (to the recycle bin), 200 a call; one already gone is fine."""
+        self._sobject(object_type)
+        outcomes: dict[str, WriteOutcome] = {}
+        valid = [i for i in ids if _ID.match(i)]
+        for chunk in _chunks(valid, COLLECTION_SIZE):
+            params = {"ids": ",".join(chunk), "allOrNone": "false"}
+            results = self.http.request("DELETE", "/composite/sobjects", params=params).json()
+            for record_id, result in zip(chunk, results, strict=True):
+                outcome = self._outcome(WriteInput(record_id, {}, record_id), result, False)
+                gone = outcome.error is not None and outcome.error.category in GONE_CODES
+                outcomes[record_id] = WriteOutcome(record_id) if gone else outcome
+        return [outcomes.get(i, WriteOutcome(i)) for i in ids]
+
+    # ---- what the engine asks of every CRM, not of Salesforce -----------------------------
+
+    def associations(
+        self, from_type: str, to_type: str, ids: Iterable[str]
+    ) -> dict[str, tuple[str, ...]]:
+        """Notes are not synced with Salesforce yet: deals have no associations to read."""
+        self._sobject(to_type if from_type == "deals" else from_type)
+        return {}
+
+    def associate(
+        self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]], type_id: int
+    ) -> None:
+        """Notes are not synced with Salesforce yet."""
+        self._sobject(to_type if from_type == "deals" else from_type)
+
+    def download_file(self, file_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Files are not synced with Salesforce yet."""
+        raise ConnectorError(f"{self.http.connection}: files are not synced with Salesforce yet")
+
+    def delete_file(self, file_id: str) -> None:
+        """Files are not synced with Salesforce yet."""
+        raise ConnectorError(f"{self.http.connection}: files are not synced with Salesforce yet")
+
+    # ---- owners and fields -----------------------------------------------------------------
+
+    def owners(self) -> list[Owner]:
+        """Every active user."""
+        soql = "SELECT Id, Email, FirstName, LastName FROM User WHERE IsActive = true ORDER BY Id"
+        return [
+            Owner(
+                id=str(row["Id"]),
+                email=str(row.get("Email") or ""),
+                first_name=row.get("FirstName") or "",
+                last_name=row.get("LastName") or "",
+            )
+            for rows in self._query(soql)
+            for row in rows
+        ]
+
+    @staticmethod
+    def _wanted_type(spec: PropertySpec) -> tuple[str, str, dict[str, Any]]:
+        if spec.type == "enumeration":
+            return _FIELD_TYPES["checkbox" if spec.field_type == "checkbox" else "enumeration"]
+        if spec.type == "string" and spec.field_type == "textarea":
+            return _FIELD_TYPES["textarea"]
+        return _FIELD_TYPES[spec.type]
+
+    def _mismatch(self, sobject: str, spec: PropertySpec, current: Mapping[str, Any]) -> str | None:
+        _, described, _ = self._wanted_type(spec)
+        if current.get("type") == described and bool(current.get("unique")) == spec.unique:
+            return None
+        return (
+            f"{self.http.connection}: field {sobject}.{current.get('name')} exists as type "
+            f"{current.get('type')} (unique={bool(current.get('unique'))}) but the mapping needs "
+            f"a {spec.type} ({described} in Salesforce, unique={spec.unique}); rename one of them "
+            "or change it in Setup."
+        )
+
+    def property_problems(
+        self, object_type: str, specs: Sequence[PropertySpec], used: Sequence[str]
+    ) -> list[str]:
+        """Custom fields missing, of another type or lacking picklist values; used ones missing."""
+        sobject = self._sobject(object_type)
+        self._described.pop(sobject, None)
+        existing = self._describe(sobject)
+        problems = []
+        for spec in specs:
+            current = existing.get(spec.name.lower())
+            if current is None:
+                problems.append(
+                    f"{self.http.connection}: custom field {sobject}.{spec.name} ("
+                    f"{self._wanted_type(spec)[1]}{', unique external id' if spec.unique else ''})"
+                    " is missing: run `dealsync init`."
+                )
+            elif mismatch := self._mismatch(sobject, spec, current):
+                problems.append(mismatch)
+            elif lacking := set(spec.options if spec.type == "enumeration" else ()) - {
+                v.get("value") for v in current.get("picklistValues") or []
+            }:
+                problems.append(
+                    f"{self.http.connection}: field {sobject}.{spec.name} lacks the picklist "
+                    f"values {', '.join(sorted(lacking))}: add them in Setup > Object Manager."
+                )
+        named = {spec.name.lower() for spec in specs}
+        for name in dict.fromkeys(used):
+            if name.lower() not in existing and name.lower() not in named:
+                problems.append(
+                    f"{self.http.connection}: the mapping uses {sobject}.{name}, which this org does "
+                    "not have (or the dealsync user cannot see): fix the field name in the mapping, "
+                    "or create it (and give the user access to it) in Setup."
+                )
+        return problems
+
+    def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
+        """Create the missing custom fields through the Tooling API; refuse one that exists with
+        another type."""
+        sobject = self._sobject(object_type)
+        self._described.pop(sobject, None)
+        existing = self._describe(sobject)
+        created = []
+        for spec in specs:
+            current = existing.get(spec.name.lower())
+            if current is not None:
+                if mismatch := self._mismatch(sobject, spec, current):
+                    raise ConnectorError(mismatch)
+                continue
+            if not spec.name.endswith("__c"):
+                raise ConnectorError(
+                    f"{self.http.connection}: {spec.name} cannot be created: a Salesforce custom "
+                    "field's name ends in __c. Fix the name in the mapping's custom_properties."
+                )
+            field_type, _, extra = self._wanted_type(spec)
+            metadata: dict[str, Any] = {"label": spec.label, "type": field_type, **extra}
+            if spec.unique:
+                metadata.update(externalId=True, unique=True, caseSensitive=True)
+            if spec.type == "enumeration":
+                metadata["valueSet"] = {
+                    "valueSetDefinition": {
+                        "value": [{"fullName": o, "label": o} for o in spec.options]
+                    }
+                }
+            self.http.request(
+                "POST",
+                "/tooling/sobjects/CustomField/",
+                json={"FullName": f"{sobject}.{spec.name}", "Metadata": metadata},
+            )
+            created.append(spec.name)
+        self._described.pop(sobject, None)
+        return created
+
+
+def _matching(asked: Sequence[str], record_id: str) -> str:
+    """The id as it was asked for (15 or 18 characters) of a record read by id."""
+    return next((a for a in asked if record_id.startswith(a)), record_id)
