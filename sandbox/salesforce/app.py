@@ -474,6 +474,16 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         sandbox.allowance = Allowance()
         return Response(status_code=204)
 
+    async def admin_delete_log(request: Request) -> Response:
+        """Where the org's delete log starts (`earliest`): earlier, as in an org that has run for a
+        while; later, as after the recycle bin was emptied."""
+        body = await request.json()
+        try:
+            sandbox.org.started = soql.moment(str(body["earliest"]))
+        except (KeyError, ValueError):
+            return JSONResponse({"message": 'give {"earliest": "<ISO 8601 datetime>"}'}, 400)
+        return JSONResponse({"earliest": stamp(sandbox.org.started)})
+
     async def admin_sessions(_request: Request) -> Response:
         sandbox.sessions.clear()  # every session expires, as after the org's timeout
         return Response(status_code=204)
@@ -532,6 +542,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         ),
         Route("/_sandbox/sessions", admin_sessions, methods=["DELETE"]),
         Route("/_sandbox/org", admin_org, methods=["DELETE"]),
+        Route("/_sandbox/delete-log", admin_delete_log, methods=["POST"]),
         Route("/_sandbox/allowance", admin_allowance, methods=["GET", "POST"]),
         Route("/_sandbox/faults", admin_faults, methods=["POST", "DELETE"]),
     ]
