@@ -340,6 +340,23 @@ def notes_in_deals(connector: Connector) -> NotesInDeals:
     return connector
 
 
+@runtime_checkable
+class TracksFileChanges(Protocol):
+    """A CRM with files on deals that can tell which deals' files changed since a time (Salesforce:
+    documents modified since, and its delete log), so a run reads only those deals' files."""
+
+    def deals_with_changed_files(self, since_ms: int, known: Mapping[str, str]) -> set[str] | None:
+        """The deals whose files may have changed since then (less the lookback); `known` maps the
+        files already synced to their deals (a deleted file names no deal any more). None when the
+        CRM cannot tell (read every deal's files)."""
+        ...
+
+
+def file_changes(connector: Connector) -> TracksFileChanges | None:
+    """The connector's file change tracking, where its CRM has it (None elsewhere)."""
+    return connector if isinstance(connector, TracksFileChanges) else None
+
+
 def files_on_notes(connector: Connector) -> FilesOnNotes:
     """The connector's file operations, where its CRM keeps files on notes (its capabilities say)."""
     if connector.capabilities.files_on != "notes" or not isinstance(connector, FilesOnNotes):

@@ -14,12 +14,14 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from connectors.base import (
     Capabilities,
     ChangePage,
+    FileInfo,
     Owner,
     PropertySpec,
     Record,
@@ -27,11 +29,21 @@ from connectors.base import (
     WriteOutcome,
 )
 from connectors.errors import ConnectorError, RecordRejected
+from connectors.salesforce_content import (
+    NOTE_FIELDS,
+    OPPORTUNITY_PREFIX,
+    SalesforceContent,
+    iso_time,
+    soql_ids,
+)
 from connectors.salesforce_http import SalesforceHttp
 
 log = logging.getLogger("dealsync.salesforce")
 
-SOBJECTS = {"deals": "Opportunity"}
+SOBJECTS = {"deals": "Opportunity", "notes": "ContentNote"}
+NOTES = "notes"
+# Where a type's deletions are logged: a note is deleted with its document.
+DELETE_LOGS = {"Opportunity": "Opportunity", "ContentNote": "ContentDocument"}
 COLLECTION_SIZE = 200  # records in one sObject Collections call
 IN_CHUNK = 200  # values in one SOQL IN (...): far below SOQL's 100,000-character limit
 QUERY_PAGE = 2000
@@ -67,16 +79,9 @@ def soql_moment(epoch_ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _iso(text: str | None) -> str:
-    """Salesforce's 2026-12-04T21:40:00.000+0000 as ISO 8601 with Z."""
-    if not text:
-        return ""
-    return re.sub(r"\+0000$", "Z", text)
-
-
 def _epoch_ms(text: str) -> int:
     return int(
-        datetime.datetime.fromisoformat(_iso(text).replace("Z", "+00:00")).timestamp() * 1000
+        datetime.datetime.fromisoformat(iso_time(text).replace("Z", "+00:00")).timestamp() * 1000
     )
 
 
@@ -119,7 +124,8 @@ class SalesforceConnector:
         change_detection="cursor",
         idempotent_create="upsert",
         max_batch=COLLECTION_SIZE,
-        files_on="notes",
+        files_on="deals",
+        note_authors=False,  # a note's author is the connection's user: others are named in it
         cursor_step_ms=1000,
     )
 
@@ -127,6 +133,8 @@ class SalesforceConnector:
         self.http = http
         self.lookback_ms = lookback_ms
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
+        self.content = SalesforceContent(http, self._query)
+        self._logs: dict[tuple[str, datetime.datetime, datetime.datetime], dict[str, Any]] = {}
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -144,8 +152,8 @@ class SalesforceConnector:
             return SOBJECTS[object_type]
         except KeyError:
             raise ConnectorError(
-                f"{self.http.connection}: Salesforce connections sync deals (Opportunity) only so "
-                f"far, not {object_type}; give this pair no notes mapping (notes_mapping: none)."
+                f"{self.http.connection}: Salesforce connections sync deals (Opportunity) and notes "
+                f"(ContentNote), not {object_type}."
             ) from None
 
     def _fields(self, properties: Iterable[str], *more: str) -> list[str]:
@@ -155,15 +163,28 @@ class SalesforceConnector:
             wanted.setdefault(name.lower(), name)
         return list(wanted.values())
 
+    def _records(
+        self, sobject: str, rows: Sequence[Mapping[str, Any]], properties: Sequence[str]
+    ) -> list[Record]:
+        if sobject == "ContentNote":
+            return self.content.note_records(rows)
+        return [self._record(row, properties) for row in rows]
+
+    def _select(self, sobject: str, properties: Sequence[str], *more: str) -> str:
+        """The SELECT of a type: a note's fields are the connector's own (see salesforce_content)."""
+        if sobject == "ContentNote":
+            return f"SELECT {', '.join([*NOTE_FIELDS, 'Content', *more])} FROM ContentNote"
+        return f"SELECT {', '.join(self._fields(properties, *more))} FROM {sobject}"
+
     def _record(self, row: Mapping[str, Any], properties: Sequence[str]) -> Record:
         by_lower = {k.lower(): v for k, v in row.items() if k != "attributes"}
         return Record(
             id=str(row["Id"]),
             properties={name: as_text(by_lower.get(name.lower())) for name in properties},
-            created_at=_iso(row.get("CreatedDate")),
-            updated_at=_iso(row.get("SystemModstamp")),
+            created_at=iso_time(row.get("CreatedDate")),
+            updated_at=iso_time(row.get("SystemModstamp")),
             archived=bool(by_lower.get("isdeleted")),
-            archived_at=_iso(row.get("SystemModstamp")) if by_lower.get("isdeleted") else None,
+            archived_at=iso_time(row.get("SystemModstamp")) if by_lower.get("isdeleted") else None,
         )
 
     def _query(self, soql: str, every: bool = False) -> Iterator[list[dict[str, Any]]]:
@@ -187,13 +208,13 @@ class SalesforceConnector:
         """Records whose SystemModstamp is at or after `since_ms` minus the lookback (all records
         when None), oldest first, pages of up to 2,000; each page's cursor is its newest stamp."""
         sobject = self._sobject(object_type)
-        soql = f"SELECT {', '.join(self._fields(properties))} FROM {sobject}"
+        soql = self._select(sobject, properties)
         if since_ms is not None:
             soql += f" WHERE SystemModstamp >= {soql_moment(max(since_ms - self.lookback_ms, 0))}"
         soql += " ORDER BY SystemModstamp ASC, Id ASC"
         cursor = since_ms
         for rows in self._query(soql):
-            records = tuple(self._record(row, properties) for row in rows)
+            records = tuple(self._records(sobject, rows, properties))
             if records:
                 cursor = max(cursor or 0, max(r.modified_ms for r in records))
                 yield ChangePage(records, cursor)
@@ -201,7 +222,11 @@ class SalesforceConnector:
     def deleted_since(self, object_type: str, since_ms: int) -> set[str] | None:
         """The ids deleted since `since_ms` minus the lookback, from Salesforce's delete log; None
         when the log does not reach back that far (emptied recycle bin, or over 15 days)."""
-        sobject = self._sobject(object_type)
+        return self._deleted(DELETE_LOGS[self._sobject(object_type)], since_ms)
+
+    def _deleted(self, sobject: str, since_ms: int, reuse: bool = False) -> set[str] | None:
+        """The delete log of one sObject type since then (less the lookback), or None; `reuse`
+        takes the answer read for the same window a moment ago (a run's notes, for its files)."""
         now = datetime.datetime.now(datetime.UTC)
         start = datetime.datetime.fromtimestamp(
             max(since_ms - self.lookback_ms, 0) / 1000, datetime.UTC
@@ -217,11 +242,14 @@ class SalesforceConnector:
             )
             return None
         end = now.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
-        answer = self.http.request(
-            "GET",
-            f"/sobjects/{sobject}/deleted/",
-            params={"start": start.isoformat(), "end": end.isoformat()},
-        ).json()
+        asked = (sobject, start, end)
+        if not reuse or asked not in self._logs:
+            self._logs[asked] = self.http.request(
+                "GET",
+                f"/sobjects/{sobject}/deleted/",
+                params={"start": start.isoformat(), "end": end.isoformat()},
+            ).json()
+        answer = self._logs.pop(asked) if reuse else self._logs[asked]
         earliest = answer.get("earliestDateAvailable")
         if earliest and _epoch_ms(earliest) > start.timestamp() * 1000:
             log.warning(
@@ -238,10 +266,11 @@ class SalesforceConnector:
     def list_archived(self, object_type: str, properties: Sequence[str]) -> Iterator[list[Record]]:
         """Records in the recycle bin (deleted within the last 15 days), page by page."""
         sobject = self._sobject(object_type)
-        soql = f"SELECT {', '.join(self._fields(properties, 'IsDeleted'))} FROM {sobject} "
-        soql += "WHERE IsDeleted = true ORDER BY SystemModstamp ASC, Id ASC"
+        soql = self._select(sobject, properties, "IsDeleted")
+        soql += " WHERE IsDeleted = true ORDER BY SystemModstamp ASC, Id ASC"
         for rows in self._query(soql, every=True):
-            yield [self._record(row, properties) for row in rows]
+            records = self._records(sobject, rows, properties)
+            yield [replace(r, archived=True, archived_at=r.updated_at) for r in records]
 
     def read(
         self,
@@ -259,18 +288,18 @@ class SalesforceConnector:
             wanted = [i for i in wanted if _ID.match(i)]
         by = id_property or "Id"
         asked = [*properties, id_property] if id_property else list(properties)
-        fields = self._fields(asked, "IsDeleted")
         found: dict[str, Record] = {}
         for chunk in _chunks(wanted, IN_CHUNK):
             values = ", ".join(soql_string(v) for v in chunk)
             deleted = "true" if archived else "false"
             soql = (
-                f"SELECT {', '.join(fields)} FROM {sobject} WHERE {by} IN ({values}) "
+                f"{self._select(sobject, asked, 'IsDeleted')} WHERE {by} IN ({values}) "
                 f"AND IsDeleted = {deleted}"
             )
             for rows in self._query(soql, every=archived):
-                for row in rows:
-                    record = self._record(row, asked)
+                for record in self._records(sobject, rows, asked):
+                    if archived:
+                        record = replace(record, archived=True, archived_at=record.updated_at)
                     key = record.properties.get(id_property) if id_property else None
                     found[key or _matching(chunk, record.id)] = record
         return found
@@ -291,8 +320,11 @@ class SalesforceConnector:
         return self._described[sobject]
 
     def _body(self, sobject: str, item: WriteInput) -> dict[str, Any]:
-        fields = self._describe(sobject)
         body: dict[str, Any] = {"attributes": {"type": sobject}}
+        if sobject == "ContentNote":
+            body.update(self.content.note_values(item.properties, creating=item.id is None))
+            return {**body, **({"Id": item.id} if item.id else {})}
+        fields = self._describe(sobject)
         for name, value in item.properties.items():
             described = fields.get(name.lower())
             body[described["name"] if described else name] = _typed(
@@ -303,8 +335,47 @@ class SalesforceConnector:
         return body
 
     def create(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
-        """Create records, 200 a call; a record Salesforce refuses fails alone."""
-        return self._collection("POST", object_type, inputs, created=True)
+        """Create records, 200 a call; a record Salesforce refuses fails alone. A note is linked to
+        its deal at once; one that cannot be is deleted again and fails with the reason."""
+        outcomes = self._collection("POST", object_type, inputs, created=True)
+        if object_type != NOTES:
+            return outcomes
+        links = {
+            o.ref: [(o.record.id, deal) for _, deal, _ in item.associations]
+            for item, o in zip(inputs, outcomes, strict=True)
+            if o.ok and o.record is not None
+        }
+        refused = self._link([pair for pairs in links.values() for pair in pairs])
+        failed = {ref for ref, pairs in links.items() if any(p in refused for p in pairs)}
+        if failed:
+            orphans = [o.record.id for o in outcomes if o.ref in failed and o.record is not None]
+            self.archive(NOTES, orphans)
+        return [
+            WriteOutcome(o.ref, error=refused[links[o.ref][0]]) if o.ref in failed else o
+            for o in outcomes
+        ]
+
+    def _link(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ConnectorError]:
+        """Link documents to opportunities (document id, deal id), 200 a call; the pairs that
+        failed, with why (a link that exists already is fine)."""
+        refused: dict[tuple[str, str], ConnectorError] = {}
+        for chunk in _chunks(list(pairs), COLLECTION_SIZE):
+            records = [
+                {
+                    "attributes": {"type": "ContentDocumentLink"},
+                    "ContentDocumentId": document,
+                    "LinkedEntityId": deal,
+                    "ShareType": "I",
+                }
+                for document, deal in chunk
+            ]
+            body = {"allOrNone": False, "records": records}
+            results = self.http.request("POST", "/composite/sobjects", json=body).json()
+            for pair, result in zip(chunk, results, strict=True):
+                outcome = self._outcome(WriteInput(pair[0], {}), result, True)
+                if outcome.error is not None and outcome.error.category != "DUPLICATE_VALUE":
+                    refused[pair] = outcome.error
+        return refused
 
     def update(self, object_type: str, inputs: Sequence[WriteInput]) -> list[WriteOutcome]:
         """Update records by id, 200 a call; each has its own result."""
@@ -404,28 +475,75 @@ class SalesforceConnector:
                 outcomes[record_id] = WriteOutcome(record_id) if gone else outcome
         return [outcomes.get(i, WriteOutcome(i)) for i in ids]
 
-    # ---- what the engine asks of every CRM, not of Salesforce -----------------------------
+    # ---- notes on deals, files on deals -------------------------------------------------------
 
     def associations(
         self, from_type: str, to_type: str, ids: Iterable[str]
     ) -> dict[str, tuple[str, ...]]:
-        """Notes are not synced with Salesforce yet: deals have no associations to read."""
-        self._sobject(to_type if from_type == "deals" else from_type)
-        return {}
+        """The deals of notes, or the notes of deals (by their ContentDocumentLinks)."""
+        if {from_type, to_type} != {NOTES, "deals"}:
+            raise ConnectorError(f"Salesforce links notes and deals, not {from_type}->{to_type}")
+        wanted = [i for i in dict.fromkeys(ids) if _ID.match(i)]
+        found: dict[str, tuple[str, ...]] = {}
+        for chunk in _chunks(wanted, IN_CHUNK):
+            if from_type == NOTES:
+                found.update(self.content.deals_of(chunk))
+                continue
+            on = self.content.documents_on(chunk)
+            documents = sorted({d for ids in on.values() for d in ids})
+            notes = set()
+            for part in _chunks(documents, IN_CHUNK):
+                soql = f"SELECT Id FROM ContentNote WHERE Id IN ({soql_ids(part)})"
+                notes |= {str(row["Id"]) for rows in self._query(soql) for row in rows}
+            found.update({deal: tuple(d for d in ids if d in notes) for deal, ids in on.items()})
+        return found
 
     def associate(
         self, from_type: str, to_type: str, pairs: Sequence[tuple[str, str]], type_id: int
     ) -> None:
-        """Notes are not synced with Salesforce yet."""
-        self._sobject(to_type if from_type == "deals" else from_type)
+        """Link notes to deals ((note, deal) or (deal, note) pairs), idempotently."""
+        linked = [(a, b) if from_type == NOTES else (b, a) for a, b in pairs]
+        refused = self._link([p for p in linked if p[1].startswith(OPPORTUNITY_PREFIX)])
+        if refused:
+            raise next(iter(refused.values()))
+
+    def deals_with_changed_files(self, since_ms: int, known: Mapping[str, str]) -> set[str] | None:
+        """The deals linked to documents modified since then, and those of known files the delete
+        log names; None when the log does not reach back that far."""
+        deleted = self._deleted("ContentDocument", since_ms, reuse=True)
+        if deleted is None:
+            return None
+        deals = {known[d] for d in deleted if known.get(d)}
+        stamp = soql_moment(max(since_ms - self.lookback_ms, 0))
+        soql = (
+            "SELECT Id FROM ContentDocument WHERE SystemModstamp >= "
+            f"{stamp} AND FileType != 'SNOTE'"
+        )
+        changed = [str(row["Id"]) for rows in self._query(soql) for row in rows]
+        for chunk in _chunks(changed, IN_CHUNK):
+            deals |= {d for ids in self.content.deals_of(chunk).values() for d in ids}
+        return deals
+
+    def deal_attachments(self, deal_ids: Iterable[str]) -> dict[str, tuple[FileInfo, ...]]:
+        """The shared files of each deal (title marked `[shared]`, not private on the record)."""
+        wanted = [i for i in dict.fromkeys(deal_ids) if _ID.match(i)]
+        found: dict[str, tuple[FileInfo, ...]] = {}
+        for chunk in _chunks(wanted, IN_CHUNK):
+            found.update(self.content.shared_files(chunk))
+        return found
+
+    def attach(self, deal_id: str, name: str, content: bytes | BinaryIO) -> FileInfo:
+        """A shared file on a deal (a ContentVersion published on it, its title marked)."""
+        data = content if isinstance(content, bytes) else content.read()
+        return self.content.attach(deal_id, name, data)
 
     def download_file(self, file_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """Files are not synced with Salesforce yet."""
-        raise ConnectorError(f"{self.http.connection}: files are not synced with Salesforce yet")
+        """A file's bytes (its latest version), streamed."""
+        return self.content.download(file_id, chunk_size)
 
     def delete_file(self, file_id: str) -> None:
-        """Files are not synced with Salesforce yet."""
-        raise ConnectorError(f"{self.http.connection}: files are not synced with Salesforce yet")
+        """Delete a file; one already gone is fine."""
+        self.content.delete(file_id)
 
     # ---- owners and fields -----------------------------------------------------------------
 

@@ -31,6 +31,7 @@ DEFAULT_LEDGER = "sqlite:///.dealsync/ledger.db"
 DEFAULT_NOTES_MAPPINGS = {
     "hubspot": DEFAULT_NOTES_MAPPING,
     "bottlecrm": "mappings/bottlecrm_shared_notes.yaml",
+    "salesforce": "mappings/salesforce_shared_notes.yaml",
 }
 CRM_KINDS = ("hubspot", "bottlecrm", "salesforce")
 _PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

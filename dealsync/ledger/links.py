@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -110,6 +111,20 @@ class LinksMixin(LedgerBase):
                 )
             )
             return [LinkedIds(i, p, v) for i, p, v in rows.all()]
+
+    def linked_since(self, pair: str, since_ms: int, object_type: str = "deals") -> set[int]:
+        """The active links of a pair made at or after a time (epoch ms)."""
+        moment = datetime.fromtimestamp(since_ms / 1000, UTC)
+        with self.sessions() as s:
+            rows = s.scalars(
+                sa.select(LinkRow.id).where(
+                    LinkRow.pair == pair,
+                    LinkRow.object_type == object_type,
+                    LinkRow.state == "active",
+                    LinkRow.created_at >= moment,
+                )
+            )
+            return set(rows.all())
 
     def links_by_id(self, link_ids: Iterable[int]) -> list[Link]:
         """Links by their ids."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.base import FileInfo, WriteInput, files_on_deals, files_on_notes
+from connectors.base import FileInfo, WriteInput, file_changes, files_on_deals, files_on_notes
 from connectors.errors import ConnectorError
 from connectors.hubspot_settings import NOTE_TO_DEAL
 from dealsync.context import RunContext
@@ -70,9 +70,7 @@ def gather_and_plan(
         if link.id is not None
     }
     tracked = ctx.ledger.deal_files(ctx.pair)
-    partner_now = files_on_deals(ctx.connectors["partner"]).deal_attachments(
-        [p for p, _ in links.values()]
-    )
+    partner_now = _partner_files(ctx, links, tracked)
     candidates = [
         (note_id, deals[0]) for note_id, deals in pulled.parents["vendor"].items() if deals
     ]
@@ -93,6 +91,34 @@ def gather_and_plan(
         ctx.allow_mass_deletion,
     )
     return plan, tracked, vendor_notes
+
+
+def _partner_files(
+    ctx: RunContext, links: Mapping[int, tuple[str, str]], tracked: list[DealFileRow]
+) -> dict[str, tuple[FileInfo, ...]]:
+    """The partner deals' files: read for every deal, or only for those whose files changed since
+    the last run where the CRM can tell (the others keep the files the ledger tracks)."""
+    partner = ctx.connectors["partner"]
+    deals = [partner_deal for partner_deal, _ in links.values()]
+    since = None if ctx.full_resync else ctx.ledger.cursor(ctx.pair, "partner", FILES)
+    tracker = file_changes(partner)
+    changed = None
+    if tracker is not None and since is not None:
+        known = {
+            r.partner_file_id: links[r.deal_link_id][0] for r in tracked if r.deal_link_id in links
+        }
+        changed = tracker.deals_with_changed_files(since, known)
+        if changed is not None:  # deals shared since: their files were never read
+            fresh = ctx.ledger.linked_since(ctx.pair, since)
+            changed |= {partner for link_id, (partner, _) in links.items() if link_id in fresh}
+    if changed is None:
+        return files_on_deals(partner).deal_attachments(deals)
+    now = files_on_deals(partner).deal_attachments([d for d in deals if d in changed])
+    for row in tracked:
+        deal = links[row.deal_link_id][0] if row.deal_link_id in links else None
+        if deal is not None and deal not in changed:
+            now[deal] = (*now.get(deal, ()), FileInfo(row.partner_file_id, row.name, 0))
+    return now
 
 
 def stream_to(path: str, chunks: Iterator[bytes]) -> tuple[str, int]:
@@ -321,6 +347,7 @@ class FilesDone:
 
 def sync_deal_files(ctx: RunContext, pulled: Pulled, folder: str) -> FilesDone:
     """The whole files-on-deals phase: plan, copy both ways, delete, record (a dry run plans only)."""
+    started = int(time.time() * 1000)
     plan, tracked, vendor_notes = gather_and_plan(ctx, pulled)
     if ctx.dry_run:
         return FilesDone(
@@ -349,7 +376,18 @@ def sync_deal_files(ctx: RunContext, pulled: Pulled, folder: str) -> FilesDone:
     ctx.ledger.commit_run(
         ctx.run_id,
         ctx.pair,
-        RunCommit([], {}, {}, run.changes, [], {}, run.intents_done, None, FILES, fence=ctx.fence),
+        RunCommit(
+            [],
+            {},
+            {},
+            run.changes,
+            [],
+            {("partner", FILES): started},  # where a CRM that tracks file changes looks next
+            run.intents_done,
+            None,
+            FILES,
+            fence=ctx.fence,
+        ),
     )
     record_quarantine(ctx, run.quarantined)
     resolved = sum(

@@ -34,6 +34,8 @@ class ConnectorKit:
     note_text_property: str
     note_base_properties: dict[str, str]
     missing_id: str = ""  # an id of this CRM's form that names no record
+    # Where a note's author cannot be set: the property naming it, and who the connection's user is.
+    note_author: tuple[str, frozenset[str]] = ("", frozenset())
 
     def deal(self, ref: str, name: str, **more: str) -> WriteInput:
         """A WriteInput for a new deal with this CRM's required properties."""
@@ -98,6 +100,7 @@ def bottlecrm_kit(server: BottleCrmServer) -> ConnectorKit:
         {"stage": "PROSPECTING"},
         "comment",
         {},
+        note_author=("commented_by", emails),
     )
 
 
@@ -156,9 +159,10 @@ def salesforce_kit(org: SalesforceProcess) -> ConnectorKit:
         edit_deal,
         archive_deal,
         {"StageName": "Prospecting", "CloseDate": "2027-01-31"},
-        "",
+        "Content",
         {},
         missing_id="006000000000000AAA",
+        note_author=("OwnerId", frozenset({org.session()["id"].rsplit("/", 1)[-1]})),
     )
 
 
@@ -180,11 +184,4 @@ def _kit(request: pytest.FixtureRequest) -> ConnectorKit:
 @pytest.fixture(params=["hubspot", "bottlecrm", "salesforce"])
 def kit(request: pytest.FixtureRequest) -> ConnectorKit:
     """Each connector kind in turn, each against its real server."""
-    return _kit(request)
-
-
-# Notes and files of Salesforce partners are the next step of issue 22: not in the contract yet.
-@pytest.fixture(params=["hubspot", "bottlecrm"])
-def notes_kit(request: pytest.FixtureRequest) -> ConnectorKit:
-    """Each connector kind that syncs notes and files, against its real server."""
     return _kit(request)

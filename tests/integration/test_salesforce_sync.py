@@ -3,8 +3,10 @@ sandbox), synced end to end by the CLI the README documents: `dealsync init`, th
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -12,9 +14,14 @@ from typer.testing import CliRunner
 from connectors.base import WriteInput
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce_http import SalesforceHttp
+from dealsync.config import load_config
+from dealsync.context import open_context
+from dealsync.ledger import Ledger
+from dealsync.run import run_pair
 from sandbox.salesforce.server import SalesforceProcess
 from tests.contract.conftest import salesforce_login, salesforce_user
 from tests.integration.conftest import Pair
+from tests.integration.test_notes import _download, _note, _notes_on, _owner, _upload
 from tests.integration.test_sync import _twin
 from tests.integration.test_trust import _links, _quarantined, _refused
 
@@ -71,6 +78,9 @@ def gamma(crm_servers, salesforce: SalesforceProcess, tmp_path, monkeypatch, led
         "      token: env:GAMMA_SF_REFRESH_TOKEN\n"
         f"      ca_bundle: {salesforce.cert}\n"
     )
+    # An org that has kept its delete log for a day (a fresh org's starts now: see the test of a
+    # log that does not reach back).
+    _delete_log_from(salesforce, datetime.timedelta(days=1))
     pair = Pair({"vendor": vendor}, config, CliRunner())
     init = pair.cli("init")
     assert "dealsync_key__c" in init.output
@@ -78,6 +88,12 @@ def gamma(crm_servers, salesforce: SalesforceProcess, tmp_path, monkeypatch, led
         salesforce_login(salesforce), "a Salesforce user", verify=str(salesforce.cert)
     )
     return pair, SalesforceConnector(http, lookback_ms=0), user
+
+
+def _delete_log_from(org: SalesforceProcess, ago: datetime.timedelta) -> None:
+    """Where the org's delete log starts: `ago` before now."""
+    moment = datetime.datetime.now(datetime.UTC) - ago
+    org.admin("POST", "delete-log", json={"earliest": moment.isoformat()})
 
 
 def _run(pair: Pair, *args: str, ok: bool = True):
@@ -212,10 +228,6 @@ def test_a_quiet_run_costs_the_org_the_same_calls_whatever_the_number_of_shared_
     gamma, salesforce
 ):
     pair, crm, _user = gamma
-    # The org has kept its delete log for a day (a fresh org's starts now: runs would check every
-    # linked deal instead, and say so).
-    moment = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
-    salesforce.admin("POST", "delete-log", json={"earliest": moment.isoformat()})
     _shared(crm, 5)
     _run(pair)
     _run(pair)  # reads the first sync's own writes back
@@ -225,7 +237,9 @@ def test_a_quiet_run_costs_the_org_the_same_calls_whatever_the_number_of_shared_
     _run(pair)
     many = _quiet_calls(pair, salesforce)
     assert len(pair.deals("vendor")) == 605
-    assert few == many == 2  # one SOQL page of changes, one look at the delete log
+    # Deals: a page of changes and the delete log; notes: a page of changes and the documents'
+    # delete log; files: the documents changed (that log read once for both).
+    assert few == many == 5
 
 
 def test_keys_a_salesforce_user_forged_take_nothing_over_and_delete_nothing(gamma):
@@ -265,3 +279,181 @@ def test_keys_a_salesforce_user_forged_take_nothing_over_and_delete_nothing(gamm
     user("DELETE", f"/sobjects/Opportunity/{forged}")
     _run(pair)
     assert pair.deal("vendor", twin) is not None and _links(pair) == before
+
+
+def _report(pair: Pair, full_resync: bool = False):
+    loaded = load_config(pair.config)
+    return run_pair(
+        open_context(loaded, "gamma", Ledger(loaded.ledger_url), full_resync=full_resync)
+    )
+
+
+def _sf_note(user, deal_id: str, title: str, html: str, private: bool = False) -> str:
+    """A Salesforce user writes a note on an opportunity."""
+    note = user(
+        "POST",
+        "/sobjects/ContentNote/",
+        json={
+            "Title": title,
+            "Content": base64.b64encode(html.encode()).decode(),
+            "SharingPrivacy": "P" if private else "N",
+        },
+    ).json()["id"]
+    user(
+        "POST",
+        "/sobjects/ContentDocumentLink/",
+        json={"ContentDocumentId": note, "LinkedEntityId": deal_id, "ShareType": "I"},
+    )
+    return note
+
+
+def _sf_file(user, deal_id: str, title: str, name: str, data: bytes) -> str:
+    """A Salesforce user adds a file to an opportunity: its document's id."""
+    version = user(
+        "POST",
+        "/sobjects/ContentVersion/",
+        json={
+            "Title": title,
+            "PathOnClient": name,
+            "VersionData": base64.b64encode(data).decode(),
+            "FirstPublishLocationId": deal_id,
+        },
+    ).json()["id"]
+    return user("GET", f"/sobjects/ContentVersion/{version}").json()["ContentDocumentId"]
+
+
+def _sf_notes(crm: SalesforceConnector, deal_id: str) -> dict[str, dict[str, str | None]]:
+    """The notes on an opportunity, by title (bodies of shared ones)."""
+    ids = crm.associations("deals", "notes", [deal_id])[deal_id]
+    found = crm.read("notes", list(ids), [])
+    return {str(r.properties["Title"]): dict(r.properties) for r in found.values()}
+
+
+def test_notes_and_files_marked_shared_cross_both_ways_and_the_rest_stay(gamma):
+    pair, crm, user = gamma
+    deal = _shared(crm, 1)[0]
+    assert _report(pair).created["vendor"] == 1
+    vendor_deal = _twin(pair, "vendor", f"gamma:partner:{deal}")["id"]
+
+    shared_note = _sf_note(user, deal, "[shared] Kick-off", "<p>Kick-off on <b>Monday</b></p>")
+    _sf_note(user, deal, "Margin", "<p>Our margin is 30%</p>")
+    _sf_note(user, deal, "[shared] but private", "<p>Budget is 40k</p>", private=True)
+    _sf_file(user, deal, "[shared] brief", "brief.pdf", b"%PDF brief " * 500)
+    _sf_file(user, deal, "internal costs", "costs.xlsx", b"cost sheet")
+    pricing = _upload(pair, "vendor", "pricing.txt", b"price list v1")
+    rep = _owner(pair, "vendor", "rep1@vendor.test")
+    _note(
+        pair,
+        "vendor",
+        vendor_deal,
+        "<p>Pricing attached</p>",
+        rep,
+        dealsync_shared="true",
+        hs_attachment_ids=pricing,
+    )
+    _note(pair, "vendor", vendor_deal, "<p>Vendor-only strategy</p>")
+
+    report = _report(pair)
+    assert report.notes["vendor notes created"] == 1, report.notes
+    assert report.notes["partner notes created"] == 1 and report.notes["files copied"] == 2
+
+    vendor_notes = _notes_on(pair, "vendor", vendor_deal)
+    bodies = " ".join(n["hs_note_body"] or "" for n in vendor_notes)
+    assert "Kick-off on <b>Monday</b>" in bodies and "brief.pdf" in bodies
+    assert "margin" not in bodies and "40k" not in bodies and "costs" not in bodies
+    file_note = next(n for n in vendor_notes if "brief.pdf" in (n["hs_note_body"] or ""))
+    assert _download(pair, "vendor", file_note["hs_attachment_ids"]) == b"%PDF brief " * 500
+
+    notes = _sf_notes(crm, deal)
+    from_vendor = next(p for t, p in notes.items() if "Pricing" in t)
+    assert from_vendor["dealsync_shared"] == "true"  # titled "[shared] ...": it stays shared
+    assert "Rep X (rep1@vendor.test) wrote:" in (from_vendor["Content"] or "")
+    assert not any("strategy" in t for t in notes)
+    files = {f.name: f for f in crm.deal_attachments([deal])[deal]}
+    assert set(files) == {"brief.pdf", "pricing.txt"}
+    assert b"".join(crm.download_file(files["pricing.txt"].id)) == b"price list v1"
+
+    quiet = _report(pair)
+    assert not any(
+        quiet.notes.get(k)
+        for k in (
+            "partner notes created",
+            "files copied",
+            "vendor notes updated",
+            "partner notes updated",
+        )
+    )
+
+    # An edit crosses; a note deleted at the vendor and a file deleted in Salesforce go both ways.
+    crm.update(
+        "notes", [WriteInput("e", {"Content": "<p>Kick-off moved to Tuesday</p>"}, id=shared_note)]
+    )
+    pricing_note = next(n for n in vendor_notes if "Pricing" in (n["hs_note_body"] or ""))
+    crm.delete_file(files["brief.pdf"].id)
+    edited = _report(pair)
+    assert edited.notes["vendor notes updated"] == 1, edited.notes
+    assert edited.notes["files deleted"] == 1
+    bodies = " ".join(n["hs_note_body"] or "" for n in _notes_on(pair, "vendor", vendor_deal))
+    assert "Tuesday" in bodies and "brief.pdf" not in bodies
+    pair.api("vendor", "DELETE", f"/crm/v3/objects/notes/{pricing_note['id']}")
+    gone = _report(pair)
+    assert gone.notes["partner notes deleted"] == 1, gone.notes
+    assert not any("Pricing" in t for t in _sf_notes(crm, deal))
+
+    # A shared note made private on the record leaves the vendor; nothing written after crosses.
+    user("PATCH", f"/sobjects/ContentNote/{shared_note}", json={"SharingPrivacy": "P"})
+    private = _report(pair)
+    assert private.notes["vendor notes deleted"] == 1
+    assert "Tuesday" not in " ".join(
+        n["hs_note_body"] or "" for n in _notes_on(pair, "vendor", vendor_deal)
+    )
+
+
+def test_deletions_are_found_when_the_delete_log_does_not_reach_back(gamma, salesforce, caplog):
+    pair, crm, user = gamma
+    deals = _shared(crm, 3)
+    _sf_file(user, deals[0], "[shared] plan", "plan.txt", b"the plan")
+    first = _report(pair)
+    assert first.created["vendor"] == 3 and first.notes["files copied"] == 1
+    vendor_deal = _twin(pair, "vendor", f"gamma:partner:{deals[0]}")["id"]
+    user("DELETE", f"/sobjects/Opportunity/{deals[1]}")
+    crm.delete_file(crm.deal_attachments([deals[0]])[deals[0]][0].id)
+    _delete_log_from(salesforce, datetime.timedelta(0))  # the recycle bin was emptied just now
+    found = _report(pair)
+    assert found.deleted["vendor"] == 1 and found.notes["files deleted"] == 1
+    assert "every linked Opportunity is checked instead" in caplog.text
+    assert not any(
+        "plan.txt" in (n["hs_note_body"] or "") for n in _notes_on(pair, "vendor", vendor_deal)
+    )
+    assert len(pair.deals("vendor")) == 2
+
+
+def _next_second() -> None:
+    """Until Salesforce's clock (to the second) can stamp a later time than anything written yet."""
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.01)
+
+
+def test_a_deal_shared_later_brings_the_files_it_already_had(gamma):
+    pair, crm, user = gamma
+    text = pair.config.read_text().replace(
+        "kind: salesforce\n", "kind: salesforce\n      lookback_seconds: 0\n"
+    )
+    pair.config.write_text(text)
+    (deal,) = crm.create(
+        "deals",
+        [WriteInput("d", {"Name": "Later", "StageName": "Prospecting", "CloseDate": "2027-06-01"})],
+    )
+    deal_id = deal.record.id
+    _sf_file(user, deal_id, "[shared] old brief", "old-brief.txt", b"written long ago")
+    _next_second()
+    assert _report(pair).created["vendor"] == 0  # not shared yet
+    _next_second()
+    crm.update("deals", [WriteInput("s", {"dealsync_shared__c": "true"}, id=deal_id)])
+    shared = _report(pair)
+    assert shared.created["vendor"] == 1 and shared.notes["files copied"] == 1, shared.notes
+    vendor_deal = _twin(pair, "vendor", f"gamma:partner:{deal_id}")["id"]
+    assert any(
+        "old brief.txt" in (n["hs_note_body"] or "") for n in _notes_on(pair, "vendor", vendor_deal)
+    )
