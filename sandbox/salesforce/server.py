@@ -59,17 +59,17 @@ class SalesforceProcess:
     """The Salesforce sandbox in a child process: `instance_url`, the connected app's keys, and
     `cert` (the certificate a client must trust)."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host, self.port = host, port or free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="dealsync-salesforce-"))
-        self.app = prepare(self.folder)
+        self.app = prepare(self.folder, ("localhost", host))
         self.cert = self.folder / "sandbox-cert.pem"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def instance_url(self) -> str:
         """Where the org answers (also its login URL)."""
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 60.0) -> SalesforceProcess:
         """Start it and wait until it answers."""
@@ -78,6 +78,8 @@ class SalesforceProcess:
                 sys.executable,
                 "-m",
                 "sandbox.salesforce",
+                "--host",
+                self.host,
                 "--port",
                 str(self.port),
                 "--folder",

@@ -6,6 +6,7 @@ Record again with: `.venv/bin/pytest tests/contract/test_cassettes.py --record-m
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,17 +16,41 @@ from bottlecrm.server import BottleCrmServer
 from connectors.base import PropertySpec, WriteInput
 from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot import HubSpotConnector
+from connectors.salesforce import SalesforceConnector
+from connectors.salesforce_http import SalesforceHttp, SalesforceLogin
+from sandbox.salesforce.server import SalesforceProcess
 from sandbox.server import SandboxProcess
 from sandbox.traffic import Limits
+from tests.contract.conftest import salesforce_login
 
 CASSETTES = Path(__file__).parent.parent / "cassettes"
 RECORD_HOST, RECORD_PORT = "127.0.0.2", 8799
 BOTTLECRM_PORT = 8798
 
 
+SALESFORCE_PORT = 8797
+SALESFORCE_SECRETS = ("client_id", "client_secret", "refresh_token", "assertion")
+
+
+def _scrub_session(response: dict) -> dict:
+    """A Salesforce token answer as recorded: its access token replaced."""
+    body = response.get("body", {}).get("string", b"")
+    if b'"access_token"' in body:
+        answer = json.loads(body)
+        answer["access_token"] = "replayed-session"
+        answer.pop("signature", None)  # signed with the app's secret
+        response["body"]["string"] = json.dumps(answer).encode()
+    return response
+
+
 @pytest.fixture(scope="module")
 def vcr_config():
-    return {"filter_headers": ["authorization"], "decode_compressed_response": True}
+    return {
+        "filter_headers": ["authorization"],
+        "filter_post_data_parameters": list(SALESFORCE_SECRETS),
+        "before_record_response": _scrub_session,
+        "decode_compressed_response": True,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +83,49 @@ def recorded_bottlecrm(request):
         return
     with BottleCrmServer(host=RECORD_HOST, port=BOTTLECRM_PORT) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def recorded_salesforce(request):
+    """A real Salesforce sandbox while recording (a login and its certificate); when replaying,
+    a login of placeholders and no certificate (nothing is sent)."""
+    if request.config.getoption("--record-mode") == "none":
+        url = f"https://{RECORD_HOST}:{SALESFORCE_PORT}"
+        yield SalesforceLogin(url, "replayed-app", "replayed", "replayed"), True
+        return
+    with SalesforceProcess(host=RECORD_HOST, port=SALESFORCE_PORT) as server:
+        yield salesforce_login(server), str(server.cert)
+
+
+@pytest.mark.vcr
+def test_salesforce_writes_reads_and_refusals(recorded_salesforce):
+    login, verify = recorded_salesforce
+    connector = SalesforceConnector(SalesforceHttp(login, "cassette", verify=verify), lookback_ms=0)
+    connector.ensure_properties("deals", [PropertySpec("dealsync_key__c", "key", unique=True)])
+    deal = {"StageName": "Prospecting", "CloseDate": "2027-01-31"}
+    made = connector.create(
+        "deals",
+        [
+            WriteInput("a", {**deal, "Name": "Alpha", "dealsync_key__c": "acme:vendor:1"}),
+            WriteInput("b", {**deal, "Name": "Beta", "Amount": "lots"}),
+            WriteInput("c", {**deal, "Name": "Gamma", "dealsync_key__c": "acme:vendor:1"}),
+        ],
+    )
+    assert [o.ok for o in made] == [True, False, False]
+    assert "DUPLICATE_VALUE" in str(made[2].error) and not made[2].error.retriable
+    again = connector.upsert(
+        "deals", "dealsync_key__c", [WriteInput("acme:vendor:1", {"Amount": "5"})]
+    )
+    assert not again[0].created and again[0].record.id == made[0].record.id
+    pulled = [
+        r
+        for page in connector.pull_changes("deals", None, ["Name", "Amount"])
+        for r in page.records
+    ]
+    assert [(r.properties["Name"], r.properties["Amount"]) for r in pulled] == [("Alpha", "5")]
+    assert connector.archive("deals", [made[0].record.id])[0].ok
+    archived = [r.id for page in connector.list_archived("deals", ["Name"]) for r in page]
+    assert archived == [made[0].record.id]
 
 
 @pytest.mark.vcr
@@ -158,4 +226,6 @@ def test_cassettes_hold_no_credentials():
     assert files, "no cassettes recorded"
     for path in files:
         text = path.read_text()
-        assert "Bearer" not in text and "sandbox-" not in text and "bcrm_pat_" not in text, path
+        assert "Bearer " not in text and "sandbox-" not in text and "bcrm_pat_" not in text, path
+        # Salesforce: no session, refresh token, consumer key or secret.
+        assert "SANDBOX!" not in text and "5Aep861" not in text and "3MVG9" not in text, path
