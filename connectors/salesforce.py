@@ -31,6 +31,7 @@ from connectors.base import (
 from connectors.errors import ConnectorError, RecordRejected
 from connectors.salesforce_content import (
     NOTE_FIELDS,
+    NOTE_PROPERTIES,
     OPPORTUNITY_PREFIX,
     SalesforceContent,
     iso_time,
@@ -495,7 +496,12 @@ class SalesforceConnector:
             for part in _chunks(documents, IN_CHUNK):
                 soql = f"SELECT Id FROM ContentNote WHERE Id IN ({soql_ids(part)})"
                 notes |= {str(row["Id"]) for rows in self._query(soql) for row in rows}
-            found.update({deal: tuple(d for d in ids if d in notes) for deal, ids in on.items()})
+            found.update(
+                {
+                    deal: tuple(dict.fromkeys(d for d in ids if d in notes))
+                    for deal, ids in on.items()
+                }
+            )
         return found
 
     def associate(
@@ -503,7 +509,11 @@ class SalesforceConnector:
     ) -> None:
         """Link notes to deals ((note, deal) or (deal, note) pairs), idempotently."""
         linked = [(a, b) if from_type == NOTES else (b, a) for a, b in pairs]
-        refused = self._link([p for p in linked if p[1].startswith(OPPORTUNITY_PREFIX)])
+        wanted = [p for p in linked if p[1].startswith(OPPORTUNITY_PREFIX) and _ID.match(p[0])]
+        existing: dict[str, tuple[str, ...]] = {}
+        for chunk in _chunks(sorted({document for document, _ in wanted}), IN_CHUNK):
+            existing.update(self.content.deals_of(chunk))
+        refused = self._link([(d, deal) for d, deal in wanted if deal not in existing.get(d, ())])
         if refused:
             raise next(iter(refused.values()))
 
@@ -585,6 +595,12 @@ class SalesforceConnector:
     ) -> list[str]:
         """Custom fields missing, of another type or lacking picklist values; used ones missing."""
         sobject = self._sobject(object_type)
+        if sobject == "ContentNote":
+            return [
+                self._no_note_field(name)
+                for name in (*(s.name for s in specs), *used)
+                if name not in NOTE_PROPERTIES
+            ]
         self._described.pop(sobject, None)
         existing = self._describe(sobject)
         problems = []
@@ -615,10 +631,21 @@ class SalesforceConnector:
                 )
         return problems
 
+    def _no_note_field(self, name: str) -> str:
+        return (
+            f"{self.http.connection}: a Salesforce note has no property {name}: ContentNote takes "
+            f"no custom fields; a mapping can use {', '.join(NOTE_PROPERTIES)} "
+            "(see mappings/salesforce_shared_notes.yaml)."
+        )
+
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
         """Create the missing custom fields through the Tooling API; refuse one that exists with
         another type."""
         sobject = self._sobject(object_type)
+        if sobject == "ContentNote":
+            if specs:
+                raise ConnectorError(self._no_note_field(specs[0].name))
+            return []
         self._described.pop(sobject, None)
         existing = self._describe(sobject)
         created = []

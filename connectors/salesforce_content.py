@@ -22,6 +22,7 @@ from connectors.http import HttpClient
 SHARED_MARK = "[shared]"
 SHARED = "dealsync_shared"  # the property that tells whether a note carries the mark
 NOTE_FIELDS = ("Id", "CreatedDate", "SystemModstamp", "Title", "SharingPrivacy", "OwnerId")
+NOTE_PROPERTIES = ("Title", "Content", "SharingPrivacy", "OwnerId", "CreatedDate", SHARED)
 OPPORTUNITY_PREFIX = "006"
 TITLE_LENGTH = 255
 Query = Callable[[str], Iterator[list[dict[str, Any]]]]

@@ -38,7 +38,18 @@ def create_record(org: Org, type_name: str, values: dict[str, Any]) -> str:
             400, "INVALID_TYPE", "ContentDocument is created with a ContentVersion or ContentNote"
         )
     if name == "ContentDocumentLink":
-        org.get("ContentDocument", str(values.get("ContentDocumentId") or "-"))
+        document = org.get("ContentDocument", str(values.get("ContentDocumentId") or "-"))["Id"]
+        entity = str(values.get("LinkedEntityId") or "")
+        if any(
+            link["ContentDocumentId"] == document and link["LinkedEntityId"] == entity
+            for link in org.all("ContentDocumentLink")
+        ):
+            raise SalesforceError(
+                400,
+                "DUPLICATE_VALUE",
+                f"Document with ID: {document} is already linked with the entity with ID: {entity}",
+                ["LinkedEntityId"],
+            )
     return org.create(name, values)
 
 

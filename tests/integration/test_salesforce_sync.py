@@ -7,6 +7,7 @@ import base64
 import datetime
 import json
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -457,3 +458,47 @@ def test_a_deal_shared_later_brings_the_files_it_already_had(gamma):
     assert any(
         "old brief.txt" in (n["hs_note_body"] or "") for n in _notes_on(pair, "vendor", vendor_deal)
     )
+
+
+def test_check_passes_after_init_and_names_a_missing_field(gamma):
+    pair, _crm, _user = gamma
+    ok = pair.cli("check")
+    assert "gamma" in ok.output
+    broken = pair.config.read_text() + ""
+    mapping = pair.config.parent / "salesforce_deal.yaml"
+    source = (Path(__file__).parents[2] / "mappings" / "salesforce_shared_deal.yaml").read_text()
+    mapping.write_text(source.replace("partner: dealsync_pain__c", "partner: dealsync_pains__c"))
+    pair.config.write_text(
+        broken.replace("  - id: gamma\n", f"  - id: gamma\n    mapping: {mapping}\n")
+    )
+    failed = pair.cli("check", ok=False)
+    assert failed.exit_code != 0
+    assert "Opportunity.dealsync_pains__c" in failed.output and "mapping" in failed.output
+
+
+def test_a_conversion_brings_its_welcome_note_and_vendor_replies_become_notes(gamma):
+    pair, crm, _user = gamma
+    conversion = pair.create(
+        "vendor",
+        dealname="Welcome deal",
+        closedate="2027-04-30",
+        dealsync_partner="gamma",
+        dealsync_partner_owner_email="ann@gamma.test",
+        dealsync_welcome_note="Welcome aboard, Ann: the kick-off is on Monday.",
+    )
+    _report(pair)
+    twin_id, _ = _by_key(crm, f"gamma:vendor:{conversion}")
+    notes = _sf_notes(crm, twin_id)
+    (welcome,) = notes.values()
+    assert welcome["dealsync_shared"] == "true" and "kick-off is on Monday" in (
+        welcome["Content"] or ""
+    )
+    assert not _notes_on(pair, "vendor", conversion)  # the welcome note never crosses back
+    (note,) = crm.associations("deals", "notes", [twin_id])[twin_id]
+    shared = _note(pair, "vendor", conversion, "<p>Agenda attached</p>", dealsync_shared="true")
+    _note(pair, "vendor", conversion, "<p>Thanks!</p>", dealsync_reply_to=shared)
+    replies = _report(pair)
+    assert replies.notes["partner notes created"] == 2, replies.notes
+    texts = [n["Content"] or "" for n in _sf_notes(crm, twin_id).values()]
+    assert any("Agenda attached" in t for t in texts) and any("Thanks!" in t for t in texts)
+    assert note in crm.associations("deals", "notes", [twin_id])[twin_id]
