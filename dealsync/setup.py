@@ -70,7 +70,13 @@ def prepare_portals(config: Config) -> list[PreparedObject]:
             used.portal, used.object_type, tuple(created), len(specs) - len(created)
         )
 
-    results = each_at_once(prepare, portal_mappings(config))  # each portal its own budget
+    # Portals at once (each its own budget); one portal's mappings one after another, as two
+    # mappings (a HubSpot and a Salesforce partner's) may ask the vendor for the same property.
+    by_portal: dict[tuple[str, str], list[PortalMapping]] = {}
+    for used in portal_mappings(config):
+        by_portal.setdefault((used.crm.base_url, used.crm.token_ref), []).append(used)
+    done = each_at_once(lambda group: [prepare(u) for u in group], list(by_portal.values()))
+    results = [prepared for group in done for prepared in group]
     if config.registrations_property:
         tracked = tracking_properties(config.registrations_property)
         made = build_connector(config.vendor_crm, "vendor").ensure_properties("companies", tracked)

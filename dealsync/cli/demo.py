@@ -1,4 +1,5 @@
-"""`dealsync demo`: a vendor and two partner sandbox CRMs, synced step by step with readable reports."""
+"""`dealsync demo`: a vendor, two partner sandbox CRMs and a partner on Salesforce, synced step by
+step with readable reports."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from connectors.bottlecrm import BottleCrmConnector
 from connectors.hubspot_settings import NOTE_TO_DEAL
+from dealsync.cli.demo_salesforce import delta_notes, seed_delta, show_delta, start_delta
 from dealsync.cli.runner import run_partners
 from dealsync.cli.serve import write_local_config
 from dealsync.config import load_config
@@ -137,7 +139,7 @@ def _plain(html_text: str) -> str:
 
 def _who_sees_what(console: Console, crms: list[DemoCrm]) -> None:
     table = Table(
-        title="What each CRM holds now (two partners kept apart; private notes stayed home)",
+        title="What each CRM holds now (partners kept apart; private notes stayed home)",
         title_justify="left",
     )
     for column in ("CRM", "deals", "notes"):
@@ -148,7 +150,8 @@ def _who_sees_what(console: Console, crms: list[DemoCrm]) -> None:
 
 
 def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
-    """Three sandboxes (and a BottleCRM partner), `init`, registrations, a conversion, notes, files, syncs."""
+    """Three sandboxes, a Salesforce partner (and a BottleCRM one), `init`, registrations, a
+    conversion, notes, files, syncs."""
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dealsync-demo-")))
         with console.status("Starting a vendor and two partner sandbox CRMs..."):
@@ -163,6 +166,8 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         partners: dict[str, tuple[str, ...]] = {
             p.name: (p.server.base_url, p.server.token) for p in (acme, globex)
         }
+        delta = start_delta(stack, console)
+        partners["delta"] = delta.config_entry
         beta = None
         if with_bottlecrm:
             from bottlecrm.server import BottleCrmServer
@@ -229,6 +234,7 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
             dealsync_welcome_note="Welcome Ann! Initech wants 40 seats.",
         )
         vendor.create(dealname="Vendor-only deal", amount="1000")
+        delta_deal = seed_delta(delta, vendor.create)
         if beta is not None:
             _seed_beta(beta, vendor)
         sync(
@@ -248,9 +254,12 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
         acme.note(cloud, "<p>Our margin on this is thin</p>", dealsync_shared="false")
         cloud_twin = vendor.find("deals", f"acme:partner:{cloud}")["id"]
         globex.note(_first_deal(globex), "<p>Globex kickoff notes</p>", dealsync_shared="true")
+        delta_notes(delta, delta_deal)
         if beta is not None:
             _beta_comments(beta)
-        sync("Sync 2: shared notes cross with their files; the private note stays at acme")
+        sync(
+            "Sync 2: shared notes cross with their files; the private notes stay at acme and delta"
+        )
         vendor_note = vendor.find("notes", f"acme:partner:{shared_note}")
         copy_id = vendor_note["properties"]["hs_attachment_ids"]
         same = (
@@ -315,6 +324,7 @@ def run_demo(console: Console, with_bottlecrm: bool = False) -> None:
             "Sync 5: nothing changed, so nothing is written (dealsync's own writes are not echoed back)"
         )
         _who_sees_what(console, [vendor, acme, globex])
+        show_delta(console, delta)
         if beta is not None:
             _show_beta(console, beta)
         ledger.close()

@@ -280,6 +280,9 @@ def write_local_config(
         variable = f"LOCAL_{partner_id.upper()}_TOKEN"
         os.environ[variable] = token
         crm_kind = kind[0] if kind else "hubspot"
+        if crm_kind == "salesforce":  # (login url, refresh token, kind, consumer key, secret, cert)
+            lines += _local_salesforce(partner_id, url, variable, *kind[1:])
+            continue
         lines += [
             f"  - id: {partner_id}",
             f'    crm: {{kind: {crm_kind}, base_url: "{url}", token: "env:{variable}"'
@@ -290,3 +293,22 @@ def write_local_config(
     path = folder / "dealsync.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _local_salesforce(
+    partner_id: str, url: str, token_variable: str, client_id: str, secret: str, cert: str
+) -> list[str]:
+    """A local Salesforce sandbox partner's config lines; its keys go to the environment."""
+    prefix = f"LOCAL_{partner_id.upper()}"
+    os.environ[f"{prefix}_CLIENT_ID"] = client_id
+    os.environ[f"{prefix}_CLIENT_SECRET"] = secret
+    return [
+        f"  - id: {partner_id}",
+        "    crm:",
+        "      kind: salesforce",
+        f'      base_url: "{url}"',
+        f"      client_id: env:{prefix}_CLIENT_ID",
+        f"      client_secret: env:{prefix}_CLIENT_SECRET",
+        f"      token: env:{token_variable}",
+        f'      ca_bundle: "{cert}"',
+    ]

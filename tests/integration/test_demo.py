@@ -28,5 +28,13 @@ def test_the_demo_runs_into_a_pipe_with_nothing_padded_and_ends_as_the_readme_sa
     vendor_rows = held[: held.index("│ acme")]
     assert "Our margin on this is thin" not in vendor_rows
     assert "Acme Cloud rollout" in vendor_rows and "Globex migration" in vendor_rows
-    globex_rows = held[held.index("│ globex") :]
+    globex_rows = held[held.index("│ globex") : held.index("Partner delta's Salesforce org")]
     assert "Acme" not in globex_rows
+    # Delta, on Salesforce: its registration reached the vendor, its unmarked note did not; the
+    # vendor's conversion reached delta, owned by the user its email names.
+    assert "Delta payments rollout" in vendor_rows and "Pricing thoughts" not in vendor_rows
+    assert "We could go 10% lower" not in demo.stdout
+    delta_rows = held[held.index("Partner delta's Salesforce org") :]
+    hooli = next(line for line in delta_rows.splitlines() if "Hooli analytics" in line)
+    assert "dee@delta.test" in hooli and "Welcome Dee" in hooli
+    assert "Acme" not in delta_rows and "Globex" not in delta_rows

@@ -212,13 +212,18 @@ def test_config_errors_name_the_file_the_key_and_the_fix(pair, monkeypatch):
     assert (
         "partners[0].crm.token" in result.output and "TEST_ACME_TOKEN is not set" in result.output
     )
-    pair.config.write_text(pair.config.read_text().replace("kind: hubspot", "kind: salesforce", 1))
+    original = pair.config.read_text()
+    pair.config.write_text(original.replace("kind: hubspot", "kind: pipedrive", 1))
     result = pair.cli("status", ok=False)
     assert (
         result.exit_code == 2
         and "vendor.crm.kind" in result.output
-        and "salesforce" in result.output
+        and "pipedrive" in result.output
+        and "salesforce" in result.output  # among the kinds it names
     )
+    pair.config.write_text(original.replace("kind: hubspot", "kind: salesforce", 1))
+    result = pair.cli("status", ok=False)
+    assert result.exit_code == 2 and "vendor.crm.client_id: missing" in result.output
 
 
 def test_a_push_that_failed_for_now_is_retried_by_the_next_run(pair):

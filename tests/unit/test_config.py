@@ -212,3 +212,86 @@ def test_a_thousand_partners_load_from_a_file(tmp_path):
     )
     config = load_config(_write(tmp_path, text))
     assert len(config.partners) == 1000 and config.partners[-1].crm.token_ref == "env:T_P0999"
+
+
+SALESFORCE = MINIMAL.replace(
+    '    crm: {kind: hubspot, base_url: "http://127.0.0.1:8702", token: "env:ACME_TOKEN"}\n',
+    "    crm:\n"
+    "      kind: salesforce\n"
+    "      base_url: https://login.salesforce.com\n"
+    "      client_id: env:ACME_SF_CLIENT_ID\n"
+    "      token: env:ACME_SF_REFRESH_TOKEN\n",
+)
+
+
+def test_a_salesforce_partner_logs_in_with_references_and_gets_its_mappings(tmp_path, monkeypatch):
+    partner = load_config(_write(tmp_path, SALESFORCE)).partners[0]
+    assert partner.mapping_path.name == "salesforce_shared_deal.yaml"
+    assert partner.notes_mapping_path and partner.notes_mapping_path.name == (
+        "salesforce_shared_notes.yaml"
+    )
+    assert partner.crm.salesforce and partner.crm.salesforce.api_share == 0.2
+    monkeypatch.setenv("ACME_SF_CLIENT_ID", "3MVG9-key")
+    monkeypatch.setenv("ACME_SF_REFRESH_TOKEN", "5Aep-refresh")
+    login = partner.crm.salesforce_login()
+    assert (login.client_id, login.refresh_token, login.client_secret) == (
+        "3MVG9-key",
+        "5Aep-refresh",
+        None,
+    )
+    jwt = SALESFORCE.replace(
+        "      token: env:ACME_SF_REFRESH_TOKEN\n",
+        "      username: dealsync@acme.example\n      private_key: acme-sf-key\n",
+    )
+    auth = load_config(_write(tmp_path, jwt)).partners[0].crm.salesforce
+    assert auth and (auth.username, auth.private_key_ref) == (
+        "dealsync@acme.example",
+        "acme-sf-key",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("      client_id: env:ACME_SF_CLIENT_ID\n", ""), "partners[0].crm.client_id: missing"),
+        (
+            ("      token: env:ACME_SF_REFRESH_TOKEN\n", ""),
+            "give either token (a reference to the refresh token) or username and private_key",
+        ),
+        (
+            ("      token: env:ACME_SF_REFRESH_TOKEN\n", "      username: dealsync@acme.example\n"),
+            "the JWT bearer login needs both username and private_key",
+        ),
+        (
+            ("      token:", "      username: dealsync\n      private_key: k\n      token:"),
+            "partners[0].crm.username: 'dealsync' must be the Salesforce username",
+        ),
+        (
+            ("      token:", "      client_secret: 0123456789abcdef0123456789abcdef\n      token:"),
+            "partners[0].crm.client_secret: looks like a literal token",
+        ),
+        (
+            ("      token:", "      api_share: 1.5\n      token:"),
+            "api_share: 1.5 must be a fraction",
+        ),
+        (
+            ("      token:", "      ca_bundle: missing.pem\n      token:"),
+            "missing.pem does not exist: give the PEM file",
+        ),
+    ],
+)
+def test_salesforce_login_mistakes_name_the_key_and_the_fix(tmp_path, change, expected):
+    path = _write(tmp_path, SALESFORCE.replace(*change))
+    with pytest.raises(ConfigError) as failure:
+        load_config(path)
+    assert str(path) in str(failure.value) and expected in str(failure.value)
+    assert "0123456789abcdef" not in str(failure.value)
+
+
+def test_salesforce_keys_on_a_hubspot_connection_are_refused(tmp_path):
+    path = _write(
+        tmp_path,
+        MINIMAL.replace('token: "env:ACME_TOKEN"}', 'token: "env:ACME_TOKEN", api_share: 0.5}'),
+    )
+    with pytest.raises(ConfigError, match="api_share are for Salesforce connections"):
+        load_config(path)
