@@ -12,6 +12,7 @@ A quiet run is measured in steady state: once the pull's lookback (set short her
 sandbox's search lag is 0.5 s; 5 minutes in production) has passed since the last change.
 
     .venv/bin/python bench/run_cost.py [--sizes 1000,10000,100000] [--lookback-seconds 5]
+    .venv/bin/python bench/run_cost.py --partner-crm salesforce --sizes 1000,10000
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import salesforce_cost
 from user_calls import user_call
 
 from dealsync.cli.serve import write_local_config
@@ -185,8 +187,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--lookback-seconds", type=float, default=5.0)
     parser.add_argument("--detail", action="store_true", help="print the calls by route")
+    parser.add_argument(
+        "--partner-crm",
+        choices=("hubspot", "salesforce"),
+        default="hubspot",
+        help="the partner's CRM (salesforce: see bench/salesforce_cost.py)",
+    )
     args = parser.parse_args()
-    for size in (int(s) for s in args.sizes.split(",")):
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.partner_crm == "salesforce":
+        salesforce_cost.main(sizes, args.detail)
+        return
+    for size in sizes:
         bench(size, args.lookback_seconds, args.detail)
 
 

@@ -119,6 +119,7 @@ class Capabilities:
     note_authors: bool = True  # whether a note's author can be set when creating it
     property_history: bool = False  # whether the CRM tells when each property last changed
     cursor_step_ms: int = 1  # the precision of the CRM's modification times (Salesforce: seconds)
+    merges: bool = True  # whether users can merge records (Salesforce: not opportunities or notes)
 
 
 class Connector(Protocol):

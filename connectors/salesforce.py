@@ -128,6 +128,7 @@ class SalesforceConnector:
         files_on="deals",
         note_authors=False,  # a note's author is the connection's user: others are named in it
         cursor_step_ms=1000,
+        merges=False,  # Salesforce merges leads, contacts and accounts, never these
     )
 
     def __init__(self, http: SalesforceHttp, lookback_ms: int = DEFAULT_LOOKBACK_MS) -> None:

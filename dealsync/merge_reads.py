@@ -79,7 +79,10 @@ class Merging:
             return {i for i in ids if i not in scanned}
         if not ids:
             return set()
-        archived = self.ctx.connectors[side].read(self.object_type, ids, [], archived=True)
+        connector = self.ctx.connectors[side]
+        archived = connector.read(self.object_type, ids, [], archived=True)
+        if not connector.capabilities.merges:
+            return set(archived)
         merged = {old for old, r in self.read(side, list(archived)).items() if r.id != old}
         return set(archived) - merged
 

@@ -12,8 +12,10 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +71,17 @@ class SalesforceSandbox:
     cursors: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # open query cursors
     faults: list[Fault] = field(default_factory=list)  # injected errors and latency
     allowance: Allowance = field(default_factory=Allowance)
+    calls: Counter[str] = field(default_factory=Counter)  # API calls by route (admin: requests)
+
+
+def _route(request: Request) -> str:
+    """What a call was, for the request counts: its method and path without ids or versions, and
+    the sObject a query reads."""
+    path = re.sub(r"/v\d+\.\d+", "", request.url.path)
+    path = re.sub(r"/(?=[A-Za-z]*\d)[0-9A-Za-z]{15}([0-9A-Za-z]{3})?(?=/|$)", "/{id}", path)
+    path = re.sub(r"/01g5g\d+-\d+", "/{cursor}", path)
+    found = re.search(r"\bFROM\s+(\w+)", request.query_params.get("q", ""), re.IGNORECASE)
+    return f"{request.method} {path}" + (f" {found.group(1)}" if found else "")
 
 
 def batch_size(request: Request) -> int:
@@ -195,6 +208,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
                     sandbox,
                 )
             sandbox.allowance.used += 1
+            sandbox.calls[_route(request)] += 1
             fault = next(
                 (f for f in sandbox.faults if f.matches(request.method, request.url.path)), None
             )
@@ -498,6 +512,12 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
             return JSONResponse({"message": str(exc)}, 400)
         return JSONResponse({"faults": len(sandbox.faults)}, 201)
 
+    async def admin_requests(request: Request) -> Response:
+        if request.method == "DELETE":
+            sandbox.calls.clear()
+            return Response(status_code=204)
+        return JSONResponse({"total": sum(sandbox.calls.values()), "by_route": dict(sandbox.calls)})
+
     async def admin_allowance(request: Request) -> Response:
         if request.method == "POST":
             body = await request.json()
@@ -543,6 +563,7 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
         Route("/_sandbox/sessions", admin_sessions, methods=["DELETE"]),
         Route("/_sandbox/org", admin_org, methods=["DELETE"]),
         Route("/_sandbox/delete-log", admin_delete_log, methods=["POST"]),
+        Route("/_sandbox/requests", admin_requests, methods=["GET", "DELETE"]),
         Route("/_sandbox/allowance", admin_allowance, methods=["GET", "POST"]),
         Route("/_sandbox/faults", admin_faults, methods=["POST", "DELETE"]),
     ]
