@@ -502,3 +502,119 @@ def test_a_conversion_brings_its_welcome_note_and_vendor_replies_become_notes(ga
     texts = [n["Content"] or "" for n in _sf_notes(crm, twin_id).values()]
     assert any("Agenda attached" in t for t in texts) and any("Thanks!" in t for t in texts)
     assert note in crm.associations("deals", "notes", [twin_id])[twin_id]
+
+
+@pytest.fixture
+def salesforce_vendor(
+    crm_servers, salesforce: SalesforceProcess, tmp_path, monkeypatch, ledger_url
+):
+    """The vendor on a Salesforce org (two reps), partner acme on the HubSpot sandbox, deals only."""
+    partner = crm_servers["partner"]
+    partner.admin("POST", "reset")
+    partner.admin("POST", "owners", json={"email": "ann@acme.test", "firstName": "Ann"})
+    user = salesforce_user(salesforce)
+    for email in ("rep1@vendor.test", "rep2@vendor.test"):
+        user(
+            "POST",
+            "/sobjects/User/",
+            json={"Username": email, "Email": email, "LastName": "Rep", "IsActive": True},
+        )
+    _delete_log_from(salesforce, datetime.timedelta(days=1))
+    monkeypatch.setenv("TEST_ACME_TOKEN", partner.token)
+    monkeypatch.setenv("VENDOR_SF_CLIENT_ID", salesforce.app.client_id)
+    monkeypatch.setenv("VENDOR_SF_REFRESH_TOKEN", salesforce.app.refresh_token)
+    config = tmp_path / "dealsync.yaml"
+    config.write_text(
+        f"ledger: {ledger_url}\n"
+        "tracking: {property: null}\n"
+        "vendor:\n"
+        "  crm:\n"
+        "    kind: salesforce\n"
+        f'    base_url: "{salesforce.instance_url}"\n'
+        "    client_id: env:VENDOR_SF_CLIENT_ID\n"
+        "    token: env:VENDOR_SF_REFRESH_TOKEN\n"
+        f"    ca_bundle: {salesforce.cert}\n"
+        "  owner_assignment: {strategy: round_robin, pool: [rep1@vendor.test, rep2@vendor.test]}\n"
+        "partners:\n"
+        "  - id: acme\n"
+        f'    crm: {{kind: hubspot, base_url: "{partner.base_url}", token: "env:TEST_ACME_TOKEN"}}\n'
+        "    mapping: mappings/salesforce_vendor_deal.yaml\n"
+        "    notes_mapping: none\n"
+    )
+    pair = Pair({"partner": partner}, config, CliRunner())
+    pair.cli("init")
+    http = SalesforceHttp(
+        salesforce_login(salesforce), "the vendor's user", verify=str(salesforce.cert)
+    )
+    return pair, SalesforceConnector(http, lookback_ms=0), user
+
+
+def test_a_salesforce_vendor_with_a_hubspot_partner_syncs_deals(salesforce_vendor):
+    pair, vendor, user = salesforce_vendor
+    registration = pair.create(
+        "partner",
+        dealname="Acme on Salesforce",
+        closedate="2027-02-01",
+        dealsync_shared="true",
+        dealsync_pain="slow quotes",
+    )
+    conversion = user(
+        "POST",
+        "/sobjects/Opportunity/",
+        json={
+            "Name": "Vendor deal for Acme",
+            "StageName": "Qualification",
+            "CloseDate": "2027-03-15",
+            "Amount": 9000,
+            "dealsync_partner__c": "acme",
+            "dealsync_partner_owner_email__c": "ann@acme.test",
+        },
+    ).json()["id"]
+    first = pair.cli("run")
+    assert "quarantined: 0" in first.output, first.output
+
+    key = f"acme:partner:{registration}"
+    found = vendor.read(
+        "deals", [key], ["Name", "CloseDate", "OwnerId"], id_property="dealsync_key__c"
+    )
+    twin_id, twin = found[key].id, found[key].properties
+    reps = {o.id: o.email for o in vendor.owners()}
+    assert twin["Name"] == "Acme on Salesforce" and twin["CloseDate"] == "2027-02-01"
+    assert reps[twin["OwnerId"] or ""] in ("rep1@vendor.test", "rep2@vendor.test")
+    assert vendor.read("deals", [twin_id], ["dealsync_pain__c"])[twin_id].properties == {
+        "dealsync_pain__c": "slow quotes"
+    }
+    partner_twin = next(
+        d
+        for d in pair.deals("partner", "dealsync_key", "dealsync_vendor_amount", "hubspot_owner_id")
+        if d.get("dealsync_key") == f"acme:vendor:{conversion}"
+    )
+    assert partner_twin["dealsync_vendor_amount"] == "9000"
+    assert pair.deal("partner", registration, "dealsync_vendor_stage")["dealsync_vendor_stage"] == (
+        "Prospecting"
+    )
+
+    user("PATCH", f"/sobjects/Opportunity/{twin_id}", json={"StageName": "Closed Won"})
+    user("DELETE", f"/sobjects/Opportunity/{conversion}")
+    pair.cli("run")
+    stage = pair.deal("partner", registration, "dealsync_vendor_stage")["dealsync_vendor_stage"]
+    assert stage == "Closed Won"
+    assert pair.deal("partner", partner_twin["id"]) is None
+
+
+def test_a_conversion_without_a_close_date_waits_in_quarantine_saying_so(gamma):
+    pair, crm, _user = gamma
+    conversion = pair.create(
+        "vendor",
+        dealname="No date yet",
+        dealsync_partner="gamma",
+        dealsync_partner_owner_email="ann@gamma.test",
+    )
+    report = _report(pair)
+    assert report.created["partner"] == 0
+    (waiting,) = [q for q in report.quarantined if q["record_id"] == conversion]
+    assert any("CloseDate" in reason for reason in waiting["reasons"]), waiting["reasons"]
+    pair.edit("vendor", conversion, closedate="2027-08-01")
+    assert _report(pair).created["partner"] == 1
+    _, twin = _by_key(crm, f"gamma:vendor:{conversion}")
+    assert twin["CloseDate"] == "2027-08-01"
