@@ -308,7 +308,7 @@ def _sf_note(user, deal_id: str, title: str, html: str, private: bool = False) -
     return note
 
 
-def _sf_file(user, deal_id: str, title: str, name: str, data: bytes) -> str:
+def _sf_file(user, deal_id: str, title: str, name: str, data: bytes, private: bool = False) -> str:
     """A Salesforce user adds a file to an opportunity: its document's id."""
     version = user(
         "POST",
@@ -318,6 +318,7 @@ def _sf_file(user, deal_id: str, title: str, name: str, data: bytes) -> str:
             "PathOnClient": name,
             "VersionData": base64.b64encode(data).decode(),
             "FirstPublishLocationId": deal_id,
+            "SharingPrivacy": "P" if private else "N",
         },
     ).json()["id"]
     return user("GET", f"/sobjects/ContentVersion/{version}").json()["ContentDocumentId"]
@@ -341,6 +342,7 @@ def test_notes_and_files_marked_shared_cross_both_ways_and_the_rest_stay(gamma):
     _sf_note(user, deal, "[shared] but private", "<p>Budget is 40k</p>", private=True)
     _sf_file(user, deal, "[shared] brief", "brief.pdf", b"%PDF brief " * 500)
     _sf_file(user, deal, "internal costs", "costs.xlsx", b"cost sheet")
+    _sf_file(user, deal, "[shared] salaries", "salaries.csv", b"names,pay", private=True)
     pricing = _upload(pair, "vendor", "pricing.txt", b"price list v1")
     rep = _owner(pair, "vendor", "rep1@vendor.test")
     _note(
@@ -362,6 +364,7 @@ def test_notes_and_files_marked_shared_cross_both_ways_and_the_rest_stay(gamma):
     bodies = " ".join(n["hs_note_body"] or "" for n in vendor_notes)
     assert "Kick-off on <b>Monday</b>" in bodies and "brief.pdf" in bodies
     assert "margin" not in bodies and "40k" not in bodies and "costs" not in bodies
+    assert "salaries" not in bodies
     file_note = next(n for n in vendor_notes if "brief.pdf" in (n["hs_note_body"] or ""))
     assert _download(pair, "vendor", file_note["hs_attachment_ids"]) == b"%PDF brief " * 500
 
