@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
 from typing import Any, BinaryIO
 
 import requests
@@ -26,16 +25,12 @@ from connectors.base import (
 )
 from connectors.errors import AuthError, ConnectorError, DailyLimitReached, RecordRejected
 from connectors.http import HttpClient
-from connectors.paging import after_pages
+from connectors.paging import after_pages, chunks, epoch_ms
 
 
 def modified_ms(record: Record) -> int:
     """A record's hs_lastmodifieddate in epoch milliseconds."""
     return record.modified_ms
-
-
-def _epoch_ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def _record(body: dict[str, Any]) -> Record:
@@ -62,11 +57,6 @@ def _record(body: dict[str, Any]) -> Record:
 def _with_merges(properties: Sequence[str]) -> list[str]:
     """The properties to ask for, plus the merge trail (so a merged record is recognised)."""
     return [*properties, hs.MERGED] if hs.MERGED not in properties else list(properties)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _filter(name: str, operator: str, value: Any) -> dict[str, str]:
@@ -305,7 +295,7 @@ class HubSpotConnector:
         `merged_from`)."""
         found: dict[str, Record] = {}
         path = hs.BATCH.format(object_type=object_type, operation="read")
-        for chunk in _chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
+        for chunk in chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
             asked = [*properties, id_property] if id_property else list(properties)
             body: dict[str, Any] = {
                 "inputs": [{"id": key} for key in chunk],
@@ -331,7 +321,7 @@ class HubSpotConnector:
         """When each property last changed, from its history (batch read, 100 records a call)."""
         times: dict[str, dict[str, int]] = {}
         path = hs.BATCH.format(object_type=object_type, operation="read")
-        for chunk in _chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
+        for chunk in chunks(list(dict.fromkeys(ids)), hs.BATCH_SIZE):
             body = {
                 "inputs": [{"id": i} for i in chunk],
                 "properties": [],
@@ -341,7 +331,7 @@ class HubSpotConnector:
             for item in page.get("results", []):
                 history = item.get("propertiesWithHistory") or {}
                 times[str(item["id"])] = {
-                    name: max(_epoch_ms(entry["timestamp"]) for entry in entries)
+                    name: max(epoch_ms(entry["timestamp"]) for entry in entries)
                     for name, entries in history.items()
                     if entries
                 }
@@ -354,7 +344,7 @@ class HubSpotConnector:
         id_list = list(dict.fromkeys(ids))
         result: dict[str, tuple[str, ...]] = {i: () for i in id_list}
         path = hs.ASSOCIATIONS_BATCH_READ.format(from_type=from_type, to_type=to_type)
-        for chunk in _chunks(id_list, hs.ASSOCIATION_READ_BATCH):
+        for chunk in chunks(id_list, hs.ASSOCIATION_READ_BATCH):
             inputs = {"inputs": [{"id": i} for i in chunk]}
             response = self.http.request("POST", path, json=inputs, reads=True)
             for item in response.json().get("results", []):
@@ -369,7 +359,7 @@ class HubSpotConnector:
         """Associate records (idempotent), up to 2,000 pairs per call."""
         path = hs.ASSOCIATIONS_BATCH_CREATE.format(from_type=from_type, to_type=to_type)
         spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]
-        for chunk in _chunks(list(pairs), 2_000):
+        for chunk in chunks(list(pairs), 2_000):
             inputs = [{"from": {"id": a}, "to": {"id": b}, "types": spec} for a, b in chunk]
             self.http.request("POST", path, json={"inputs": inputs})
 
@@ -462,7 +452,7 @@ class HubSpotConnector:
         """Send inputs in batches of 100 and return one outcome per input, in input order."""
         path = hs.BATCH.format(object_type=object_type, operation=operation)
         outcomes: dict[str, WriteOutcome] = {}
-        pending = [list(chunk) for chunk in _chunks(list(inputs), hs.BATCH_SIZE)]
+        pending = [list(chunk) for chunk in chunks(list(inputs), hs.BATCH_SIZE)]
         while pending:
             chunk = pending.pop(0)
             try:

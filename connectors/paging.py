@@ -1,11 +1,27 @@
-"""How a CRM's listings page, once per style, for every endpoint that uses it."""
+"""How a CRM's listings page, once per style, for every endpoint that uses it; batches and times."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
 Page = dict[str, Any]
+Item = TypeVar("Item")
+
+
+def chunks(items: Sequence[Item], size: int) -> Iterator[Sequence[Item]]:
+    """`items` in slices of at most `size` (a batch API's limit)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def epoch_ms(text: str) -> int:
+    """An ISO 8601 time (Z or an offset, with or without colon) in epoch milliseconds."""
+    text = text.replace("Z", "+00:00")
+    if text[-5:-4] in "+-" and text[-3] != ":":
+        text = f"{text[:-2]}:{text[-2:]}"  # +0000 -> +00:00
+    return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 def after_pages(

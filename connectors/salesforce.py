@@ -1,5 +1,6 @@
-"""The Salesforce connector: deals are Opportunities, read by SOQL over SystemModstamp, written in
-sObject Collections, their deletions taken from Salesforce's `deleted/` feed.
+"""The Salesforce connector: deals are Opportunities, notes ContentNotes, files ContentVersions on
+the opportunity (see salesforce_content.py); changes read by SOQL over SystemModstamp, writes in
+sObject Collections, deletions taken from Salesforce's delete log (`deleted/`).
 
 Field values travel as strings, like every connector's: checkboxes as "true"/"false", numbers without
 a trailing ".0", multi-select picklists `;`-joined (as Salesforce keeps them), empty as None. Writes
@@ -29,6 +30,7 @@ from connectors.base import (
     WriteOutcome,
 )
 from connectors.errors import ConnectorError, RecordRejected
+from connectors.paging import chunks, epoch_ms
 from connectors.salesforce_content import (
     NOTE_FIELDS,
     NOTE_PROPERTIES,
@@ -73,17 +75,11 @@ def soql_string(value: str) -> str:
     return f"'{escaped}'"
 
 
-def soql_moment(epoch_ms: int) -> str:
+def soql_moment(instant_ms: int) -> str:
     """A SOQL datetime literal at or after an instant, to the second (Salesforce's precision)."""
-    seconds = math.ceil(epoch_ms / 1000)
+    seconds = math.ceil(instant_ms / 1000)
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _epoch_ms(text: str) -> int:
-    return int(
-        datetime.datetime.fromisoformat(iso_time(text).replace("Z", "+00:00")).timestamp() * 1000
-    )
 
 
 def as_text(value: Any) -> str | None:
@@ -110,11 +106,6 @@ def _typed(kind: str | None, value: str | None) -> Any:
             return value  # Salesforce refuses it, and says which field: the record's own error
         return int(number) if number.is_integer() and kind in ("int", "long") else number
     return value
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SalesforceConnector:
@@ -253,7 +244,7 @@ class SalesforceConnector:
             ).json()
         answer = self._logs.pop(asked) if reuse else self._logs[asked]
         earliest = answer.get("earliestDateAvailable")
-        if earliest and _epoch_ms(earliest) > start.timestamp() * 1000:
+        if earliest and epoch_ms(earliest) > start.timestamp() * 1000:
             log.warning(
                 "%s: Salesforce's delete log starts at %s, after this run's window (%s): deletions "
                 "before it may be missing from it, so every linked %s is checked instead",
@@ -291,7 +282,7 @@ class SalesforceConnector:
         by = id_property or "Id"
         asked = [*properties, id_property] if id_property else list(properties)
         found: dict[str, Record] = {}
-        for chunk in _chunks(wanted, IN_CHUNK):
+        for chunk in chunks(wanted, IN_CHUNK):
             values = ", ".join(soql_string(v) for v in chunk)
             deleted = "true" if archived else "false"
             soql = (
@@ -361,7 +352,7 @@ class SalesforceConnector:
         """Link documents to opportunities (document id, deal id), 200 a call; the pairs that
         failed, with why (a link that exists already is fine)."""
         refused: dict[tuple[str, str], ConnectorError] = {}
-        for chunk in _chunks(list(pairs), COLLECTION_SIZE):
+        for chunk in chunks(list(pairs), COLLECTION_SIZE):
             records = [
                 {
                     "attributes": {"type": "ContentDocumentLink"},
@@ -398,7 +389,7 @@ class SalesforceConnector:
     ) -> list[WriteOutcome]:
         sobject = self._sobject(object_type)
         outcomes: list[WriteOutcome] = []
-        for chunk in _chunks(list(inputs), COLLECTION_SIZE):
+        for chunk in chunks(list(inputs), COLLECTION_SIZE):
             body = {"allOrNone": False, "records": [self._body(sobject, i) for i in chunk]}
             try:
                 results = self.http.request(method, "/composite/sobjects", json=body).json()
@@ -468,7 +459,7 @@ class SalesforceConnector:
         self._sobject(object_type)
         outcomes: dict[str, WriteOutcome] = {}
         valid = [i for i in ids if _ID.match(i)]
-        for chunk in _chunks(valid, COLLECTION_SIZE):
+        for chunk in chunks(valid, COLLECTION_SIZE):
             params = {"ids": ",".join(chunk), "allOrNone": "false"}
             results = self.http.request("DELETE", "/composite/sobjects", params=params).json()
             for record_id, result in zip(chunk, results, strict=True):
@@ -487,14 +478,14 @@ class SalesforceConnector:
             raise ConnectorError(f"Salesforce links notes and deals, not {from_type}->{to_type}")
         wanted = [i for i in dict.fromkeys(ids) if _ID.match(i)]
         found: dict[str, tuple[str, ...]] = {}
-        for chunk in _chunks(wanted, IN_CHUNK):
+        for chunk in chunks(wanted, IN_CHUNK):
             if from_type == NOTES:
                 found.update(self.content.deals_of(chunk))
                 continue
             on = self.content.documents_on(chunk)
             documents = sorted({d for ids in on.values() for d in ids})
             notes = set()
-            for part in _chunks(documents, IN_CHUNK):
+            for part in chunks(documents, IN_CHUNK):
                 soql = f"SELECT Id FROM ContentNote WHERE Id IN ({soql_ids(part)})"
                 notes |= {str(row["Id"]) for rows in self._query(soql) for row in rows}
             found.update(
@@ -512,7 +503,7 @@ class SalesforceConnector:
         linked = [(a, b) if from_type == NOTES else (b, a) for a, b in pairs]
         wanted = [p for p in linked if p[1].startswith(OPPORTUNITY_PREFIX) and _ID.match(p[0])]
         existing: dict[str, tuple[str, ...]] = {}
-        for chunk in _chunks(sorted({document for document, _ in wanted}), IN_CHUNK):
+        for chunk in chunks(sorted({document for document, _ in wanted}), IN_CHUNK):
             existing.update(self.content.deals_of(chunk))
         refused = self._link([(d, deal) for d, deal in wanted if deal not in existing.get(d, ())])
         if refused:
@@ -531,7 +522,7 @@ class SalesforceConnector:
             f"{stamp} AND FileType != 'SNOTE'"
         )
         changed = [str(row["Id"]) for rows in self._query(soql) for row in rows]
-        for chunk in _chunks(changed, IN_CHUNK):
+        for chunk in chunks(changed, IN_CHUNK):
             deals |= {d for ids in self.content.deals_of(chunk).values() for d in ids}
         return deals
 
@@ -539,7 +530,7 @@ class SalesforceConnector:
         """The shared files of each deal (title marked `[shared]`, not private on the record)."""
         wanted = [i for i in dict.fromkeys(deal_ids) if _ID.match(i)]
         found: dict[str, tuple[FileInfo, ...]] = {}
-        for chunk in _chunks(wanted, IN_CHUNK):
+        for chunk in chunks(wanted, IN_CHUNK):
             found.update(self.content.shared_files(chunk))
         return found
 
