@@ -30,6 +30,11 @@ SALESFORCE_ERRORS: dict[int, ErrorRule] = {
 }
 
 
+# Sessions by login identity: a run (or a worker's hundredth run) does not log in again while the
+# session lasts; Salesforce answers INVALID_SESSION_ID when it has expired, and the call logs in then.
+_sessions: dict[tuple[str, ...], tuple[str, str]] = {}
+
+
 class AllowanceSpent(DailyLimitReached):
     """dealsync's share of the org's daily API allowance is used up: the run stops cleanly."""
 
@@ -45,6 +50,10 @@ class SalesforceLogin:
     refresh_token: str | None = None
     username: str | None = None
     private_key: str | None = None  # PEM
+
+    def identity(self) -> tuple[str, ...]:
+        """Who logs in where (a session serves every connection with the same identity)."""
+        return (self.login_url, self.client_id, self.refresh_token or "", self.username or "")
 
     def grant(self) -> dict[str, str]:
         """The token endpoint's form for this login."""
@@ -89,7 +98,8 @@ class SalesforceHttp(HttpClient):
             if secret:
                 register_secret(secret)
         self.connection = connection
-        access, instance_url = self._authenticate()
+        self.logins = 0  # the logins this connection made (a session another one made serves it)
+        access, instance_url = _sessions.get(login.identity()) or self._authenticate()
         super().__init__(
             f"{instance_url}/services/data/v{API_VERSION}",
             access,
@@ -102,7 +112,6 @@ class SalesforceHttp(HttpClient):
         self.instance_url = instance_url
         self.api_used: int | None = None  # from the last answer's Sforce-Limit-Info
         self.api_total: int | None = None
-        self.logins = 1
 
     def _authenticate(self) -> tuple[str, str]:
         """A new session: (access token, instance URL), or AuthError saying why not."""
@@ -127,8 +136,11 @@ class SalesforceHttp(HttpClient):
                 answer.status_code,
             )
         token = answer.json()
+        self.logins += 1
         register_secret(token["access_token"])
-        return token["access_token"], token["instance_url"].rstrip("/")
+        session = token["access_token"], token["instance_url"].rstrip("/")
+        _sessions[self.login.identity()] = session  # the next connection of this process reuses it
+        return session
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """`HttpClient.request`, within the allowance's share, logging in again once when the
@@ -147,7 +159,6 @@ class SalesforceHttp(HttpClient):
             if exc.status != 401:
                 raise
         access, _ = self._authenticate()  # INVALID_SESSION_ID: the session timed out
-        self.logins += 1
         self._session.headers["Authorization"] = f"Bearer {access}"
         self._check_allowance()
         return super().request(method, path, **kwargs)  # a second refusal is final

@@ -41,10 +41,14 @@ def test_a_refresh_token_login_calls_the_instance_it_names_and_renews_an_expired
     http = _connect(org)
     assert http.base_url == f"{org.instance_url}/services/data/v59.0"
     made = http.request("POST", "/sobjects/Opportunity/", json=DEAL).json()["id"]
+    again = _connect(org)  # the next connection (the next run) uses the same session
+    assert again.logins == 0 and again.request("GET", f"/sobjects/Opportunity/{made}").ok
     org.admin("DELETE", "sessions")  # the org's session timeout passes
+    logins = http.logins
     with caplog.at_level(logging.DEBUG):
         record = http.request("GET", f"/sobjects/Opportunity/{made}").json()
-    assert record["Name"] == "Acme Cloud" and http.logins == 2
+    assert record["Name"] == "Acme Cloud" and http.logins == logins + 1
+    assert _connect(org).logins == 0  # the new session serves the next connection too
     assert org.app.refresh_token not in caplog.text and org.app.client_secret not in caplog.text
 
 
