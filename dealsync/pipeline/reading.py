@@ -285,7 +285,16 @@ def _to_check(reading: _Reading, side: Side, linked: _LinkedIds) -> list[str]:
     if (checks := tracker.checks) is not None:  # the hub's count chose them
         return sorted(i for i in checks if i not in reading.records[side])
     if isinstance(tracker, CursorTracker) and tracker.deleted is not None:
-        return sorted({side_id(link, side) for link in linked.on(side, tracker.deleted)})
+        # The log names a deletion only while it is recent: what the brake held is checked again
+        # every run until someone decides (a count or a scan finds it again by itself).
+        held = [
+            h.link_id
+            for h in phase.ctx.ledger.held_deletions(phase.ctx.pair)
+            if h.object_type == phase.object_type and h.source == side
+        ]
+        again = {side_id(link, side) for link in phase.ctx.ledger.links_by_id(held)}
+        named = {side_id(link, side) for link in linked.on(side, tracker.deleted | again)}
+        return sorted(named)
     census = tracker.census
     counter = counts_records(phase.ctx.connectors[side])
     if census is None or counter is None or phase.ctx.full_resync:

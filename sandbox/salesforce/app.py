@@ -490,12 +490,22 @@ def build_salesforce_app(app: ConnectedApp, jwt_public_key: str | None = None) -
 
     async def admin_delete_log(request: Request) -> Response:
         """Where the org's delete log starts (`earliest`): earlier, as in an org that has run for a
-        while; later, as after the recycle bin was emptied."""
+        while; later, as after the recycle bin was emptied. `age_s` moves the deletions made so far
+        that many seconds back (time passing, without waiting for it)."""
         body = await request.json()
         try:
-            sandbox.org.started = soql.moment(str(body["earliest"]))
-        except (KeyError, ValueError):
-            return JSONResponse({"message": 'give {"earliest": "<ISO 8601 datetime>"}'}, 400)
+            if "earliest" in body:
+                sandbox.org.started = soql.moment(str(body["earliest"]))
+            aged = datetime.timedelta(seconds=float(body.get("age_s", 0)))
+        except (TypeError, ValueError):
+            return JSONResponse(
+                {"message": 'give {"earliest": "<ISO 8601 datetime>"} and/or {"age_s": N}'}, 400
+            )
+        for records in sandbox.org.records.values():
+            for record in records.values():
+                if record["IsDeleted"] and aged:  # deleted that long before they were
+                    when = soql.moment(record["SystemModstamp"]) - aged
+                    record["SystemModstamp"] = stamp(when)
         return JSONResponse({"earliest": stamp(sandbox.org.started)})
 
     async def admin_sessions(_request: Request) -> Response:

@@ -403,6 +403,9 @@ def test_notes_and_files_marked_shared_cross_both_ways_and_the_rest_stay(gamma):
     gone = _report(pair)
     assert gone.notes["partner notes deleted"] == 1, gone.notes
     assert not any("Pricing" in t for t in _sf_notes(crm, deal))
+    # The vendor's note carried pricing.txt: archiving it deleted the file on the opportunity too.
+    assert gone.notes["files deleted"] == 1
+    assert not crm.deal_attachments([deal])[deal]
 
     # A shared note made private on the record leaves the vendor; nothing written after crosses.
     user("PATCH", f"/sobjects/ContentNote/{shared_note}", json={"SharingPrivacy": "P"})
@@ -621,3 +624,21 @@ def test_a_conversion_without_a_close_date_waits_in_quarantine_saying_so(gamma):
     assert _report(pair).created["partner"] == 1
     _, twin = _by_key(crm, f"gamma:vendor:{conversion}")
     assert twin["CloseDate"] == "2027-08-01"
+
+
+def test_mass_deletions_in_salesforce_wait_for_the_brake_however_long(gamma, salesforce):
+    pair, crm, user = gamma
+    deals = _shared(crm, 25)
+    assert _report(pair).created["vendor"] == 25
+    for deal in deals[:22]:
+        user("DELETE", f"/sobjects/Opportunity/{deal}")
+    held = _run(pair)
+    assert "deletion brake" in held.output and "--allow-mass-deletion" in held.output
+    assert len(pair.deals("vendor")) == 25
+    # An hour later the delete log's window no longer names them: the held deletions stand.
+    salesforce.admin("POST", "delete-log", json={"age_s": 3600})
+    still = _run(pair)
+    assert "deletion brake" in still.output, still.output
+    assert "22" in pair.cli("deletions", "list").output
+    _run(pair, "--allow-mass-deletion")
+    assert len(pair.deals("vendor")) == 3
