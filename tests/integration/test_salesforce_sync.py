@@ -642,3 +642,25 @@ def test_mass_deletions_in_salesforce_wait_for_the_brake_however_long(gamma, sal
     assert "22" in pair.cli("deletions", "list").output
     _run(pair, "--allow-mass-deletion")
     assert len(pair.deals("vendor")) == 3
+
+
+def test_a_run_stops_at_its_share_of_the_orgs_allowance_and_the_next_one_goes_on(gamma, salesforce):
+    pair, crm, _user = gamma
+    deals = _shared(crm, 3)
+    used = int(salesforce.admin("GET", "allowance").json()["used"])
+    # The org's other integrations used nearly a fifth of its allowance: dealsync's share (20 %).
+    salesforce.admin("POST", "allowance", json={"limit": 100, "used": max(used, 19)})
+    stopped = _run(pair, ok=False)
+    assert stopped.exit_code == 1
+    assert "daily API requests" in stopped.output and "api_share" in stopped.output
+    assert "Traceback" not in stopped.output
+    salesforce.admin("POST", "allowance", json={"limit": 15000, "used": 0})  # a day later
+    _run(pair)
+    # The stopped run may have made vendor twins before its next Salesforce call: they were
+    # recorded as intents first, so the next run adopts them (one twin each, never two).
+    assert len(pair.deals("vendor")) == 3
+    assert {_twin(pair, "vendor", f"gamma:partner:{d}")["dealname"] for d in deals} == {
+        "Shared 0",
+        "Shared 1",
+        "Shared 2",
+    }
