@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.base import FileInfo, Record
 from connectors.errors import RecordRejected
-from connectors.http import HttpClient
+from connectors.salesforce_http import SalesforceHttp
 
 SHARED_MARK = "[shared]"
 SHARED = "dealsync_shared"  # the property that tells whether a note carries the mark
@@ -69,7 +69,7 @@ def encoded(text: str | None) -> str:
 class SalesforceContent:
     """Reads and writes notes and files through a connection and its connector's SOQL pages."""
 
-    def __init__(self, http: HttpClient, query: Query) -> None:
+    def __init__(self, http: SalesforceHttp, query: Query) -> None:
         self.http, self.query = http, query
         self.versions: dict[str, str] = {}  # document id -> its latest version id, as last read
 
@@ -99,7 +99,7 @@ class SalesforceContent:
         return records
 
     def _body(self, url: str) -> str:
-        answer = self.http.request("GET", f"{getattr(self.http, 'instance_url', '')}{url}")
+        answer = self.http.request("GET", f"{self.http.instance_url}{url}")
         return answer.content.decode("utf-8", "replace")
 
     def note_values(self, properties: Mapping[str, str | None], creating: bool) -> dict[str, Any]:
