@@ -110,7 +110,7 @@ def _partner_files(
         changed = tracker.deals_with_changed_files(since, known)
         if changed is not None:  # deals shared since: their files were never read
             fresh = ctx.ledger.linked_since(ctx.pair, since)
-            changed |= {partner for link_id, (partner, _) in links.items() if link_id in fresh}
+            changed |= {deal for link_id, (deal, _) in links.items() if link_id in fresh}
     if changed is None:
         return files_on_deals(partner).deal_attachments(deals)
     now = files_on_deals(partner).deal_attachments([d for d in deals if d in changed])
