@@ -39,6 +39,7 @@ from connectors.salesforce_content import (
     iso_time,
     soql_ids,
 )
+from connectors.salesforce_fields import SalesforceFields, no_note_field
 from connectors.salesforce_http import SalesforceHttp
 
 log = logging.getLogger("dealsync.salesforce")
@@ -54,17 +55,6 @@ DEFAULT_LOOKBACK_MS = 5 * 60 * 1000
 DELETED_FEED_DAYS = 15  # how far back `deleted/` answers
 GONE_CODES = ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
-# PropertySpec types as the Tooling API's CustomField metadata, and as `describe` then tells them.
-_FIELD_TYPES: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "string": ("Text", "string", {"length": 255}),
-    "textarea": ("LongTextArea", "textarea", {"length": 32768, "visibleLines": 3}),
-    "number": ("Number", "double", {"precision": 18, "scale": 2}),
-    "date": ("Date", "date", {}),
-    "datetime": ("DateTime", "datetime", {}),
-    "bool": ("Checkbox", "boolean", {"defaultValue": "false"}),
-    "enumeration": ("Picklist", "picklist", {}),
-    "checkbox": ("MultiselectPicklist", "multipicklist", {"visibleLines": 4}),
-}
 _NUMBER_TYPES = ("double", "currency", "percent", "int", "long")
 
 
@@ -127,6 +117,7 @@ class SalesforceConnector:
         self.lookback_ms = lookback_ms
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
         self.content = SalesforceContent(http, self._query)
+        self.fields = SalesforceFields(http, self._query)
         self._logs: dict[tuple[str, datetime.datetime, datetime.datetime], dict[str, Any]] = {}
 
     # ---- reading ---------------------------------------------------------------------------
@@ -563,112 +554,33 @@ class SalesforceConnector:
             for row in rows
         ]
 
-    @staticmethod
-    def _wanted_type(spec: PropertySpec) -> tuple[str, str, dict[str, Any]]:
-        if spec.type == "enumeration":
-            return _FIELD_TYPES["checkbox" if spec.field_type == "checkbox" else "enumeration"]
-        if spec.type == "string" and spec.field_type == "textarea":
-            return _FIELD_TYPES["textarea"]
-        return _FIELD_TYPES[spec.type]
-
-    def _mismatch(self, sobject: str, spec: PropertySpec, current: Mapping[str, Any]) -> str | None:
-        _, described, _ = self._wanted_type(spec)
-        if current.get("type") == described and bool(current.get("unique")) == spec.unique:
-            return None
-        return (
-            f"{self.http.connection}: field {sobject}.{current.get('name')} exists as type "
-            f"{current.get('type')} (unique={bool(current.get('unique'))}) but the mapping needs "
-            f"a {spec.type} ({described} in Salesforce, unique={spec.unique}); rename one of them "
-            "or change it in Setup."
-        )
-
     def property_problems(
         self, object_type: str, specs: Sequence[PropertySpec], used: Sequence[str]
     ) -> list[str]:
-        """Custom fields missing, of another type or lacking picklist values; used ones missing."""
+        """Custom fields missing (or hidden from the user), of another type or lacking picklist
+        values; fields the mapping uses that the org lacks. A note's properties are fixed."""
         sobject = self._sobject(object_type)
         if sobject == "ContentNote":
             return [
-                self._no_note_field(name)
+                no_note_field(self.http.connection, name)
                 for name in (*(s.name for s in specs), *used)
                 if name not in NOTE_PROPERTIES
             ]
         self._described.pop(sobject, None)
-        existing = self._describe(sobject)
-        problems = []
-        for spec in specs:
-            current = existing.get(spec.name.lower())
-            if current is None:
-                problems.append(
-                    f"{self.http.connection}: custom field {sobject}.{spec.name} ("
-                    f"{self._wanted_type(spec)[1]}{', unique external id' if spec.unique else ''})"
-                    " is missing: run `dealsync init`."
-                )
-            elif mismatch := self._mismatch(sobject, spec, current):
-                problems.append(mismatch)
-            elif lacking := set(spec.options if spec.type == "enumeration" else ()) - {
-                v.get("value") for v in current.get("picklistValues") or []
-            }:
-                problems.append(
-                    f"{self.http.connection}: field {sobject}.{spec.name} lacks the picklist "
-                    f"values {', '.join(sorted(lacking))}: add them in Setup > Object Manager."
-                )
-        named = {spec.name.lower() for spec in specs}
-        for name in dict.fromkeys(used):
-            if name.lower() not in existing and name.lower() not in named:
-                problems.append(
-                    f"{self.http.connection}: the mapping uses {sobject}.{name}, which this org does "
-                    "not have (or the dealsync user cannot see): fix the field name in the mapping, "
-                    "or create it (and give the user access to it) in Setup."
-                )
-        return problems
-
-    def _no_note_field(self, name: str) -> str:
-        return (
-            f"{self.http.connection}: a Salesforce note has no property {name}: ContentNote takes "
-            f"no custom fields; a mapping can use {', '.join(NOTE_PROPERTIES)} "
-            "(see mappings/salesforce_shared_notes.yaml)."
-        )
+        return self.fields.problems(sobject, self._describe(sobject), specs, used)
 
     def ensure_properties(self, object_type: str, specs: Sequence[PropertySpec]) -> list[str]:
-        """Create the missing custom fields through the Tooling API; refuse one that exists with
-        another type."""
+        """Create the missing custom fields (Tooling API) and grant the connection's user access
+        to them (a permission set); refuse one that exists with another type."""
         sobject = self._sobject(object_type)
         if sobject == "ContentNote":
             if specs:
-                raise ConnectorError(self._no_note_field(specs[0].name))
+                raise ConnectorError(no_note_field(self.http.connection, specs[0].name))
             return []
         self._described.pop(sobject, None)
-        existing = self._describe(sobject)
-        created = []
-        for spec in specs:
-            current = existing.get(spec.name.lower())
-            if current is not None:
-                if mismatch := self._mismatch(sobject, spec, current):
-                    raise ConnectorError(mismatch)
-                continue
-            if not spec.name.endswith("__c"):
-                raise ConnectorError(
-                    f"{self.http.connection}: {spec.name} cannot be created: a Salesforce custom "
-                    "field's name ends in __c. Fix the name in the mapping's custom_properties."
-                )
-            field_type, _, extra = self._wanted_type(spec)
-            metadata: dict[str, Any] = {"label": spec.label, "type": field_type, **extra}
-            if spec.unique:
-                metadata.update(externalId=True, unique=True, caseSensitive=True)
-            if spec.type == "enumeration":
-                metadata["valueSet"] = {
-                    "valueSetDefinition": {
-                        "value": [{"fullName": o, "label": o} for o in spec.options]
-                    }
-                }
-            self.http.request(
-                "POST",
-                "/tooling/sobjects/CustomField/",
-                json={"FullName": f"{sobject}.{spec.name}", "Metadata": metadata},
-            )
-            created.append(spec.name)
+        created = self.fields.ensure(sobject, self._describe(sobject), specs)
         self._described.pop(sobject, None)
+        self.fields.check_types(sobject, self._describe(sobject), specs)
         return created
 
 

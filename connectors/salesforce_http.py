@@ -32,7 +32,7 @@ SALESFORCE_ERRORS: dict[int, ErrorRule] = {
 
 # Sessions by login identity: a run (or a worker's hundredth run) does not log in again while the
 # session lasts; Salesforce answers INVALID_SESSION_ID when it has expired, and the call logs in then.
-_sessions: dict[tuple[str, ...], tuple[str, str]] = {}
+_sessions: dict[tuple[str, ...], tuple[str, str, str]] = {}  # (access token, instance, user id)
 
 
 class AllowanceSpent(DailyLimitReached):
@@ -99,7 +99,7 @@ class SalesforceHttp(HttpClient):
                 register_secret(secret)
         self.connection = connection
         self.logins = 0  # the logins this connection made (a session another one made serves it)
-        access, instance_url = _sessions.get(login.identity()) or self._authenticate()
+        access, instance_url, user_id = _sessions.get(login.identity()) or self._authenticate()
         super().__init__(
             f"{instance_url}/services/data/v{API_VERSION}",
             access,
@@ -110,11 +110,12 @@ class SalesforceHttp(HttpClient):
         if verify is not True:
             self._session.verify = verify
         self.instance_url = instance_url
+        self.user_id = user_id  # who the connection acts as (the id URL's last part)
         self.api_used: int | None = None  # from the last answer's Sforce-Limit-Info
         self.api_total: int | None = None
 
-    def _authenticate(self) -> tuple[str, str]:
-        """A new session: (access token, instance URL), or AuthError saying why not."""
+    def _authenticate(self) -> tuple[str, str, str]:
+        """A new session: (access token, instance URL, user id), or AuthError saying why not."""
         url = f"{self.login.login_url.rstrip('/')}/services/oauth2/token"
         try:
             answer = requests.post(url, data=self.login.grant(), timeout=30, verify=self._verify)
@@ -138,7 +139,8 @@ class SalesforceHttp(HttpClient):
         token = answer.json()
         self.logins += 1
         register_secret(token["access_token"])
-        session = token["access_token"], token["instance_url"].rstrip("/")
+        user_id = str(token.get("id") or "").rstrip("/").rsplit("/", 1)[-1]
+        session = token["access_token"], token["instance_url"].rstrip("/"), user_id
         _sessions[self.login.identity()] = session  # the next connection of this process reuses it
         return session
 
@@ -158,7 +160,7 @@ class SalesforceHttp(HttpClient):
                 ) from None
             if exc.status != 401:
                 raise
-        access, _ = self._authenticate()  # INVALID_SESSION_ID: the session timed out
+        access, _, _ = self._authenticate()  # INVALID_SESSION_ID: the session timed out
         self._session.headers["Authorization"] = f"Bearer {access}"
         self._check_allowance()
         return super().request(method, path, **kwargs)  # a second refusal is final

@@ -99,6 +99,7 @@ class Org:
     numbers: itertools.count = field(default_factory=lambda: itertools.count(1))
     clock: Any = field(default=lambda: datetime.datetime.now(datetime.UTC))
     schema: dict[str, SObject] = field(default_factory=lambda: dict(SOBJECTS))
+    custom_fields: set[tuple[str, str]] = field(default_factory=set)  # (sobject, field), lower
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -114,15 +115,79 @@ class Org:
             )
 
     def sobject(self, name: str) -> SObject:
-        """An sObject type by name, or NOT_FOUND."""
+        """An sObject type by name as the session's user sees it (field-level security), or
+        NOT_FOUND."""
         found = self.schema.get(name.lower())
         if found is None:
             raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
-        return found
+        custom = {f for s, f in self.custom_fields if s == found.name.lower()}
+        if not custom:
+            return found
+        granted = self._granted(found.name)
+        hidden = {f for f in custom if f not in granted}
+        read_only = {f for f in custom if f in granted and not granted[f]}
+        return found.as_seen(hidden, read_only)
+
+    def _granted(self, type_name: str) -> dict[str, bool]:
+        """The fields of a type the user's permission sets grant: name -> whether they may edit."""
+        assigned = {
+            a["PermissionSetId"]
+            for a in self.all_raw("PermissionSetAssignment")
+            if a["AssigneeId"] == self.user_id
+        }
+        granted: dict[str, bool] = {}
+        for grant in self.all_raw("FieldPermissions"):
+            sobject, _, name = str(grant["Field"]).partition(".")
+            mine = grant["ParentId"] in assigned and sobject.lower() == type_name.lower()
+            if mine and (grant["PermissionsRead"] or grant["PermissionsEdit"]):
+                edit = bool(grant["PermissionsEdit"])
+                granted[name.lower()] = granted.get(name.lower(), False) or edit
+        return granted
+
+    def all_raw(self, type_name: str) -> list[dict[str, Any]]:
+        """Every live record of a type, read by the org itself (not through a user's view)."""
+        return [r for r in self.records.get(type_name, {}).values() if not r["IsDeleted"]]
+
+    def check_grant(self, type_name: str, values: dict[str, Any]) -> None:
+        """What Salesforce refuses of a new permission record: a grant of a field that is not a
+        custom field, a second grant or assignment of the same thing."""
+        if type_name == "FieldPermissions":
+            sobject, _, name = str(values.get("Field") or "").partition(".")
+            if (sobject.lower(), name.lower()) not in self.custom_fields:
+                raise SalesforceError(
+                    400,
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    f"Field Name: bad value for restricted picklist field: {values.get('Field')}",
+                    ["Field"],
+                )
+            twins = [
+                g
+                for g in self.all_raw("FieldPermissions")
+                if g["ParentId"] == values.get("ParentId")
+                and str(g["Field"]).lower() == str(values.get("Field")).lower()
+            ]
+        elif type_name == "PermissionSetAssignment":
+            twins = [
+                a
+                for a in self.all_raw("PermissionSetAssignment")
+                if a["PermissionSetId"] == values.get("PermissionSetId")
+                and a["AssigneeId"] == values.get("AssigneeId")
+            ]
+        else:
+            return
+        if twins:
+            raise SalesforceError(
+                400,
+                "DUPLICATE_VALUE",
+                f"duplicate value found: duplicates value on record with id: {twins[0]['Id']}",
+            )
 
     def add_field(self, type_name: str, added: Field) -> None:
-        """A custom field an admin created; the records there have it empty (false: a checkbox)."""
-        sobject = self.sobject(type_name)
+        """A custom field an admin created, hidden from users until a permission set grants it;
+        the records there have it empty (false: a checkbox)."""
+        sobject = self.schema.get(type_name.lower())
+        if sobject is None:
+            raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
         if sobject.field(added.name) is not None:
             raise SalesforceError(
                 400,
@@ -131,6 +196,7 @@ class Org:
                 ["FullName"],
             )
         self.schema[sobject.name.lower()] = sobject.with_field(added)
+        self.custom_fields.add((sobject.name.lower(), added.name.lower()))
         empty = False if added.type == "boolean" else None
         for record in self.records.get(sobject.name, {}).values():
             record[added.name] = empty
@@ -178,6 +244,7 @@ class Org:
         Salesforce answers."""
         sobject = self.sobject(type_name)
         checked = self._values(sobject, values, creating=True)
+        self.check_grant(sobject.name, checked)
         missing = [n for n in sobject.required() if checked.get(n) in (None, "")]
         if missing:
             raise SalesforceError(
@@ -186,7 +253,8 @@ class Org:
         self._unique(sobject, checked, None)
         now = stamp(self.clock())
         record_id = record_id or salesforce_id(sobject.prefix, next(self.numbers))
-        record: dict[str, Any] = {spec.name: None for spec in sobject.fields}
+        every = self.schema[sobject.name.lower()].fields  # hidden ones too: empty, not absent
+        record: dict[str, Any] = {spec.name: None for spec in every}
         record.update(
             {
                 "Id": record_id,
@@ -196,7 +264,7 @@ class Org:
                 "SystemModstamp": now,
             }
         )
-        for spec in sobject.fields:
+        for spec in every:
             if spec.type == "boolean" and record[spec.name] is None:
                 record[spec.name] = False
         if sobject.field("OwnerId") is not None:

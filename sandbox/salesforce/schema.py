@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 STAGES = (
     "Prospecting",
@@ -92,6 +92,16 @@ class SObject:
     def with_field(self, added: Field) -> SObject:
         """This type with one more field (a custom field an admin created)."""
         return SObject(self.name, self.prefix, (*self.fields, added), self.mergeable)
+
+    def as_seen(self, hidden: set[str], read_only: set[str]) -> SObject:
+        """This type as a user sees it: without the fields hidden from them (lower-case names),
+        those they may only read neither createable nor updateable."""
+        fields = tuple(
+            replace(f, createable=False, updateable=False) if f.name.lower() in read_only else f
+            for f in self.fields
+            if f.name.lower() not in hidden
+        )
+        return SObject(self.name, self.prefix, fields, self.mergeable)
 
     def describe(self, base: str) -> dict[str, object]:
         """The `sobjects/{T}/describe` answer."""
@@ -198,6 +208,34 @@ CONTENT_DOCUMENT_LINK = SObject(
         Field("Visibility", "picklist", 40, picklist=("AllUsers", "InternalUsers", "SharedUsers")),
     ),
 )
+# Field-level security: a custom field is hidden from a user until a permission set assigned to them
+# grants it (`FieldPermissions`), as in an org where a field is created through the API.
+PERMISSION_SET = SObject(
+    "PermissionSet",
+    "0PS",
+    (*_system(), Field("Name", "string", 80, nillable=False), Field("Label", "string", 80)),
+)
+FIELD_PERMISSIONS = SObject(
+    "FieldPermissions",
+    "01k",
+    (
+        *_system(),
+        Field("ParentId", "reference", 18, nillable=False, updateable=False),
+        Field("SobjectType", "string", 80, nillable=False, updateable=False),
+        Field("Field", "string", 255, nillable=False, updateable=False),
+        Field("PermissionsRead", "boolean", nillable=False),
+        Field("PermissionsEdit", "boolean", nillable=False),
+    ),
+)
+PERMISSION_SET_ASSIGNMENT = SObject(
+    "PermissionSetAssignment",
+    "0Pa",
+    (
+        *_system(),
+        Field("PermissionSetId", "reference", 18, nillable=False, updateable=False),
+        Field("AssigneeId", "reference", 18, nillable=False, updateable=False),
+    ),
+)
 SOBJECTS = {
     s.name.lower(): s
     for s in (
@@ -207,5 +245,8 @@ SOBJECTS = {
         CONTENT_NOTE,
         CONTENT_VERSION,
         CONTENT_DOCUMENT_LINK,
+        PERMISSION_SET,
+        FIELD_PERMISSIONS,
+        PERMISSION_SET_ASSIGNMENT,
     )
 }

@@ -138,3 +138,31 @@ def test_a_record_salesforce_refuses_fails_alone_with_salesforces_reason(connect
     assert [o.ok for o in outcomes] == [True, False, False]
     assert "REQUIRED_FIELD_MISSING" in str(outcomes[1].error)
     assert "StageName" in str(outcomes[1].error) and not outcomes[1].error.retriable
+
+
+def test_init_grants_the_user_its_fields_and_a_field_hidden_from_it_is_granted_not_made_again(
+    connector, salesforce
+):
+    user = salesforce_user(salesforce)
+    # An admin made the field earlier through the API: it exists, hidden from every user.
+    user(
+        "POST",
+        "/tooling/sobjects/CustomField/",
+        json={
+            "FullName": "Opportunity.dealsync_pain__c",
+            "Metadata": {"label": "Pain", "type": "LongTextArea", "length": 32768},
+        },
+    )
+    spec = PropertySpec("dealsync_pain__c", "Pain", field_type="textarea")
+    [problem] = connector.property_problems("deals", [spec], [])
+    assert "hidden from the dealsync user" in problem and "dealsync init" in problem
+    assert connector.ensure_properties("deals", [spec]) == []  # granted, not created
+    assert connector.property_problems("deals", [spec], []) == []
+    assert connector.ensure_properties("deals", [spec]) == []  # and nothing more the second time
+    grants = user(
+        "GET",
+        "/query/",
+        params={"q": "SELECT Field FROM FieldPermissions WHERE SobjectType = 'Opportunity'"},
+    ).json()["records"]
+    granted = sorted(g["Field"] for g in grants)
+    assert granted == sorted(f"Opportunity.{s.name}" for s in [*SPECS, spec])  # each once

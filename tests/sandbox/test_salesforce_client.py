@@ -67,7 +67,29 @@ def org():
                 json={"FullName": f"Opportunity.{name}", "Metadata": metadata},
             )
             assert created["success"]
+        grant_fields(sf, list(CUSTOM_FIELDS))
         yield server
+
+
+def grant_fields(sf: Salesforce, names: list[str]) -> str:
+    """What an admin does after creating fields through the API: a permission set that grants
+    them, assigned to the user (a new field is hidden from everyone until then). Its id."""
+    permission_set = sf.PermissionSet.create({"Name": "dealsync_test", "Label": "dealsync test"})
+    for name in names:
+        sf.FieldPermissions.create(
+            {
+                "ParentId": permission_set["id"],
+                "SobjectType": "Opportunity",
+                "Field": f"Opportunity.{name}",
+                "PermissionsRead": True,
+                "PermissionsEdit": True,
+            }
+        )
+    user_id = sf.query("SELECT Id FROM User WHERE Username = 'admin@sandbox.test'")["records"][0]
+    sf.PermissionSetAssignment.create(
+        {"PermissionSetId": permission_set["id"], "AssigneeId": user_id["Id"]}
+    )
+    return str(permission_set["id"])
 
 
 def _client(org: SalesforceProcess) -> Salesforce:
@@ -124,7 +146,22 @@ def test_a_custom_field_is_created_once_with_its_type_and_shows_in_describe(sf):
     )
     assert answer["success"] and answer["id"].startswith("00N")
     described = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    assert "region__c" not in described  # hidden until a permission set grants it
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.query("SELECT Id, region__c FROM Opportunity")
+    permission_set = sf.query("SELECT Id FROM PermissionSet WHERE Name = 'dealsync_test'")
+    sf.FieldPermissions.create(
+        {
+            "ParentId": permission_set["records"][0]["Id"],
+            "SobjectType": "Opportunity",
+            "Field": "Opportunity.region__c",
+            "PermissionsRead": True,
+            "PermissionsEdit": False,
+        }
+    )
+    described = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
     assert described["region__c"]["type"] == "string" and described["region__c"]["custom"]
+    assert not described["region__c"]["updateable"]  # read, not edit
     assert described["region__c"]["length"] == 40
     with pytest.raises(SalesforceMalformedRequest) as twice:
         sf.restful(
