@@ -127,6 +127,7 @@ class Connector(Protocol):
 
     kind: str
     capabilities: Capabilities
+    notices: list[str]  # what the run report should say of how the connector read (a fallback)
 
     @property
     def calls(self) -> int:

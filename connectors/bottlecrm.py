@@ -127,6 +127,7 @@ class BottleCrmConnector:
         # A self-hosted server announces no limits; 20 requests a second keeps it responsive.
         http_options.setdefault("limiters", PortalLimiters(per_10s=220))
         self.http = HttpClient(base_url, token, connection, error_table=HTTP_ERRORS, **http_options)
+        self.notices: list[str] = []
         self._tags: dict[str, str] | None = None
         self._profiles: dict[str, str] | None = None
         self._custom_keys: set[str] | None = None

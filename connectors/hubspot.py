@@ -116,6 +116,7 @@ class HubSpotConnector:
         **http_options: Any,
     ) -> None:
         self.http = HttpClient(base_url, token, connection, **http_options)
+        self.notices: list[str] = []
         self.lookback_ms = lookback_ms
 
     # ---- reading ---------------------------------------------------------------------------

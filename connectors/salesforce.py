@@ -115,6 +115,7 @@ class SalesforceConnector:
     def __init__(self, http: SalesforceHttp, lookback_ms: int = DEFAULT_LOOKBACK_MS) -> None:
         self.http = http
         self.lookback_ms = lookback_ms
+        self.notices: list[str] = []
         self._described: dict[str, dict[str, dict[str, Any]]] = {}
         self.content = SalesforceContent(http, self._query)
         self.fields = SalesforceFields(http, self._query)
@@ -216,13 +217,10 @@ class SalesforceConnector:
             max(since_ms - self.lookback_ms, 0) / 1000, datetime.UTC
         ).replace(second=0, microsecond=0)
         if start < now - datetime.timedelta(days=DELETED_FEED_DAYS) + datetime.timedelta(hours=1):
-            log.warning(
-                "%s: the delete log reaches back %d days, the cursor is older (%s): every linked "
-                "%s is checked instead",
-                self.http.connection,
-                DELETED_FEED_DAYS,
-                start.isoformat(),
-                sobject,
+            self._notice(
+                f"{self.http.connection}: Salesforce's delete log reaches back {DELETED_FEED_DAYS} "
+                f"days and the last run is older ({start:%Y-%m-%d %H:%M} UTC): every linked "
+                f"{sobject} was checked instead"
             )
             return None
         end = now.replace(second=0, microsecond=0) + datetime.timedelta(minutes=1)
@@ -236,16 +234,19 @@ class SalesforceConnector:
         answer = self._logs.pop(asked) if reuse else self._logs[asked]
         earliest = answer.get("earliestDateAvailable")
         if earliest and epoch_ms(earliest) > start.timestamp() * 1000:
-            log.warning(
-                "%s: Salesforce's delete log starts at %s, after this run's window (%s): deletions "
-                "before it may be missing from it, so every linked %s is checked instead",
-                self.http.connection,
-                earliest,
-                start.isoformat(),
-                sobject,
+            self._notice(
+                f"{self.http.connection}: Salesforce's delete log starts at {earliest}, after this "
+                f"run's window ({start:%Y-%m-%d %H:%M} UTC; the recycle bin was emptied?): every "
+                f"linked {sobject} was checked instead"
             )
             return None
         return {str(item["id"]) for item in answer.get("deletedRecords") or []}
+
+    def _notice(self, text: str) -> None:
+        """Tell the run report (once) and the log."""
+        if text not in self.notices:
+            self.notices.append(text)
+            log.warning("%s", text)
 
     def list_archived(self, object_type: str, properties: Sequence[str]) -> Iterator[list[Record]]:
         """Records in the recycle bin (deleted within the last 15 days), page by page."""

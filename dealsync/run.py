@@ -72,6 +72,7 @@ def _run(ctx: RunContext, step: Step) -> RunReport:
             ctx.ledger.finish_run(ctx.run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
         raise
     report.api_calls = sum(connector.calls for connector in ctx.connectors.values())
+    report.messages += [n for connector in ctx.connectors.values() for n in connector.notices]
     report.seconds = time.monotonic() - started
     if ctx.run_id is not None:
         ctx.ledger.finish_run(ctx.run_id, "completed", report.summary())
