@@ -29,13 +29,7 @@ test: $(STAMP) $(BOTTLECRM)/template.db host-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
-	@# The two-host tests (own PostgreSQL, Prefect server and sandbox, mostly waiting on leases) run
-	@# beside the rest; their output follows the suite's, and either failing fails the target.
-	@$(BIN)/pytest -q -p no:cacheprovider tests/multihost > .multihost.log 2>&1 & hosts=$$!; \
-	$(BIN)/pytest -q --record-mode=none --durations=15 --ignore=tests/multihost; suite=$$?; \
-	wait $$hosts; multihost=$$?; \
-	echo "---- tests/multihost (ran beside the suite) ----"; cat .multihost.log; \
-	test $$suite -eq 0 && test $$multihost -eq 0
+	$(BIN)/pytest -q --record-mode=none --durations=15
 
 # The two-host tests make network namespaces (iproute2's `ip`) and a PostgreSQL of their own (initdb).
 host-tools:
